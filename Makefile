@@ -1,0 +1,95 @@
+# kvshm - top-level Makefile.
+#
+#   make          build libshm (static + shared), tools, tests, benchmarks
+#   make test     install what is missing, build, run every test
+#   make bench    run the benchmarks
+#   make demo     run the main job
+#   make format   clang-format every C file
+#   make clean
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla \
+            -Wstrict-prototypes -Wmissing-prototypes -fvisibility=hidden
+PIC      := -fPIC
+LDLIBS   := -lpthread -lrt
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+BUILD    := build
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm)
+
+LIB_SRC  := $(wildcard libshm/*.c)
+LIB_HDR  := $(wildcard libshm/*.h)
+LIB_OBJ  := $(LIB_SRC:libshm/%.c=$(BUILD)/obj/%.o)
+SAN_OBJ  := $(LIB_SRC:libshm/%.c=$(BUILD)/san/%.o)
+TEST_SRC := $(wildcard tests/check_*.c)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
+TEST_UTIL:= tests/testutil.c tests/testutil.h
+
+.PHONY: all lib test test-c test-san bench demo format clean deps
+
+all: lib $(TESTS) $(BUILD)/bench/bench_shm $(BUILD)/demo/demo_shm
+
+lib: $(BUILD)/libkvshm.a $(BUILD)/libkvshm.so
+
+$(BUILD)/obj/%.o: libshm/%.c $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(PIC) -DKVSHM_BUILDING -c $< -o $@
+
+$(BUILD)/san/%.o: libshm/%.c $(LIB_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O1 -g $(SAN) -DKVSHM_BUILDING -c $< -o $@
+
+$(BUILD)/libkvshm.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/libkvshm.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL) $(BUILD)/libkvshm.a
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) -Ilibshm $< tests/testutil.c $(BUILD)/libkvshm.a \
+	  $(CHECK_LIBS) $(LDLIBS) -o $@
+
+$(BUILD)/san-tests/%: tests/%.c $(TEST_UTIL) $(SAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O1 -g $(SAN) -Ilibshm $< tests/testutil.c $(SAN_OBJ) \
+	  $(CHECK_LIBS) $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libkvshm.a
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O2 -g -Ilibshm $< $(BUILD)/libkvshm.a $(LDLIBS) -lm -o $@
+
+$(BUILD)/demo/%: examples/%.c $(BUILD)/libkvshm.a
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) -Ilibshm $< $(BUILD)/libkvshm.a $(LDLIBS) -o $@
+
+deps:
+	@scripts/deps.sh
+
+test: deps
+	$(MAKE) test-c test-san
+
+# Check's summary line comes from each suite; CK_FORK keeps a crashing test
+# from taking the runner down.
+test-c: lib $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+
+test-san: $(SAN_TESTS)
+	@set -e; for t in $(SAN_TESTS); do echo "== $$t (ASan+UBSan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 KVSHM_SAN=1 $$t; done
+
+bench: $(BUILD)/bench/bench_shm
+	$(BUILD)/bench/bench_shm
+
+demo: deps $(BUILD)/demo/demo_shm
+	$(BUILD)/demo/demo_shm
+
+format:
+	clang-format -i libshm/*.[ch] tests/*.[ch] bench/*.c examples/*.c tools/*.c \
+	  addon/src/*.c 2>/dev/null || true
+
+clean:
+	rm -rf $(BUILD)

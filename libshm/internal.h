@@ -1,0 +1,142 @@
+/*
+ * internal.h - the process-local handle and the functions libshm's files
+ * share.  Nothing here is part of the public API.
+ */
+#ifndef KVSHM_INTERNAL_H
+#define KVSHM_INTERNAL_H
+
+#include "kvshm.h"
+#include "kvshm_test.h"
+#include "layout.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+
+struct kvshm_store; /* the SQLite tier, store.c */
+
+/* A process-local handle: one mapping of one segment. */
+struct kvshm {
+  unsigned char *base;        /* the mapping */
+  size_t size;                /* its length */
+  struct kvshm_hdr *hdr;      /* == base */
+  struct kvshm_stripe *stripes; /* base + KVSHM_HDR_SIZE */
+  uint32_t nstripes;          /* copies of header geometry, validated */
+  uint32_t nslots;
+  uint32_t nbuckets;
+  uint32_t slot_size;
+  uint64_t region_off;
+  uint64_t region_size;
+  uint64_t default_ttl_ms;
+  uint32_t lock_timeout_ms;
+  unsigned flags;             /* KVSHM_RDONLY, ... from open */
+  uint64_t rng;               /* xorshift state for LFU and sampling */
+  char name[KVSHM_NAME_MAX + 1];
+  /* Test hooks (kvshm_test.h); NULL in production. */
+  kvshm_test_hook_fn hook;
+  void *hook_ctx;
+  kvshm_test_clock_fn clock;
+  void *clock_ctx;
+  /* Scratch buffer for keys that span slots, and for incr. */
+  unsigned char *scratch;
+  size_t scratch_size;
+  struct kvshm_store *store; /* SQLite tier, NULL if memory only */
+};
+
+/* ---- errors.c ---- */
+/* Record a detail message for kvshm_errdetail(); returns err. */
+int kvshm__fail(int err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void kvshm__clear_detail(void);
+
+/* ---- hash.c ---- */
+uint64_t kvshm__hash(const void *data, size_t len, uint64_t seed);
+
+/* ---- segment.c ---- */
+uint64_t kvshm__wall_ms(void);
+static inline uint64_t kvshm__now_ms(kvshm *kv) {
+  return kv->clock ? kv->clock(kv->clock_ctx) : kvshm__wall_ms();
+}
+uint32_t kvshm__hdr_check(const struct kvshm_hdr *h);
+/* Check a mapped header against itself and the file size; 0 or an error. */
+int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
+                        const char *name);
+uint64_t kvshm__key_hash(const void *key, size_t klen);
+
+/* ---- geometry ---- */
+static inline struct kvshm_stripe *kvshm__stripe(kvshm *kv, uint32_t s) {
+  return &kv->stripes[s];
+}
+static inline uint32_t *kvshm__buckets(kvshm *kv, uint32_t s) {
+  return (uint32_t *)(kv->base + kv->region_off + (uint64_t)s * kv->region_size);
+}
+/* The slot with ref r (1-based) of stripe s.  r must be in [1, nslots]. */
+static inline unsigned char *kvshm__slot(kvshm *kv, uint32_t s, uint32_t r) {
+  assert(r >= 1 && r <= kv->nslots);
+  return (unsigned char *)kvshm__buckets(kv, s) + (size_t)kv->nbuckets * 4 +
+         (size_t)(r - 1) * kv->slot_size;
+}
+static inline bool kvshm__ref_ok(kvshm *kv, uint32_t r) {
+  return r >= 1 && r <= kv->nslots;
+}
+/* Slots needed for an entry of `total` key+value bytes. */
+static inline uint64_t kvshm__slots_for(uint32_t slot_size, uint64_t total) {
+  uint64_t hd = KVSHM_HEAD_DATA(slot_size), cd = KVSHM_CONT_DATA(slot_size);
+  return total <= hd ? 1 : 1 + (total - hd + cd - 1) / cd;
+}
+/* The largest slot count one entry may take: half a stripe. */
+static inline uint32_t kvshm__max_entry_slots(kvshm *kv) {
+  return kv->nslots / 2;
+}
+
+static inline uint16_t kvshm__state_load(const void *slot) {
+  return atomic_load_explicit((_Atomic uint16_t *)slot, memory_order_acquire);
+}
+static inline void kvshm__state_store(void *slot, uint16_t v) {
+  atomic_store_explicit((_Atomic uint16_t *)slot, v, memory_order_release);
+}
+
+static inline void kvshm__hook(kvshm *kv, kvshm_test_point p) {
+  if (kv->hook)
+    kv->hook(kv, p, kv->hook_ctx);
+}
+
+/* ---- lock.c ---- */
+/* Lock stripe s, repairing it if the last holder died. */
+int kvshm__lock(kvshm *kv, uint32_t s);
+void kvshm__unlock(kvshm *kv, uint32_t s);
+/* Rebuild stripe s's index, free list and derived counts from its slots. */
+void kvshm__repair_locked(kvshm *kv, uint32_t s);
+
+/* ---- table.c ---- */
+/* Check entry `ref` of stripe s: chain, lengths, checksum.  0 or ECORRUPT. */
+int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
+                              bool checksum);
+/* Copy `len` bytes of entry data starting at `off` into dst. */
+void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref,
+                              uint64_t off, void *dst, uint64_t len);
+/* Free every slot of entry `ref` (already unlinked from its bucket). */
+void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
+/* Unlink entry `ref` from its bucket chain and free it. */
+void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
+/* Reset stripe s to empty. */
+void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
+int kvshm__scratch(kvshm *kv, size_t n);
+
+/* ---- lfu.c ---- */
+#define KVSHM_LFU_INIT 5u       /* counter of a new entry */
+#define KVSHM_LFU_LOG_FACTOR 10 /* higher: slower growth */
+#define KVSHM_LFU_DECAY_MIN 1u  /* minutes per point of decay */
+uint32_t kvshm__lfu_new(kvshm *kv, uint64_t now_ms);
+uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms);
+uint32_t kvshm__lfu_counter(uint32_t lfu, uint64_t now_ms);
+uint64_t kvshm__rand(kvshm *kv);
+/*
+ * Evict entries of stripe s until it has `need` free slots, never evicting
+ * `keep`.  Returns 0, or KVSHM_ETOOBIG if nothing more can be evicted.
+ */
+int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
+                        uint64_t now_ms);
+
+#endif /* KVSHM_INTERNAL_H */

@@ -1,0 +1,120 @@
+/*
+ * iter.c - walking every live entry for tools (keys, dump, the addon's
+ * iterators).  The walk holds one stripe lock at a time, and only while it
+ * scans to the next entry and copies it out, so writers are never blocked
+ * for more than one entry's copy.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct kvshm_iter {
+  kvshm *kv;
+  uint32_t stripe;      /* stripe being walked */
+  uint32_t next;        /* next slot ref to look at in it */
+  unsigned char *prefix;
+  size_t plen;
+  unsigned char *buf;   /* key then value of the current entry */
+  size_t bufsize;
+};
+
+int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
+                    kvshm_iter **out) {
+  kvshm__clear_detail();
+  if (!out || (plen && !prefix))
+    return kvshm__fail(KVSHM_EINVAL, "iter_open: NULL argument");
+  kvshm_iter *it = calloc(1, sizeof *it);
+  if (!it)
+    return -ENOMEM;
+  it->kv = kv;
+  it->next = 1;
+  if (plen) {
+    it->prefix = malloc(plen);
+    if (!it->prefix) {
+      free(it);
+      return -ENOMEM;
+    }
+    memcpy(it->prefix, prefix, plen);
+    it->plen = plen;
+  }
+  *out = it;
+  return KVSHM_OK;
+}
+
+/* Copy out the first live entry at or after it->next in the locked stripe.
+ * Returns 1 if one was copied, 0 if the stripe is done, <0 on error. */
+static int scan_stripe_locked(kvshm_iter *it, uint64_t now) {
+  kvshm *kv = it->kv;
+  uint32_t s = it->stripe;
+  for (; it->next <= kv->nslots; it->next++) {
+    uint32_t r = it->next;
+    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
+    if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD ||
+        (hd->state & KVSHM_ST_TOMB) ||
+        (hd->expires_ms && hd->expires_ms <= now))
+      continue;
+    if (kvshm__entry_check_locked(kv, s, r, true))
+      continue; /* broken: verify reports it, the next writer repairs it */
+    if (hd->klen < it->plen)
+      continue;
+    size_t total = (size_t)hd->klen + hd->vlen;
+    if (total > it->bufsize) {
+      unsigned char *b = realloc(it->buf, total ? total : 1);
+      if (!b)
+        return -ENOMEM;
+      it->buf = b;
+      it->bufsize = total;
+    }
+    kvshm__entry_read_locked(kv, s, r, 0, it->buf, total);
+    if (it->plen && memcmp(it->buf, it->prefix, it->plen) != 0)
+      continue;
+    it->next++;
+    return 1;
+  }
+  return 0;
+}
+
+int kvshm_iter_next(kvshm_iter *it, const void **key, size_t *klen,
+                    const void **val, size_t *vlen, uint32_t *flags,
+                    uint64_t *expires_ms) {
+  kvshm *kv = it->kv;
+  uint64_t now = kvshm__now_ms(kv);
+  while (it->stripe < kv->nstripes) {
+    int rc = kvshm__lock(kv, it->stripe);
+    if (rc)
+      return rc;
+    rc = scan_stripe_locked(it, now);
+    if (rc == 1) {
+      struct kvshm_head *hd = (void *)kvshm__slot(kv, it->stripe, it->next - 1);
+      if (key)
+        *key = it->buf;
+      if (klen)
+        *klen = hd->klen;
+      if (val)
+        *val = it->buf + hd->klen;
+      if (vlen)
+        *vlen = hd->vlen;
+      if (flags)
+        *flags = hd->flags;
+      if (expires_ms)
+        *expires_ms = hd->expires_ms;
+      kvshm__unlock(kv, it->stripe);
+      return KVSHM_OK;
+    }
+    kvshm__unlock(kv, it->stripe);
+    if (rc < 0)
+      return rc;
+    it->stripe++;
+    it->next = 1;
+  }
+  return KVSHM_ENOTFOUND;
+}
+
+void kvshm_iter_close(kvshm_iter *it) {
+  if (!it)
+    return;
+  free(it->prefix);
+  free(it->buf);
+  free(it);
+}

@@ -1,0 +1,279 @@
+/*
+ * kvshm.h - the public API of libshm, a key-value cache in one POSIX
+ * shared-memory segment shared by any number of processes on one host.
+ *
+ * Every function returns an int status: KVSHM_OK (0) on success, a negative
+ * KVSHM_E* code for library errors, or a negative errno value (-ENOENT,
+ * -EACCES, ...) passed through from the system.  kvshm_strerror() turns any of
+ * them into a sentence, kvshm_err_name() into the code's name, and
+ * kvshm_errdetail() gives the calling thread's last detailed message (which
+ * value differed, how much memory was needed, ...).
+ *
+ * A handle (kvshm *) may be used by one thread at a time; open one handle per
+ * thread, or lock around a shared one.  Handles are not inherited across
+ * fork(): a child opens its own.
+ */
+#ifndef KVSHM_H
+#define KVSHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVSHM_VERSION_STRING "0.1.0"
+
+/* Marks the exported symbols (the library builds with -fvisibility=hidden). */
+#define KVSHM_API __attribute__((visibility("default")))
+
+/* An open cache: one mapping of one segment. Opaque. */
+typedef struct kvshm kvshm;
+/* A position in a walk over every entry (see kvshm_iter_open). Opaque. */
+typedef struct kvshm_iter kvshm_iter;
+
+/*
+ * Error codes.  One list, expanded into the enum, kvshm_strerror() and
+ * kvshm_err_name() (libuv's UV_ERRNO_MAP pattern): add an error here only.
+ */
+#define KVSHM_ERRNO_MAP(X)                                                     \
+  X(NOTFOUND, -30800, "key not found")                                        \
+  X(EXIST, -30801, "key already exists (set with NX)")                       \
+  X(TOOBIG, -30802, "key or value too large for this cache")                  \
+  X(CONFIG, -30803, "segment exists with a different configuration")          \
+  X(BADNAME, -30804, "invalid cache name")                                     \
+  X(BADMAGIC, -30805, "not a kvshm segment")                                   \
+  X(VERSION, -30806, "segment has another layout version")                    \
+  X(CORRUPT, -30807, "corrupt data in the shared-memory segment")             \
+  X(NOTINT, -30808, "value is not a 64-bit integer")                          \
+  X(OVERFLOW, -30809, "increment would overflow a 64-bit integer")            \
+  X(BUFSIZE, -30810, "buffer too small for the value")                        \
+  X(TIMEDOUT, -30811, "timed out waiting for a stripe lock")                  \
+  X(INVAL, -30812, "invalid argument")                                         \
+  X(RDONLY, -30813, "cache was opened read-only")                             \
+  X(NOSHM, -30814, "not enough free shared memory (/dev/shm)")                \
+  X(SQLITE, -30815, "SQLite error")                                            \
+  X(BADDB, -30816, "SQLite file is not a kvshm store, or is corrupt")         \
+  X(NOTRECOVERABLE, -30817, "stripe lock is not recoverable")                 \
+  X(REAPER, -30818, "could not start the kvshm-reaper process")
+
+typedef enum {
+  KVSHM_OK = 0,
+#define KVSHM_ERR_ENUM_(name, code, msg) KVSHM_E##name = (code),
+  KVSHM_ERRNO_MAP(KVSHM_ERR_ENUM_)
+#undef KVSHM_ERR_ENUM_
+} kvshm_errno;
+
+/* A sentence for any status: KVSHM_E* codes and negative errno values. */
+const char *kvshm_strerror(int err);
+/* The code's name without prefix ("NOTFOUND", "ENOENT", "OK"). */
+const char *kvshm_err_name(int err);
+/*
+ * The calling thread's last detailed error message, set by the call that
+ * failed ("segment 'jobs' has slot_size 160, you asked for 256; ...").
+ * Empty string when the last failure had no more to say.
+ */
+const char *kvshm_errdetail(void);
+
+/* ---- Configuration ---------------------------------------------------- */
+
+#define KVSHM_DEFAULT_MEMORY (32u << 20) /* 32 MiB: fits Docker's /dev/shm */
+#define KVSHM_DEFAULT_SLOT 160u /* 40-byte header + 16-byte key + 100 bytes */
+#define KVSHM_MIN_SLOT 64u
+#define KVSHM_MAX_SLOT 65536u
+#define KVSHM_MAX_STRIPES 1024u
+#define KVSHM_KEY_MAX 4096u /* longest key, bytes */
+#define KVSHM_NAME_MAX 200u /* longest cache name, bytes */
+#define KVSHM_DEFAULT_LOCK_TIMEOUT_MS 10000u
+#define KVSHM_DEFAULT_FLUSH_DELAY_MS 1000u
+
+/*
+ * A cache's configuration.  Initialise with kvshm_config_init() and set what
+ * you need; 0 means "the default" when creating and "whatever the segment
+ * has" when attaching.  A non-zero value that differs from an existing
+ * segment's is KVSHM_ECONFIG, with the differing value in kvshm_errdetail().
+ */
+typedef struct kvshm_config {
+  uint64_t memory_size;    /* segment bytes; default KVSHM_DEFAULT_MEMORY */
+  uint32_t slot_size;      /* bytes per slot, multiple of 8; default 160 */
+  uint32_t stripes;        /* lock stripes, power of two; default from size */
+  uint64_t default_ttl_ms; /* TTL for sets with KVSHM_TTL_DEFAULT; 0 never */
+  uint32_t mode;           /* segment file mode; default 0600 */
+  uint32_t lock_timeout_ms; /* give up on a stripe lock after; default 10 s */
+  const char *sqlite_path;  /* second tier; NULL = memory only */
+  uint32_t persistent;      /* 1: every write reaches SQLite within delay */
+  uint32_t flush_delay_ms;  /* persistent mode's bound; default 1000 */
+} kvshm_config;
+
+/* Fill *cfg with zeros (all defaults). */
+KVSHM_API void kvshm_config_init(kvshm_config *cfg);
+
+/* Flags for kvshm_open. */
+#define KVSHM_RDONLY 0x1u   /* attach read-only; never create */
+#define KVSHM_NOCREATE 0x2u /* attach only; -ENOENT if the cache is missing */
+#define KVSHM_NOREAPER 0x4u /* do not start kvshm-reaper (tools, tests) */
+
+/*
+ * Open the cache called name, creating its segment if missing.
+ *
+ * name: 1..KVSHM_NAME_MAX bytes of [A-Za-z0-9._-]; the segment is
+ *   /dev/shm/kvshm.<name>.
+ * cfg: may be NULL (all defaults).
+ * flags: KVSHM_RDONLY, KVSHM_NOCREATE, KVSHM_NOREAPER.
+ *
+ * Two processes opening a new name at once both succeed on one segment.  A
+ * segment whose creator died mid-initialisation is initialised again.
+ * Errors: KVSHM_EBADNAME, KVSHM_EINVAL (bad cfg), KVSHM_ECONFIG,
+ * KVSHM_EBADMAGIC, KVSHM_EVERSION, KVSHM_ECORRUPT (header fails its checks),
+ * KVSHM_ENOSHM (/dev/shm too small), KVSHM_ETIMEDOUT (another opener holds
+ * the segment's init lock too long), -ENOENT (KVSHM_NOCREATE, missing),
+ * -EACCES, other -errno.
+ */
+KVSHM_API int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
+               kvshm **out);
+
+/* Unmap and free the handle.  The segment stays.  NULL is a no-op. */
+KVSHM_API int kvshm_close(kvshm *kv);
+
+/*
+ * Remove the segment's name (shm_unlink).  Processes that have it mapped
+ * keep using it until they close; the next open creates a new one.
+ * Errors: KVSHM_EBADNAME, -ENOENT.
+ */
+KVSHM_API int kvshm_unlink(const char *name);
+
+/* ---- Entries ---------------------------------------------------------- */
+
+/* TTL values for kvshm_set. */
+#define KVSHM_TTL_DEFAULT (-1) /* the cache's default_ttl_ms */
+#define KVSHM_TTL_NEVER 0      /* never expires */
+
+/* Options for kvshm_set. */
+#define KVSHM_NX 0x1u      /* only if the key is absent, else KVSHM_EEXIST */
+#define KVSHM_XX 0x2u      /* only if present, else KVSHM_ENOTFOUND */
+#define KVSHM_KEEPTTL 0x4u /* keep an existing entry's expiry */
+
+/*
+ * Look key up and copy its value into buf.
+ *
+ * buf/bufsize: where to copy; buf may be NULL for a size query.
+ * vlen: set to the value's length whenever the key is found (may be NULL).
+ * flags: set to the entry's user flags word (may be NULL).
+ * Errors: KVSHM_ENOTFOUND (absent or expired), KVSHM_EBUFSIZE (found, but
+ * bufsize < *vlen: nothing copied), KVSHM_ETOOBIG (key too long),
+ * KVSHM_ECORRUPT (entry failed its checks; it is dropped), KVSHM_ETIMEDOUT.
+ */
+KVSHM_API int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
+              size_t bufsize, size_t *vlen, uint32_t *flags);
+
+/*
+ * Store value under key.
+ *
+ * flags: a 32-bit word kept with the entry and returned by get.
+ * ttl_ms: milliseconds to live, KVSHM_TTL_NEVER, or KVSHM_TTL_DEFAULT.
+ * opts: KVSHM_NX, KVSHM_XX, KVSHM_KEEPTTL.
+ * When the key's stripe has no room, the least frequently used entries of
+ * that stripe are evicted.
+ * Errors: KVSHM_EEXIST (NX), KVSHM_ENOTFOUND (XX), KVSHM_ETOOBIG (entry
+ * larger than half a stripe, or key over KVSHM_KEY_MAX), KVSHM_EINVAL,
+ * KVSHM_ERDONLY, KVSHM_ETIMEDOUT.
+ */
+KVSHM_API int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
+              size_t vlen, uint32_t flags, int64_t ttl_ms, unsigned opts);
+
+/* Remove key.  Errors: KVSHM_ENOTFOUND, KVSHM_ERDONLY, KVSHM_ETIMEDOUT. */
+KVSHM_API int kvshm_del(kvshm *kv, const void *key, size_t klen);
+
+/* KVSHM_OK if key is present and live, else KVSHM_ENOTFOUND. */
+KVSHM_API int kvshm_has(kvshm *kv, const void *key, size_t klen);
+
+/*
+ * Add delta to the 64-bit integer stored at key, atomically across
+ * processes, and put the new value in *result (may be NULL).  The value is
+ * kept as decimal ASCII ("42"), so get returns it as text.  A missing key
+ * counts as 0 and is created with new_flags and the default TTL; an existing
+ * entry keeps its flags and expiry.
+ * Errors: KVSHM_ENOTINT, KVSHM_EOVERFLOW, KVSHM_ERDONLY, KVSHM_ETIMEDOUT.
+ */
+KVSHM_API int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
+               uint32_t new_flags, int64_t *result);
+
+/* Remove every entry (stripe by stripe).  Errors: KVSHM_ERDONLY. */
+KVSHM_API int kvshm_clear(kvshm *kv);
+
+/* ---- Introspection ---------------------------------------------------- */
+
+typedef struct kvshm_stats {
+  /* configuration, as stored in the segment */
+  uint64_t memory_size;
+  uint32_t slot_size;
+  uint32_t stripes;
+  uint32_t slots_per_stripe;
+  uint32_t layout_version;
+  uint64_t default_ttl_ms;
+  uint64_t created_ms;  /* wall clock, ms since the epoch */
+  uint64_t max_value;   /* largest value with a 16-byte key */
+  uint32_t max_key;     /* KVSHM_KEY_MAX */
+  uint32_t reaper_pid;  /* 0 if none registered */
+  uint64_t reaper_heartbeat_ms; /* last heartbeat, wall clock; 0 never */
+  /* contents */
+  uint64_t entries;     /* live entries in memory */
+  uint64_t bytes;       /* key + value bytes of those entries */
+  uint64_t slots_used;
+  uint64_t slots_free;
+  uint64_t dirty;       /* entries not yet written to SQLite */
+  /* counters since creation */
+  uint64_t hits, misses, sets, deletes;
+  uint64_t evictions;   /* entries removed to make room */
+  uint64_t expirations; /* entries removed because their TTL passed */
+  uint64_t corrupt;     /* entries dropped because they failed checks */
+  uint64_t repairs;     /* stripes repaired after a process died */
+  uint64_t spills;      /* evictions written to SQLite inline by a writer */
+} kvshm_stats;
+
+/* Sum every stripe's counters into *st. */
+KVSHM_API int kvshm_stats_get(kvshm *kv, kvshm_stats *st);
+
+/* Per-stripe figures, for tools (fill per stripe). */
+typedef struct kvshm_stripe_stats {
+  uint32_t entries;
+  uint32_t slots_used;
+  uint32_t slots_free;
+} kvshm_stripe_stats;
+KVSHM_API int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
+                           kvshm_stripe_stats *st);
+
+/*
+ * Walk every live entry, stripe by stripe, holding each stripe lock only
+ * while one entry is copied out.  Entries added or removed during the walk
+ * may or may not be seen; none is seen twice unless it was rewritten.
+ * prefix/plen: only keys starting with these bytes (NULL/0 = all).
+ */
+KVSHM_API int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
+                    kvshm_iter **out);
+/*
+ * Advance to the next entry.  The pointers stay valid until the next call
+ * or kvshm_iter_close.  expires_ms is the absolute expiry (0 = never).
+ * Returns KVSHM_OK, KVSHM_ENOTFOUND at the end, or an error.
+ */
+KVSHM_API int kvshm_iter_next(kvshm_iter *it, const void **key, size_t *klen,
+                    const void **val, size_t *vlen, uint32_t *flags,
+                    uint64_t *expires_ms);
+KVSHM_API void kvshm_iter_close(kvshm_iter *it);
+
+/*
+ * Check every invariant of the segment: header, and for each stripe its
+ * index (every chain in bounds, acyclic, pointing at entries that hash to
+ * it), every entry's chain and checksum, the free list, and the counts.
+ * Each stripe is locked while it is checked; nothing is changed.
+ * report(ctx, msg) is called once per problem found (may be NULL).
+ * Returns the number of problems (0 = healthy), or a negative error.
+ */
+typedef void (*kvshm_report_fn)(void *ctx, const char *msg);
+KVSHM_API int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVSHM_H */

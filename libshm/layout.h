@@ -1,0 +1,198 @@
+/*
+ * layout.h - every struct that lives in the shared-memory segment.
+ *
+ * The segment is one file in /dev/shm, mapped MAP_SHARED by every process.
+ * It holds offsets, never pointers: each process maps it at its own address.
+ *
+ *   offset 0                 struct kvshm_hdr        (KVSHM_HDR_SIZE bytes)
+ *   offset KVSHM_HDR_SIZE    struct kvshm_stripe[S]  (192 bytes each)
+ *   region_off               stripe 0 region
+ *                              buckets  uint32_t[B]  (slot refs, 0 = empty)
+ *                              slots    S0 S1 ... S(N-1), slot_size bytes each
+ *   region_off + 1*region    stripe 1 region
+ *   ...
+ *   region_off + S*region    end (<= memory_size)
+ *
+ * A key's 64-bit hash picks its stripe (low bits) and its bucket within the
+ * stripe (high bits).  A stripe owns its region outright: its buckets, its N
+ * slots, its free list and its counters, all guarded by its one mutex, so no
+ * operation ever holds two stripe locks.
+ *
+ * Slots are referred to by "ref": the slot's index within its stripe plus one,
+ * so that zero-filled memory (a fresh ftruncate) reads as "no slot" and needs
+ * no initialisation.
+ *
+ * An entry is a head slot followed by a chain of continuation slots; its data
+ * (key bytes, then value bytes) runs across them:
+ *
+ *   head  [ kvshm_head 40 B | key+value bytes ... slot_size - 40 ]
+ *   cont  [ kvshm_cont 12 B | more bytes ...      slot_size - 12 ] -> next
+ *
+ * Writes are copy-on-write so that a process killed at any instant leaves the
+ * stripe repairable (see lock.c): a new entry is written into free slots, and
+ * made visible by one release store of its head's state word; only then is
+ * the old entry unlinked and freed.  Every entry carries a per-stripe version
+ * number so that repair, finding both the old and the new entry committed,
+ * keeps the newer one.
+ */
+#ifndef KVSHM_LAYOUT_H
+#define KVSHM_LAYOUT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVSHM_MAGIC 0x314d48535653564bull /* "KVSVSHM1" little-endian */
+/*
+ * The layout format word: bump it with ANY change to a struct in this file,
+ * to the meaning of a field, or to the hash function (it places keys).
+ * Attaching to a segment with another format is KVSHM_EVERSION.
+ */
+#define KVSHM_FORMAT 1u
+
+#define KVSHM_HDR_SIZE 8192u
+#define KVSHM_STRIPE_SIZE 192u
+#define KVSHM_PATH_MAX 4096u
+#define KVSHM_NIL 0u /* "no slot" ref */
+
+/* ---- Header ------------------------------------------------------------
+ * Written once by the creator while it holds the segment's flock (see
+ * segment.c); read-only after `magic` is stored.  Fields after `hdr_check`
+ * are updated at run time by the reaper with atomic stores.
+ */
+struct kvshm_hdr {
+  uint64_t magic;           /* KVSHM_MAGIC, stored last at creation */
+  uint32_t format;          /* KVSHM_FORMAT of the creator */
+  uint32_t hdr_size;        /* KVSHM_HDR_SIZE */
+  uint64_t memory_size;     /* total bytes, equals the file size */
+  uint32_t slot_size;       /* bytes per slot */
+  uint32_t stripes;         /* number of stripes, a power of two */
+  uint32_t slots;           /* slots per stripe */
+  uint32_t buckets;         /* buckets per stripe, a power of two */
+  uint64_t region_off;      /* offset of stripe 0's region */
+  uint64_t region_size;     /* bytes per stripe region */
+  uint64_t default_ttl_ms;  /* TTL of sets with KVSHM_TTL_DEFAULT */
+  uint64_t created_ms;      /* wall clock at creation, ms since the epoch */
+  uint32_t lock_timeout_ms; /* how long a locker waits for a stripe */
+  uint32_t persistent;      /* 1: dirty entries reach SQLite within delay */
+  uint32_t flush_delay_ms;  /* persistent mode's bound on that delay */
+  uint32_t creator_pid;     /* process that initialised the segment */
+  char sqlite_path[KVSHM_PATH_MAX]; /* absolute path, "" = memory only */
+  uint32_t hdr_check; /* hash of every field above; a mismatch is corrupt */
+  uint32_t pad0;      /* zero */
+  /* Run-time fields, atomic access only: */
+  uint32_t reaper_pid;          /* pid of the running kvshm-reaper, 0 none */
+  uint32_t pad1;                /* zero */
+  uint64_t reaper_heartbeat_ms; /* reaper's last tick, wall clock ms */
+  uint64_t reaper_starts;       /* times a reaper has been started */
+};
+
+_Static_assert(offsetof(struct kvshm_hdr, magic) == 0, "magic first");
+_Static_assert(offsetof(struct kvshm_hdr, format) == 8, "format at 8");
+_Static_assert(offsetof(struct kvshm_hdr, sqlite_path) == 88, "path at 88");
+_Static_assert(offsetof(struct kvshm_hdr, hdr_check) == 4184, "check after path");
+_Static_assert(sizeof(struct kvshm_hdr) <= KVSHM_HDR_SIZE, "header fits");
+
+/* ---- Stripe ------------------------------------------------------------
+ * Lock rules:
+ *  - `lock` is a process-shared, robust mutex.  Every field below it, and
+ *    every bucket and slot of the stripe's region, is read and written only
+ *    while holding it.  Nothing ever holds two stripe locks.
+ *  - A locker that gets EOWNERDEAD repairs the stripe (lock.c) before
+ *    marking the mutex consistent; repair derives every field marked
+ *    "derived" from the slots, so a holder killed mid-update leaves nothing
+ *    that repair cannot rebuild.
+ *  - Counters ("kept") survive repair.
+ */
+struct kvshm_stripe {
+  pthread_mutex_t lock; /* guards everything below and the region */
+  char pad_lock[64 - sizeof(pthread_mutex_t)]; /* own cache line */
+  /* Protected by lock: */
+  uint32_t free_head; /* derived: first free slot ref, chained by hnext */
+  uint32_t fresh;     /* derived: slots [fresh, slots) never used yet */
+  uint32_t nfree;     /* derived: free-list length + (slots - fresh) */
+  uint32_t entries;   /* derived: committed entries (incl. tombstones) */
+  uint32_t version;   /* kept: version stamped on the last commit */
+  uint32_t dirty;     /* derived: entries with KVSHM_ST_DIRTY */
+  uint64_t bytes;     /* derived: key + value bytes of the entries */
+  uint64_t hits;        /* kept: gets that found a live entry */
+  uint64_t misses;      /* kept: gets that did not */
+  uint64_t sets;        /* kept: successful sets and incrs */
+  uint64_t deletes;     /* kept: successful deletes */
+  uint64_t evictions;   /* kept: entries evicted for room */
+  uint64_t expirations; /* kept: entries removed after their TTL */
+  uint64_t corrupt;     /* kept: entries dropped for failing checks */
+  uint64_t repairs;     /* kept: repairs after a holder died */
+  uint64_t spills;      /* kept: dirty victims written to SQLite inline */
+  uint32_t tombstones;  /* derived: entries with KVSHM_ST_TOMB */
+  uint32_t pad[5];      /* zero; room for more counters */
+};
+
+_Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits a cache line");
+_Static_assert(offsetof(struct kvshm_stripe, free_head) == 64, "line 2");
+_Static_assert(sizeof(struct kvshm_stripe) == KVSHM_STRIPE_SIZE, "size");
+
+/* ---- Slots -------------------------------------------------------------
+ * Slot state word (`state`, first 16 bits of every slot):
+ *
+ *   bit 15 ......... 8 7 6 5 4 3 ... 0
+ *       reserved (0)   T S D   kind
+ *
+ *   kind: 0 free, 1 head of a committed entry, 2 continuation
+ *   D  KVSHM_ST_DIRTY  written since SQLite last saw it
+ *   S  KVSHM_ST_STORED SQLite may hold a copy of this key
+ *   T  KVSHM_ST_TOMB   tombstone: the key was deleted; SQLite must forget it
+ */
+#define KVSHM_KIND_MASK 0x000fu
+#define KVSHM_KIND_FREE 0u
+#define KVSHM_KIND_HEAD 1u
+#define KVSHM_KIND_CONT 2u
+#define KVSHM_ST_DIRTY 0x0010u
+#define KVSHM_ST_STORED 0x0020u
+#define KVSHM_ST_TOMB 0x0040u
+#define KVSHM_ST_KNOWN 0x007fu /* any other bit set is corruption */
+
+/*
+ * LFU word (`lfu`), in the spirit of Redis's evict.c:
+ *
+ *   bit 31 ................... 8 7 ...... 0
+ *       last decrement time        counter
+ *       (minutes, mod 2^24)        (log.)
+ *
+ * The counter grows logarithmically (see lfu.c for the constants) and loses
+ * one point per KVSHM_LFU_DECAY_MIN minutes without access.
+ */
+
+/* Head of an entry: the first slot.  40 bytes, then data. */
+struct kvshm_head {
+  uint16_t state;       /* kind KVSHM_KIND_HEAD | ST_* bits; stored last */
+  uint16_t klen;        /* key bytes, <= KVSHM_KEY_MAX */
+  uint32_t hnext;       /* next entry ref in this bucket's chain */
+  uint32_t cnext;       /* first continuation slot ref, KVSHM_NIL if none */
+  uint32_t vlen;        /* value bytes */
+  uint32_t flags;       /* the user's flags word */
+  uint32_t lfu;         /* LFU word, see above */
+  uint64_t expires_ms;  /* absolute expiry, wall clock ms; 0 = never */
+  uint32_t version;     /* stripe version at commit; newer wins in repair */
+  uint32_t check;       /* hash of klen, vlen, flags, key and value */
+};
+
+/* A continuation slot.  12 bytes, then data. */
+struct kvshm_cont {
+  uint16_t state; /* KVSHM_KIND_CONT */
+  uint16_t pad;   /* zero */
+  uint32_t owner; /* ref of the head slot this belongs to */
+  uint32_t cnext; /* next continuation slot ref, KVSHM_NIL at the end */
+};
+
+/* A free slot: only its state (free) and hnext (free-list link) matter. */
+
+_Static_assert(sizeof(struct kvshm_head) == 40, "head is 40 bytes");
+_Static_assert(sizeof(struct kvshm_cont) == 12, "cont is 12 bytes");
+_Static_assert(offsetof(struct kvshm_head, hnext) == 4, "hnext at 4");
+_Static_assert(offsetof(struct kvshm_head, expires_ms) == 24, "expiry");
+
+#define KVSHM_HEAD_DATA(slot_size) ((slot_size) - sizeof(struct kvshm_head))
+#define KVSHM_CONT_DATA(slot_size) ((slot_size) - sizeof(struct kvshm_cont))
+
+#endif /* KVSHM_LAYOUT_H */

@@ -1,0 +1,123 @@
+/*
+ * lfu.c - least-frequently-used bookkeeping and eviction, after Redis's
+ * evict.c.
+ *
+ * Each entry has an 8-bit logarithmic counter and the time (minutes, 24 bits)
+ * it was last decremented (see the bit diagram in layout.h):
+ *  - a new entry starts at KVSHM_LFU_INIT (5), so it is not the first victim
+ *    before it had a chance to be read;
+ *  - a read increments the counter with probability
+ *    1 / ((counter - INIT) * KVSHM_LFU_LOG_FACTOR + 1): with factor 10 the
+ *    counter reaches ~100 after ~10k reads and 255 after ~1M;
+ *  - it loses one point per KVSHM_LFU_DECAY_MIN minutes since the last read,
+ *    so
+ *    keys that were hot long ago make way for keys that are hot now.
+ *
+ * Eviction samples: for each victim it looks at up to EVICT_SAMPLES random
+ * entries of the stripe and evicts the one with the lowest (decayed)
+ * counter; an expired entry is always taken first.  This costs O(samples),
+ * not O(stripe), and approximates exact LFU closely (Redis uses 5..10).
+ */
+#include "internal.h"
+
+#define EVICT_SAMPLES 16
+#define EVICT_TRIES 64
+
+uint64_t kvshm__rand(kvshm *kv) {
+  uint64_t x = kv->rng; /* xorshift64* */
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  kv->rng = x;
+  return x * 0x2545f4914f6cdd1dull;
+}
+
+static uint32_t minutes(uint64_t now_ms) {
+  return (uint32_t)(now_ms / 60000u) & 0xffffffu;
+}
+
+uint32_t kvshm__lfu_new(kvshm *kv, uint64_t now_ms) {
+  (void)kv;
+  return minutes(now_ms) << 8 | KVSHM_LFU_INIT;
+}
+
+uint32_t kvshm__lfu_counter(uint32_t lfu, uint64_t now_ms) {
+  uint32_t then = lfu >> 8, now = minutes(now_ms);
+  uint32_t elapsed = (now - then) & 0xffffffu; /* wraps every 31 years */
+  uint32_t periods = elapsed / KVSHM_LFU_DECAY_MIN;
+  uint32_t c = lfu & 0xffu;
+  return periods >= c ? 0 : c - periods;
+}
+
+uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms) {
+  uint32_t c = kvshm__lfu_counter(lfu, now_ms);
+  if (c < 255) {
+    uint32_t base = c > KVSHM_LFU_INIT ? c - KVSHM_LFU_INIT : 0;
+    /* r < 1/(base*factor+1)  <=>  r * (base*factor+1) < 1, in 32-bit fixed */
+    uint64_t r = kvshm__rand(kv) >> 32;
+    if (r * ((uint64_t)base * KVSHM_LFU_LOG_FACTOR + 1) < (1ull << 32))
+      c++;
+  }
+  /* Decay counts minutes since the last access, as in Redis. */
+  return minutes(now_ms) << 8 | c;
+}
+
+/* Pick the coldest of a few random entries (never `keep`); 0 if none. */
+static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
+                                   uint64_t now_ms) {
+  uint32_t best = KVSHM_NIL, best_score = UINT32_MAX;
+  int seen = 0;
+  for (int t = 0; t < EVICT_TRIES && seen < EVICT_SAMPLES; t++) {
+    uint32_t r = 1 + (uint32_t)(kvshm__rand(kv) % kv->nslots);
+    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
+    if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD || r == keep)
+      continue;
+    seen++;
+    uint32_t score = hd->expires_ms && hd->expires_ms <= now_ms
+                         ? 0
+                         : 1 + kvshm__lfu_counter(hd->lfu, now_ms);
+    if (score < best_score) {
+      best = r;
+      best_score = score;
+      if (score == 0)
+        break;
+    }
+  }
+  if (best)
+    return best;
+  /* Sampling found no entry (a stripe of mostly free or chained slots):
+   * fall back to a scan from a random point. */
+  uint32_t start = (uint32_t)(kvshm__rand(kv) % kv->nslots);
+  for (uint32_t i = 0; i < kv->nslots; i++) {
+    uint32_t r = 1 + (start + i) % kv->nslots;
+    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
+    if ((hd->state & KVSHM_KIND_MASK) == KVSHM_KIND_HEAD && r != keep)
+      return r;
+  }
+  return KVSHM_NIL;
+}
+
+int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
+                        uint64_t now_ms) {
+  struct kvshm_stripe *st = kvshm__stripe(kv, s);
+  while (st->nfree < need) {
+    uint32_t v = pick_victim_locked(kv, s, keep, now_ms);
+    if (!v)
+      return kvshm__fail(KVSHM_ETOOBIG, "stripe %u has no entry left to "
+                         "evict for %u slots", s, need);
+    if (kvshm__entry_check_locked(kv, s, v, false)) {
+      kvshm__repair_locked(kv, s);
+      return kvshm__fail(KVSHM_ECORRUPT, "eviction met a broken entry in "
+                         "stripe %u; the stripe was rebuilt", s);
+    }
+    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, v);
+    bool exp = hd->expires_ms && hd->expires_ms <= now_ms;
+    kvshm__entry_remove_locked(kv, s, v);
+    if (exp)
+      st->expirations++;
+    else
+      st->evictions++;
+    kvshm__hook(kv, KVSHM_TP_EVICTING);
+  }
+  return KVSHM_OK;
+}

@@ -1,0 +1,488 @@
+/*
+ * segment.c - creating, attaching to and removing a cache's segment.
+ *
+ * Open protocol (every opener runs the same steps, so creation races and a
+ * creator killed half-way are one case):
+ *
+ *   1. shm_open(O_CREAT) the name: creator and attachers get the same file.
+ *   2. flock(LOCK_EX) it, waiting at most a few seconds.  The kernel drops a
+ *      dead holder's flock, so a creator killed mid-init never blocks anyone.
+ *   3. If the file was unlinked while we waited (st_nlink == 0), start over:
+ *      initialising a file nobody else can find would split the cache.
+ *   4. If the header holds KVSHM_MAGIC, the segment is complete: validate it
+ *      (format, header checksum, geometry against the file size) and compare
+ *      the caller's configuration, naming the first value that differs.
+ *   5. Otherwise it is new, or its creator died before storing the magic:
+ *      size it, reserve its memory with posix_fallocate (a full /dev/shm is
+ *      an error here, never a SIGBUS later), initialise every stripe and
+ *      store the magic last.
+ *   6. Unlock.  The flock is held only during open.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OPEN_LOCK_WAIT_MS 5000
+#define MIN_SLOTS_PER_STRIPE 8u
+
+uint64_t kvshm__wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void kvshm_config_init(kvshm_config *cfg) { memset(cfg, 0, sizeof *cfg); }
+
+static int check_name(const char *name, char *path, size_t pathsz) {
+  if (!name || !*name)
+    return kvshm__fail(KVSHM_EBADNAME, "cache name is empty; use 1 to %u "
+                       "characters of A-Z a-z 0-9 . _ -", KVSHM_NAME_MAX);
+  size_t n = strlen(name);
+  if (n > KVSHM_NAME_MAX)
+    return kvshm__fail(KVSHM_EBADNAME, "cache name is %zu bytes long; the "
+                       "limit is %u", n, KVSHM_NAME_MAX);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return kvshm__fail(KVSHM_EBADNAME, "cache name '%s' has %s at byte "
+                         "%zu; use only A-Z a-z 0-9 . _ -", name,
+                         c == '/' ? "a slash" : "a character not allowed", i);
+  }
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return kvshm__fail(KVSHM_EBADNAME, "cache name '%s' is reserved", name);
+  snprintf(path, pathsz, "/kvshm.%s", name);
+  return KVSHM_OK;
+}
+
+uint32_t kvshm__hdr_check(const struct kvshm_hdr *h) {
+  /* Everything between the magic (stored after this is computed) and the
+   * check itself. */
+  const unsigned char *p = (const unsigned char *)h + sizeof h->magic;
+  return (uint32_t)kvshm__hash(
+      p, offsetof(struct kvshm_hdr, hdr_check) - sizeof h->magic,
+      0x6b7673686d686472ull);
+}
+
+/* Geometry derived from (memory, slot size, stripes).  Deterministic, so an
+ * attacher recomputes it and compares with what the header claims. */
+struct geom {
+  uint32_t slots, buckets;
+  uint64_t region_off, region_size;
+};
+
+static uint32_t pow2_ceil(uint32_t v) {
+  uint32_t p = 1;
+  while (p < v)
+    p <<= 1;
+  return p;
+}
+
+static int geom_compute(uint64_t mem, uint32_t slot, uint32_t stripes,
+                        struct geom *g) {
+  uint64_t fixed = KVSHM_HDR_SIZE + (uint64_t)stripes * KVSHM_STRIPE_SIZE;
+  g->region_off = (fixed + 63) & ~63ull;
+  if (mem <= g->region_off)
+    return KVSHM_EINVAL;
+  uint64_t region = (mem - g->region_off) / stripes & ~63ull;
+  uint64_t n = region / (slot + 4u);
+  if (n > UINT32_MAX / 2)
+    n = UINT32_MAX / 2;
+  /* Largest slot count whose slots plus power-of-two buckets fit. */
+  while (n > 0 && n * slot + (uint64_t)pow2_ceil((uint32_t)n) * 4u > region)
+    n--;
+  if (n < MIN_SLOTS_PER_STRIPE)
+    return KVSHM_EINVAL;
+  g->slots = (uint32_t)n;
+  g->buckets = pow2_ceil((uint32_t)n);
+  g->region_size = region;
+  return KVSHM_OK;
+}
+
+static uint32_t default_stripes(uint64_t mem) {
+  uint64_t want = mem / (4u << 20); /* a stripe of at least 4 MiB */
+  uint32_t s = 1;
+  while (s * 2 <= want && s < 64)
+    s *= 2;
+  return s;
+}
+
+static int config_resolve(const kvshm_config *in, kvshm_config *c) {
+  *c = *in;
+  if (!c->memory_size)
+    c->memory_size = KVSHM_DEFAULT_MEMORY;
+  if (!c->slot_size)
+    c->slot_size = KVSHM_DEFAULT_SLOT;
+  if (!c->stripes)
+    c->stripes = default_stripes(c->memory_size);
+  if (!c->mode)
+    c->mode = 0600;
+  if (!c->lock_timeout_ms)
+    c->lock_timeout_ms = KVSHM_DEFAULT_LOCK_TIMEOUT_MS;
+  if (!c->flush_delay_ms)
+    c->flush_delay_ms = KVSHM_DEFAULT_FLUSH_DELAY_MS;
+  if (c->slot_size < KVSHM_MIN_SLOT || c->slot_size > KVSHM_MAX_SLOT ||
+      c->slot_size % 8)
+    return kvshm__fail(KVSHM_EINVAL, "slot_size %u is invalid: use a multiple "
+                       "of 8 from %u to %u", c->slot_size, KVSHM_MIN_SLOT,
+                       KVSHM_MAX_SLOT);
+  if (c->stripes > KVSHM_MAX_STRIPES || (c->stripes & (c->stripes - 1)))
+    return kvshm__fail(KVSHM_EINVAL, "stripes %u is invalid: use a power of "
+                       "two from 1 to %u", c->stripes, KVSHM_MAX_STRIPES);
+  if (c->mode & ~0777u)
+    return kvshm__fail(KVSHM_EINVAL, "mode %o is invalid: use permission "
+                       "bits only (e.g. 0600)", c->mode);
+  if (c->flush_delay_ms > 3600u * 1000u)
+    return kvshm__fail(KVSHM_EINVAL, "flush_delay_ms %u is over an hour",
+                       c->flush_delay_ms);
+  if (c->sqlite_path && strlen(c->sqlite_path) >= KVSHM_PATH_MAX)
+    return kvshm__fail(KVSHM_EINVAL, "sqlite_path is longer than %u bytes",
+                       KVSHM_PATH_MAX - 1);
+  if (c->persistent > 1)
+    return kvshm__fail(KVSHM_EINVAL, "persistent must be 0 or 1");
+  if (c->persistent && (!c->sqlite_path || !*c->sqlite_path))
+    return kvshm__fail(KVSHM_EINVAL, "persistent mode needs a sqlite_path");
+  struct geom g;
+  if (geom_compute(c->memory_size, c->slot_size, c->stripes, &g)) {
+    uint64_t need = KVSHM_HDR_SIZE + (uint64_t)c->stripes *
+                    (KVSHM_STRIPE_SIZE + 64 + MIN_SLOTS_PER_STRIPE *
+                     (c->slot_size + 8u));
+    return kvshm__fail(KVSHM_EINVAL, "memory_size %llu is too small for %u "
+                       "stripes of %u-byte slots: use at least %llu bytes",
+                       (unsigned long long)c->memory_size, c->stripes,
+                       c->slot_size, (unsigned long long)need);
+  }
+  return KVSHM_OK;
+}
+
+/* Is the mapped header a complete, self-consistent segment of `fsize`? */
+int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
+                        const char *name) {
+  if (h->format != KVSHM_FORMAT)
+    return kvshm__fail(KVSHM_EVERSION, "segment '%s' has layout format %u; "
+                       "this library reads format %u: use the same kvshm "
+                       "version everywhere, or destroy the cache", name,
+                       h->format, KVSHM_FORMAT);
+  if (h->hdr_size != KVSHM_HDR_SIZE || kvshm__hdr_check(h) != h->hdr_check)
+    return kvshm__fail(KVSHM_ECORRUPT, "segment '%s' header fails its "
+                       "checksum: it was overwritten; destroy the cache "
+                       "(kvshm-cli destroy %s)", name, name);
+  if (h->memory_size != fsize)
+    return kvshm__fail(KVSHM_ECORRUPT, "segment '%s' header says %llu bytes "
+                       "but the file has %llu", name,
+                       (unsigned long long)h->memory_size,
+                       (unsigned long long)fsize);
+  struct geom g;
+  if (h->stripes == 0 || h->stripes > KVSHM_MAX_STRIPES ||
+      (h->stripes & (h->stripes - 1)) || h->slot_size < KVSHM_MIN_SLOT ||
+      h->slot_size > KVSHM_MAX_SLOT ||
+      geom_compute(h->memory_size, h->slot_size, h->stripes, &g) ||
+      g.slots != h->slots || g.buckets != h->buckets ||
+      g.region_off != h->region_off || g.region_size != h->region_size)
+    return kvshm__fail(KVSHM_ECORRUPT, "segment '%s' header geometry is "
+                       "inconsistent", name);
+  if (memchr(h->sqlite_path, 0, sizeof h->sqlite_path) == NULL)
+    return kvshm__fail(KVSHM_ECORRUPT, "segment '%s' sqlite_path is not "
+                       "terminated", name);
+  return KVSHM_OK;
+}
+
+#define DIFF_U(field, what)                                                    \
+  if (want->field && want->field != h->field)                                  \
+    return kvshm__fail(KVSHM_ECONFIG, "cache '%s' exists with %s %llu, you "   \
+                       "asked for %llu: pass 0 (or omit it) to use the "       \
+                       "existing value, or destroy the cache first", name,     \
+                       what, (unsigned long long)h->field,                     \
+                       (unsigned long long)want->field);
+
+static int config_compare(const struct kvshm_hdr *h, const kvshm_config *want,
+                          const char *name) {
+  DIFF_U(memory_size, "memory_size")
+  DIFF_U(slot_size, "slot_size")
+  DIFF_U(stripes, "stripes")
+  DIFF_U(default_ttl_ms, "default_ttl_ms")
+  DIFF_U(persistent, "persistent")
+  DIFF_U(flush_delay_ms, "flush_delay_ms")
+  return KVSHM_OK;
+}
+
+static int mutex_init_shared(pthread_mutex_t *m) {
+  pthread_mutexattr_t a;
+  int rc = pthread_mutexattr_init(&a);
+  if (!rc)
+    rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  if (!rc)
+    rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  if (!rc)
+    rc = pthread_mutex_init(m, &a);
+  pthread_mutexattr_destroy(&a);
+  return -rc;
+}
+
+/* Size, reserve and initialise the segment behind fd (flock held). */
+static int segment_init(int fd, const kvshm_config *c, const char *name,
+                        const char *sqlite_abs, unsigned char **basep) {
+  struct geom g;
+  geom_compute(c->memory_size, c->slot_size, c->stripes, &g);
+  if (ftruncate(fd, 0) || ftruncate(fd, (off_t)c->memory_size))
+    return kvshm__fail(-errno, "cannot size segment '%s': %s", name,
+                       strerror(errno));
+  int rc = posix_fallocate(fd, 0, (off_t)c->memory_size);
+  if (rc) {
+    struct statvfs vfs;
+    unsigned long long avail = 0;
+    if (statvfs("/dev/shm", &vfs) == 0)
+      avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+    (void)ftruncate(fd, 0);
+    if (rc == ENOSPC)
+      return kvshm__fail(KVSHM_ENOSHM, "cache '%s' needs %llu bytes of shared "
+                         "memory but /dev/shm has %llu free: lower "
+                         "memory_size or enlarge /dev/shm (docker run "
+                         "--shm-size)", name,
+                         (unsigned long long)c->memory_size, avail);
+    return kvshm__fail(-rc, "cannot reserve %llu bytes for '%s': %s",
+                       (unsigned long long)c->memory_size, name,
+                       strerror(rc));
+  }
+  void *base = mmap(NULL, c->memory_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                    fd, 0);
+  if (base == MAP_FAILED)
+    return kvshm__fail(-errno, "cannot map '%s': %s", name, strerror(errno));
+  struct kvshm_hdr *h = base;
+  h->format = KVSHM_FORMAT;
+  h->hdr_size = KVSHM_HDR_SIZE;
+  h->memory_size = c->memory_size;
+  h->slot_size = c->slot_size;
+  h->stripes = c->stripes;
+  h->slots = g.slots;
+  h->buckets = g.buckets;
+  h->region_off = g.region_off;
+  h->region_size = g.region_size;
+  h->default_ttl_ms = c->default_ttl_ms;
+  h->created_ms = kvshm__wall_ms();
+  h->lock_timeout_ms = c->lock_timeout_ms;
+  h->persistent = c->persistent;
+  h->flush_delay_ms = c->flush_delay_ms;
+  h->creator_pid = (uint32_t)getpid();
+  snprintf(h->sqlite_path, sizeof h->sqlite_path, "%s", sqlite_abs);
+  h->hdr_check = kvshm__hdr_check(h);
+  struct kvshm_stripe *st = (void *)((unsigned char *)base + KVSHM_HDR_SIZE);
+  for (uint32_t s = 0; s < c->stripes; s++) {
+    rc = mutex_init_shared(&st[s].lock);
+    if (rc) {
+      munmap(base, c->memory_size);
+      return kvshm__fail(rc, "cannot initialise stripe lock: %s",
+                         strerror(-rc));
+    }
+    st[s].nfree = g.slots; /* every slot is fresh: fresh = 0 */
+  }
+  /* Buckets and slots are zero from ftruncate: empty, free. */
+  atomic_store_explicit((_Atomic uint64_t *)&h->magic, KVSHM_MAGIC,
+                        memory_order_release);
+  *basep = base;
+  return KVSHM_OK;
+}
+
+/* flock with a deadline, so a stuck opener is an error, not a hang. */
+static int flock_wait(int fd, int op, const char *name) {
+  for (int waited = 0;; waited++) {
+    if (flock(fd, op | LOCK_NB) == 0)
+      return KVSHM_OK;
+    if (errno != EWOULDBLOCK && errno != EINTR)
+      return kvshm__fail(-errno, "cannot lock segment '%s': %s", name,
+                         strerror(errno));
+    if (waited >= OPEN_LOCK_WAIT_MS)
+      return kvshm__fail(KVSHM_ETIMEDOUT, "another process has held segment "
+                         "'%s' for %d ms while opening it", name,
+                         OPEN_LOCK_WAIT_MS);
+    usleep(1000);
+  }
+}
+
+static int resolve_sqlite(const kvshm_config *c, char *out, size_t outsz) {
+  out[0] = '\0';
+  if (!c->sqlite_path || !*c->sqlite_path)
+    return KVSHM_OK;
+  if (c->sqlite_path[0] == '/') {
+    snprintf(out, outsz, "%s", c->sqlite_path);
+    return KVSHM_OK;
+  }
+  char cwd[KVSHM_PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd))
+    return kvshm__fail(-errno, "cannot resolve sqlite_path: %s",
+                       strerror(errno));
+  if ((size_t)snprintf(out, outsz, "%s/%s", cwd, c->sqlite_path) >= outsz)
+    return kvshm__fail(KVSHM_EINVAL, "sqlite_path is too long once made "
+                       "absolute");
+  return KVSHM_OK;
+}
+
+static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
+                       const char *name, unsigned flags) {
+  struct kvshm_hdr *h = (void *)base;
+  kv->base = base;
+  kv->size = size;
+  kv->hdr = h;
+  kv->stripes = (void *)(base + KVSHM_HDR_SIZE);
+  kv->nstripes = h->stripes;
+  kv->nslots = h->slots;
+  kv->nbuckets = h->buckets;
+  kv->slot_size = h->slot_size;
+  kv->region_off = h->region_off;
+  kv->region_size = h->region_size;
+  kv->default_ttl_ms = h->default_ttl_ms;
+  kv->lock_timeout_ms = h->lock_timeout_ms ? h->lock_timeout_ms
+                                           : KVSHM_DEFAULT_LOCK_TIMEOUT_MS;
+  kv->flags = flags;
+  kv->rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ kvshm__wall_ms() ^
+            (uintptr_t)kv;
+  if (!kv->rng)
+    kv->rng = 1;
+  snprintf(kv->name, sizeof kv->name, "%s", name);
+  return KVSHM_OK;
+}
+
+static int open_once(const char *name, const char *path,
+                     const kvshm_config *want, const kvshm_config *c,
+                     const char *sqlite_abs, unsigned flags, kvshm *kv,
+                     bool *retry) {
+  bool may_create = !(flags & (KVSHM_RDONLY | KVSHM_NOCREATE));
+  int fd = shm_open(path, O_RDWR | O_CLOEXEC | (may_create ? O_CREAT : 0),
+                    c->mode);
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return kvshm__fail(-ENOENT, "cache '%s' does not exist (no "
+                         "/dev/shm%s)", name, path);
+    return kvshm__fail(-errno, "cannot open cache '%s': %s", name,
+                       strerror(errno));
+  }
+  int rc = flock_wait(fd, LOCK_EX, name);
+  struct stat sb;
+  if (!rc && fstat(fd, &sb))
+    rc = kvshm__fail(-errno, "cannot stat '%s': %s", name, strerror(errno));
+  if (rc)
+    goto out;
+  if (sb.st_nlink == 0) { /* unlinked while we waited: not the cache */
+    *retry = true;
+    goto out;
+  }
+  unsigned char *base = NULL;
+  size_t size = (size_t)sb.st_size;
+  uint64_t magic = 0;
+  if (size >= KVSHM_HDR_SIZE &&
+      pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic)
+    magic = 0;
+  if (magic == KVSHM_MAGIC) {
+    base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+      rc = kvshm__fail(-errno, "cannot map '%s': %s", name, strerror(errno));
+      goto out;
+    }
+    rc = kvshm__hdr_validate((void *)base, size, name);
+    if (!rc)
+      rc = config_compare((void *)base, want, name);
+    if (!rc && sqlite_abs[0] &&
+        strcmp(sqlite_abs, ((struct kvshm_hdr *)base)->sqlite_path))
+      rc = kvshm__fail(KVSHM_ECONFIG, "cache '%s' exists with sqlite_path "
+                       "'%s', you asked for '%s': open it without a path to "
+                       "use the existing one, or destroy the cache first", name,
+                       ((struct kvshm_hdr *)base)->sqlite_path, sqlite_abs);
+    if (rc) {
+      munmap(base, size);
+      goto out;
+    }
+  } else if (size >= KVSHM_HDR_SIZE && magic != 0) {
+    rc = kvshm__fail(KVSHM_EBADMAGIC, "/dev/shm%s is not a kvshm segment "
+                     "(bad magic): destroy it (kvshm-cli destroy %s) or pick "
+                     "another name", path, name);
+    goto out;
+  } else if (!may_create) {
+    rc = kvshm__fail(-ENOENT, "cache '%s' exists but was never initialised; "
+                     "open it without KVSHM_RDONLY/NOCREATE to initialise it",
+                     name);
+    goto out;
+  } else {
+    rc = segment_init(fd, c, name, sqlite_abs, &base);
+    if (rc)
+      goto out;
+    size = c->memory_size;
+  }
+  handle_fill(kv, base, size, name, flags);
+out:
+  flock(fd, LOCK_UN);
+  close(fd);
+  return rc;
+}
+
+int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
+               kvshm **out) {
+  kvshm__clear_detail();
+  if (!out)
+    return kvshm__fail(KVSHM_EINVAL, "out is NULL");
+  *out = NULL;
+  char path[KVSHM_NAME_MAX + 16];
+  int rc = check_name(name, path, sizeof path);
+  if (rc)
+    return rc;
+  if (flags & ~(KVSHM_RDONLY | KVSHM_NOCREATE | KVSHM_NOREAPER))
+    return kvshm__fail(KVSHM_EINVAL, "unknown open flags 0x%x", flags);
+  kvshm_config zero, c;
+  kvshm_config_init(&zero);
+  const kvshm_config *want = cfg ? cfg : &zero;
+  rc = config_resolve(want, &c);
+  if (rc)
+    return rc;
+  char sqlite_abs[KVSHM_PATH_MAX];
+  rc = resolve_sqlite(want, sqlite_abs, sizeof sqlite_abs);
+  if (rc)
+    return rc;
+  kvshm *kv = calloc(1, sizeof *kv);
+  if (!kv)
+    return -ENOMEM;
+  for (int attempt = 0; attempt < 100; attempt++) {
+    bool retry = false;
+    rc = open_once(name, path, want, &c, sqlite_abs, flags, kv, &retry);
+    if (rc || !retry)
+      break;
+  }
+  if (!rc && !kv->base)
+    rc = kvshm__fail(KVSHM_ETIMEDOUT, "cache '%s' kept being removed while "
+                     "opening it", name);
+  if (rc) {
+    free(kv);
+    return rc;
+  }
+  *out = kv;
+  return KVSHM_OK;
+}
+
+int kvshm_close(kvshm *kv) {
+  if (!kv)
+    return KVSHM_OK;
+  if (kv->base)
+    munmap(kv->base, kv->size);
+  free(kv->scratch);
+  free(kv);
+  return KVSHM_OK;
+}
+
+int kvshm_unlink(const char *name) {
+  kvshm__clear_detail();
+  char path[KVSHM_NAME_MAX + 16];
+  int rc = check_name(name, path, sizeof path);
+  if (rc)
+    return rc;
+  if (shm_unlink(path))
+    return kvshm__fail(-errno, "cannot remove cache '%s': %s", name,
+                       strerror(errno));
+  return KVSHM_OK;
+}

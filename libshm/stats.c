@@ -1,0 +1,67 @@
+/*
+ * stats.c - summing the per-stripe counters into one picture of the cache.
+ * Each stripe is locked only while its counters are copied, so stats never
+ * stalls writers for longer than one stripe's copy.
+ */
+#include "internal.h"
+
+int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
+  kvshm__clear_detail();
+  kvshm_stats st;
+  memset(&st, 0, sizeof st);
+  const struct kvshm_hdr *h = kv->hdr;
+  st.memory_size = h->memory_size;
+  st.slot_size = h->slot_size;
+  st.stripes = h->stripes;
+  st.slots_per_stripe = h->slots;
+  st.layout_version = h->format;
+  st.default_ttl_ms = h->default_ttl_ms;
+  st.created_ms = h->created_ms;
+  st.max_key = KVSHM_KEY_MAX;
+  uint64_t max_slots = kvshm__max_entry_slots(kv);
+  st.max_value = KVSHM_HEAD_DATA(kv->slot_size) +
+                 (max_slots - 1) * KVSHM_CONT_DATA(kv->slot_size) - 16;
+  st.reaper_pid = atomic_load((_Atomic uint32_t *)&h->reaper_pid);
+  st.reaper_heartbeat_ms =
+      atomic_load((_Atomic uint64_t *)&h->reaper_heartbeat_ms);
+  for (uint32_t s = 0; s < kv->nstripes; s++) {
+    int rc = kvshm__lock(kv, s);
+    if (rc)
+      return rc;
+    const struct kvshm_stripe *sp = kvshm__stripe(kv, s);
+    st.entries += sp->entries - sp->tombstones;
+    st.bytes += sp->bytes;
+    st.slots_free += sp->nfree;
+    st.dirty += sp->dirty;
+    st.hits += sp->hits;
+    st.misses += sp->misses;
+    st.sets += sp->sets;
+    st.deletes += sp->deletes;
+    st.evictions += sp->evictions;
+    st.expirations += sp->expirations;
+    st.corrupt += sp->corrupt;
+    st.repairs += sp->repairs;
+    st.spills += sp->spills;
+    kvshm__unlock(kv, s);
+  }
+  st.slots_used = (uint64_t)kv->nslots * kv->nstripes - st.slots_free;
+  *out = st;
+  return KVSHM_OK;
+}
+
+int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
+                           kvshm_stripe_stats *out) {
+  kvshm__clear_detail();
+  if (stripe >= kv->nstripes)
+    return kvshm__fail(KVSHM_EINVAL, "stripe %u does not exist (the cache "
+                       "has %u)", stripe, kv->nstripes);
+  int rc = kvshm__lock(kv, stripe);
+  if (rc)
+    return rc;
+  const struct kvshm_stripe *sp = kvshm__stripe(kv, stripe);
+  out->entries = sp->entries - sp->tombstones;
+  out->slots_free = sp->nfree;
+  out->slots_used = kv->nslots - sp->nfree;
+  kvshm__unlock(kv, stripe);
+  return KVSHM_OK;
+}

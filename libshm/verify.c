@@ -1,0 +1,152 @@
+/*
+ * verify.c - check every invariant of a segment without changing it: the
+ * header, and for each stripe (locked while it is checked) its index, every
+ * entry's chain and checksum, its free list and its counts.  Used by
+ * `kvshm-cli verify` and by the tests after every multi-process scenario.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct vctx {
+  kvshm_report_fn report;
+  void *ctx;
+  int problems;
+};
+
+__attribute__((format(printf, 2, 3))) static void problem(struct vctx *v,
+                                                          const char *fmt,
+                                                          ...) {
+  char msg[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  v->problems++;
+  if (v->report)
+    v->report(v->ctx, msg);
+}
+
+enum { UNSEEN = 0, OWNED = 1, FREED = 2 };
+
+static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
+  struct kvshm_stripe *st = kvshm__stripe(kv, s);
+  uint32_t n = kv->nslots;
+  if (st->fresh > n || st->nfree > n) {
+    problem(v, "stripe %u: allocator fields out of range (fresh %u, nfree "
+            "%u, slots %u)", s, st->fresh, st->nfree, n);
+    return;
+  }
+  unsigned char *mark = calloc(n + 1, 1);
+  if (!mark) {
+    problem(v, "stripe %u: out of memory while verifying", s);
+    return;
+  }
+  uint32_t *buckets = kvshm__buckets(kv, s);
+  uint32_t entries = 0, dirty = 0, tombs = 0;
+  uint64_t bytes = 0;
+  for (uint32_t b = 0; b < kv->nbuckets; b++) {
+    uint32_t steps = 0;
+    for (uint32_t r = buckets[b]; r;) {
+      if (!kvshm__ref_ok(kv, r)) {
+        problem(v, "stripe %u bucket %u: ref %u out of range", s, b, r);
+        break;
+      }
+      if (mark[r] || ++steps > n) {
+        problem(v, "stripe %u bucket %u: chain loops or shares slot %u", s,
+                b, r);
+        break;
+      }
+      struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
+      if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD) {
+        problem(v, "stripe %u bucket %u: slot %u is not an entry head", s, b,
+                r);
+        break;
+      }
+      if (kvshm__entry_check_locked(kv, s, r, true)) {
+        problem(v, "stripe %u slot %u: entry fails its chain or checksum "
+                "check", s, r);
+        mark[r] = OWNED;
+        r = hd->hnext;
+        continue;
+      }
+      unsigned char key[KVSHM_KEY_MAX];
+      kvshm__entry_read_locked(kv, s, r, 0, key, hd->klen);
+      uint64_t h = kvshm__key_hash(key, hd->klen);
+      if (((uint32_t)h & (kv->nstripes - 1)) != s ||
+          ((uint32_t)(h >> 32) & (kv->nbuckets - 1)) != b)
+        problem(v, "stripe %u slot %u: key is in the wrong bucket", s, r);
+      mark[r] = OWNED;
+      for (uint32_t c = hd->cnext; c;
+           c = ((struct kvshm_cont *)kvshm__slot(kv, s, c))->cnext) {
+        if (mark[c])
+          problem(v, "stripe %u slot %u: claimed by two entries", s, c);
+        mark[c] = OWNED;
+      }
+      entries++;
+      bytes += (uint64_t)hd->klen + hd->vlen;
+      dirty += (hd->state & KVSHM_ST_DIRTY) != 0;
+      tombs += (hd->state & KVSHM_ST_TOMB) != 0;
+      r = hd->hnext;
+    }
+  }
+  uint32_t listed = 0;
+  for (uint32_t r = st->free_head; r; r = ((struct kvshm_head *)kvshm__slot(
+                                           kv, s, r))->hnext) {
+    if (!kvshm__ref_ok(kv, r) || r > st->fresh) {
+      problem(v, "stripe %u free list: ref %u out of range", s, r);
+      break;
+    }
+    if (mark[r]) {
+      problem(v, "stripe %u free list: slot %u is %s", s, r,
+              mark[r] == OWNED ? "in use" : "listed twice");
+      break;
+    }
+    if ((kvshm__state_load(kvshm__slot(kv, s, r)) & KVSHM_KIND_MASK) !=
+        KVSHM_KIND_FREE)
+      problem(v, "stripe %u free list: slot %u is not free", s, r);
+    mark[r] = FREED;
+    listed++;
+  }
+  for (uint32_t r = 1; r <= n; r++) {
+    uint16_t kind = kvshm__state_load(kvshm__slot(kv, s, r)) & KVSHM_KIND_MASK;
+    if (r > st->fresh) {
+      if (kind != KVSHM_KIND_FREE)
+        problem(v, "stripe %u slot %u: beyond the used area but not free", s,
+                r);
+    } else if (!mark[r]) {
+      problem(v, "stripe %u slot %u: leaked (%s, neither indexed nor free)",
+              s, r, kind == KVSHM_KIND_HEAD ? "an entry" : "a slot");
+    }
+  }
+  if (listed + (n - st->fresh) != st->nfree)
+    problem(v, "stripe %u: nfree is %u but %u slots are free", s, st->nfree,
+            listed + (n - st->fresh));
+  if (entries != st->entries || bytes != st->bytes || dirty != st->dirty ||
+      tombs != st->tombstones)
+    problem(v, "stripe %u: counts say %u entries/%llu bytes/%u dirty, the "
+            "slots hold %u/%llu/%u", s, st->entries,
+            (unsigned long long)st->bytes, st->dirty, entries,
+            (unsigned long long)bytes, dirty);
+  free(mark);
+}
+
+int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
+  kvshm__clear_detail();
+  struct vctx v = {report, ctx, 0};
+  if (kvshm__hdr_validate(kv->hdr, kv->size, kv->name)) {
+    problem(&v, "header: %s", kvshm_errdetail());
+    return v.problems;
+  }
+  for (uint32_t s = 0; s < kv->nstripes; s++) {
+    int rc = kvshm__lock(kv, s);
+    if (rc)
+      return rc;
+    verify_stripe_locked(kv, s, &v);
+    kvshm__unlock(kv, s);
+  }
+  return v.problems;
+}
