@@ -29,7 +29,11 @@ TEST_UTIL:= tests/testutil.c tests/testutil.h
 
 .PHONY: all lib test test-c test-san bench demo format clean deps
 
-all: lib $(TESTS) $(BUILD)/bench/bench_shm $(BUILD)/demo/demo_shm
+# Targets each subsystem adds (its own .mk file appends to these).
+ALL_TARGETS  := lib $(TESTS) $(BUILD)/bench/bench_shm $(BUILD)/demo/demo_shm
+TEST_TARGETS := test-c test-san
+
+all: all-targets
 
 lib: $(BUILD)/libkvshm.a $(BUILD)/libkvshm.so
 
@@ -69,7 +73,7 @@ deps:
 	@scripts/deps.sh
 
 test: deps
-	$(MAKE) test-c test-san
+	$(MAKE) $(TEST_TARGETS)
 
 # Check's summary line comes from each suite; CK_FORK keeps a crashing test
 # from taking the runner down.
@@ -93,3 +97,10 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# Subsystems: tools/ (reaper, CLI), addon/ (Node).  Each owns its .mk file.
+-include tools/tools.mk
+-include addon/addon.mk
+
+all-targets: $(ALL_TARGETS)
+.PHONY: all-targets

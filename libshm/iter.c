@@ -20,10 +20,12 @@ struct kvshm_iter {
 };
 
 int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
-                    kvshm_iter **out) {
+                    unsigned flags, kvshm_iter **out) {
   kvshm__clear_detail();
   if (!out || (plen && !prefix))
     return kvshm__fail(KVSHM_EINVAL, "iter_open: NULL argument");
+  if (flags & ~KVSHM_ITER_STORE)
+    return kvshm__fail(KVSHM_EINVAL, "iter_open: unknown flags 0x%x", flags);
   kvshm_iter *it = calloc(1, sizeof *it);
   if (!it)
     return -ENOMEM;

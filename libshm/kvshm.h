@@ -204,6 +204,9 @@ KVSHM_API int kvshm_clear(kvshm *kv);
 
 /* ---- Introspection ---------------------------------------------------- */
 
+/* A callback that receives one line of text (verify problems, header). */
+typedef void (*kvshm_report_fn)(void *ctx, const char *msg);
+
 typedef struct kvshm_stats {
   /* configuration, as stored in the segment */
   uint64_t memory_size;
@@ -230,10 +233,48 @@ typedef struct kvshm_stats {
   uint64_t corrupt;     /* entries dropped because they failed checks */
   uint64_t repairs;     /* stripes repaired after a process died */
   uint64_t spills;      /* evictions written to SQLite inline by a writer */
+  uint64_t tombstones;  /* deleted keys waiting to be removed from SQLite */
+  uint64_t dirty_age_ms; /* the oldest dirty entry is at most this old */
+  uint32_t persistent;   /* configuration: persistent mode */
+  uint32_t flush_delay_ms; /* configuration: its bound */
+  uint64_t reaper_starts;  /* times a reaper was started for this segment */
 } kvshm_stats;
 
 /* Sum every stripe's counters into *st. */
 KVSHM_API int kvshm_stats_get(kvshm *kv, kvshm_stats *st);
+
+/* The cache's SQLite file (absolute path), or "" for a memory-only cache. */
+KVSHM_API const char *kvshm_sqlite_path(kvshm *kv);
+/* The cache's name as given to kvshm_open. */
+KVSHM_API const char *kvshm_name(kvshm *kv);
+
+/*
+ * KVSHM_OK if key is in the shared-memory tier right now (live, not a
+ * tombstone), else KVSHM_ENOTFOUND.  Never looks in SQLite, never promotes.
+ */
+KVSHM_API int kvshm_in_memory(kvshm *kv, const void *key, size_t klen);
+
+/*
+ * Call line(ctx, text) once per header field, as "offset name value"
+ * (like SQLite's showwal), for `kvshm-cli header`.
+ */
+KVSHM_API int kvshm_header_dump(kvshm *kv, kvshm_report_fn line, void *ctx);
+
+/*
+ * Write every dirty entry and tombstone to SQLite now, synchronously.  A
+ * memory-only cache has nothing to write: KVSHM_OK.
+ * Errors: KVSHM_ESQLITE, KVSHM_ETIMEDOUT.
+ */
+KVSHM_API int kvshm_flush(kvshm *kv);
+
+/* Figures of the SQLite tier (all 0 for a memory-only cache). */
+typedef struct kvshm_store_stats {
+  uint64_t rows;       /* entries stored in SQLite */
+  uint64_t bytes;      /* key + value bytes of those */
+  uint64_t file_bytes; /* size of the database file (without WAL) */
+  uint64_t expired;    /* rows whose TTL passed, not yet removed */
+} kvshm_store_stats;
+KVSHM_API int kvshm_store_stats_get(kvshm *kv, kvshm_store_stats *st);
 
 /* Per-stripe figures, for tools (fill per stripe). */
 typedef struct kvshm_stripe_stats {
@@ -249,9 +290,12 @@ KVSHM_API int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
  * while one entry is copied out.  Entries added or removed during the walk
  * may or may not be seen; none is seen twice unless it was rewritten.
  * prefix/plen: only keys starting with these bytes (NULL/0 = all).
+ * flags: KVSHM_ITER_STORE also walks the SQLite tier afterwards, yielding
+ *   rows whose key is not in memory (so every key is seen once).
  */
+#define KVSHM_ITER_STORE 0x1u
 KVSHM_API int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
-                    kvshm_iter **out);
+                              unsigned flags, kvshm_iter **out);
 /*
  * Advance to the next entry.  The pointers stay valid until the next call
  * or kvshm_iter_close.  expires_ms is the absolute expiry (0 = never).
@@ -270,7 +314,6 @@ KVSHM_API void kvshm_iter_close(kvshm_iter *it);
  * report(ctx, msg) is called once per problem found (may be NULL).
  * Returns the number of problems (0 = healthy), or a negative error.
  */
-typedef void (*kvshm_report_fn)(void *ctx, const char *msg);
 KVSHM_API int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx);
 
 #ifdef __cplusplus

@@ -125,11 +125,16 @@ struct kvshm_stripe {
   uint64_t repairs;     /* kept: repairs after a holder died */
   uint64_t spills;      /* kept: dirty victims written to SQLite inline */
   uint32_t tombstones;  /* derived: entries with KVSHM_ST_TOMB */
-  uint32_t pad[5];      /* zero; room for more counters */
+  uint32_t pad0;        /* zero */
+  uint64_t dirty_since_ms; /* wall clock when `dirty` last went 0 -> 1: the
+                              oldest dirty entry is at most this old; 0 if
+                              none (repair sets it to the repair time) */
+  uint32_t pad[2];      /* zero; room for more counters */
 };
 
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits a cache line");
 _Static_assert(offsetof(struct kvshm_stripe, free_head) == 64, "line 2");
+_Static_assert(offsetof(struct kvshm_stripe, dirty_since_ms) == 176, "ds");
 _Static_assert(sizeof(struct kvshm_stripe) == KVSHM_STRIPE_SIZE, "size");
 
 /* ---- Slots -------------------------------------------------------------

@@ -189,6 +189,10 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
     st->free_head = r;
     st->nfree++;
   }
+  if (!st->dirty)
+    st->dirty_since_ms = 0;
+  else if (!st->dirty_since_ms)
+    st->dirty_since_ms = kvshm__now_ms(kv);
   st->corrupt += corrupt;
   st->repairs++;
   free(claimed);

@@ -327,7 +327,8 @@ static int resolve_sqlite(const kvshm_config *c, char *out, size_t outsz) {
 }
 
 static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
-                       const char *name, unsigned flags) {
+                       const char *name, unsigned flags,
+                       const kvshm_config *want) {
   struct kvshm_hdr *h = (void *)base;
   kv->base = base;
   kv->size = size;
@@ -342,6 +343,8 @@ static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
   kv->default_ttl_ms = h->default_ttl_ms;
   kv->lock_timeout_ms = h->lock_timeout_ms ? h->lock_timeout_ms
                                            : KVSHM_DEFAULT_LOCK_TIMEOUT_MS;
+  if (want->lock_timeout_ms) /* a process may choose its own patience */
+    kv->lock_timeout_ms = want->lock_timeout_ms;
   kv->flags = flags;
   kv->rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ kvshm__wall_ms() ^
             (uintptr_t)kv;
@@ -416,7 +419,7 @@ static int open_once(const char *name, const char *path,
       goto out;
     size = c->memory_size;
   }
-  handle_fill(kv, base, size, name, flags);
+  handle_fill(kv, base, size, name, flags, want);
 out:
   flock(fd, LOCK_UN);
   close(fd);

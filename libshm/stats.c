@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
+
 int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
   kvshm__clear_detail();
   kvshm_stats st;
@@ -24,6 +26,10 @@ int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
   st.reaper_pid = atomic_load((_Atomic uint32_t *)&h->reaper_pid);
   st.reaper_heartbeat_ms =
       atomic_load((_Atomic uint64_t *)&h->reaper_heartbeat_ms);
+  st.persistent = h->persistent;
+  st.flush_delay_ms = h->flush_delay_ms;
+  st.reaper_starts = atomic_load((_Atomic uint64_t *)&h->reaper_starts);
+  uint64_t now = kvshm__now_ms(kv), oldest = 0;
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     int rc = kvshm__lock(kv, s);
     if (rc)
@@ -42,9 +48,14 @@ int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
     st.corrupt += sp->corrupt;
     st.repairs += sp->repairs;
     st.spills += sp->spills;
+    st.tombstones += sp->tombstones;
+    if (sp->dirty && sp->dirty_since_ms &&
+        (!oldest || sp->dirty_since_ms < oldest))
+      oldest = sp->dirty_since_ms;
     kvshm__unlock(kv, s);
   }
   st.slots_used = (uint64_t)kv->nslots * kv->nstripes - st.slots_free;
+  st.dirty_age_ms = oldest && now > oldest ? now - oldest : 0;
   *out = st;
   return KVSHM_OK;
 }
@@ -64,4 +75,48 @@ int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
   out->slots_used = kv->nslots - sp->nfree;
   kvshm__unlock(kv, stripe);
   return KVSHM_OK;
+}
+
+const char *kvshm_sqlite_path(kvshm *kv) { return kv->hdr->sqlite_path; }
+
+const char *kvshm_name(kvshm *kv) { return kv->name; }
+
+int kvshm_header_dump(kvshm *kv, kvshm_report_fn line, void *ctx) {
+  const struct kvshm_hdr *h = kv->hdr;
+  char buf[KVSHM_PATH_MAX + 64];
+#define U(field, fmt)                                                          \
+  snprintf(buf, sizeof buf, "%6zu  %-20s " fmt,                              \
+           offsetof(struct kvshm_hdr, field), #field,                          \
+           (unsigned long long)h->field);                                      \
+  line(ctx, buf);
+  U(magic, "0x%016llx")
+  U(format, "%llu")
+  U(hdr_size, "%llu")
+  U(memory_size, "%llu")
+  U(slot_size, "%llu")
+  U(stripes, "%llu")
+  U(slots, "%llu")
+  U(buckets, "%llu")
+  U(region_off, "%llu")
+  U(region_size, "%llu")
+  U(default_ttl_ms, "%llu")
+  U(created_ms, "%llu")
+  U(lock_timeout_ms, "%llu")
+  U(persistent, "%llu")
+  U(flush_delay_ms, "%llu")
+  U(creator_pid, "%llu")
+  snprintf(buf, sizeof buf, "%6zu  %-20s \"%.*s\"",
+           offsetof(struct kvshm_hdr, sqlite_path), "sqlite_path",
+           (int)strnlen(h->sqlite_path, sizeof h->sqlite_path),
+           h->sqlite_path);
+  line(ctx, buf);
+  U(hdr_check, "0x%08llx")
+  U(reaper_pid, "%llu")
+  U(reaper_heartbeat_ms, "%llu")
+  U(reaper_starts, "%llu")
+#undef U
+  snprintf(buf, sizeof buf, "%6u  %-20s %u x %u bytes", KVSHM_HDR_SIZE,
+           "stripe_headers", kv->nstripes, KVSHM_STRIPE_SIZE);
+  line(ctx, buf);
+  return kvshm__hdr_check(h) == h->hdr_check ? KVSHM_OK : KVSHM_ECORRUPT;
 }

@@ -129,7 +129,8 @@ void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref) {
   uint32_t c = hd->cnext;
   st->entries--;
   st->bytes -= (uint64_t)hd->klen + hd->vlen;
-  st->dirty -= (hd->state & KVSHM_ST_DIRTY) != 0;
+  if (hd->state & KVSHM_ST_DIRTY && --st->dirty == 0)
+    st->dirty_since_ms = 0;
   st->tombstones -= (hd->state & KVSHM_ST_TOMB) != 0;
   free_push_locked(kv, s, ref); /* the head first: then the entry is gone */
   kvshm__hook(kv, KVSHM_TP_FREE_HALF);
@@ -347,7 +348,8 @@ static int write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
   /* Link the new entry where the old one was (or at the chain's end). */
   st->entries++;
   st->bytes += total;
-  st->dirty += (req->state_bits & KVSHM_ST_DIRTY) != 0;
+  if (req->state_bits & KVSHM_ST_DIRTY && st->dirty++ == 0)
+    st->dirty_since_ms = now;
   st->tombstones += (req->state_bits & KVSHM_ST_TOMB) != 0;
   if (old) {
     hd->hnext = head_at(kv, s, old)->hnext;
@@ -459,6 +461,16 @@ int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
   }
   kvshm__unlock(kv, op.s);
   return KVSHM_OK;
+}
+
+int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {
+  struct op op;
+  int rc = op_begin(kv, key, klen, &op);
+  if (rc)
+    return rc;
+  rc = live_locked(kv, &op) ? KVSHM_OK : KVSHM_ENOTFOUND;
+  kvshm__unlock(kv, op.s);
+  return rc;
 }
 
 int kvshm_has(kvshm *kv, const void *key, size_t klen) {
@@ -641,6 +653,7 @@ void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s) {
   st->fresh = 0;
   st->nfree = kv->nslots;
   st->entries = st->dirty = st->tombstones = 0;
+  st->dirty_since_ms = 0;
   st->bytes = 0;
 }
 
