@@ -41,7 +41,8 @@ struct kvshm {
   /* Scratch buffer for keys that span slots, and for incr. */
   unsigned char *scratch;
   size_t scratch_size;
-  struct kvshm_store *store; /* SQLite tier, NULL if memory only */
+  struct kvshm_store *store; /* this process's SQLite connection, lazily */
+  uint32_t writes_since_poll; /* writes since the reaper was last checked */
 };
 
 /* ---- errors.c ---- */
@@ -120,9 +121,18 @@ void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref,
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
 /* Unlink entry `ref` from its bucket chain and free it. */
 void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
+/* Remove an expired entry (a tombstone if SQLite may hold an older copy).
+ * link: the bucket word pointing at it, or NULL to look it up.  Returns
+ * true if the entry was freed, false if it became a tombstone. */
+bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
 /* Reset stripe s to empty. */
 void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
 int kvshm__scratch(kvshm *kv, size_t n);
+
+/* ---- reaper.c ---- */
+/* Every so many writes, check the reaper's heartbeat; restart it if stale. */
+void kvshm__reaper_poll(kvshm *kv);
+int kvshm__reaper_ensure(kvshm *kv);
 
 /* ---- lfu.c ---- */
 #define KVSHM_LFU_INIT 5u       /* counter of a new entry */
@@ -134,9 +144,12 @@ uint32_t kvshm__lfu_counter(uint32_t lfu, uint64_t now_ms);
 uint64_t kvshm__rand(kvshm *kv);
 /*
  * Evict entries of stripe s until it has `need` free slots, never evicting
- * `keep`.  Returns 0, or KVSHM_ETOOBIG if nothing more can be evicted.
+ * `keep`.  A dirty victim is written to SQLite first (a spill), unless
+ * clean_only, which stops at the first sample with nothing clean in it
+ * (the reaper: it writes back before it evicts).  Returns 0, KVSHM_ETOOBIG
+ * if nothing more can be evicted, or a spill's error.
  */
 int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
-                        uint64_t now_ms);
+                        bool clean_only, uint64_t now_ms);
 
 #endif /* KVSHM_INTERNAL_H */

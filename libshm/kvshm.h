@@ -202,6 +202,18 @@ KVSHM_API int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
 /* Remove every entry (stripe by stripe).  Errors: KVSHM_ERDONLY. */
 KVSHM_API int kvshm_clear(kvshm *kv);
 
+/* ---- The reaper ------------------------------------------------------- */
+
+/*
+ * Run the reaper of cache `name` in this process until SIGTERM/SIGINT or
+ * until the cache is destroyed, then write everything dirty to SQLite.
+ * Returns at once (KVSHM_OK) if a healthy reaper already runs for it.
+ * log_fd: where to log (timestamped lines), or -1 for the default
+ * ($KVSHM_REAPER_LOG, else <sqlite file>.reaper.log, else nowhere).
+ * This is kvshm-reaper's main loop; kvshm_open starts that process itself.
+ */
+KVSHM_API int kvshm_reaper_run(const char *name, int log_fd);
+
 /* ---- Introspection ---------------------------------------------------- */
 
 /* A callback that receives one line of text (verify problems, header). */

@@ -85,6 +85,9 @@ struct kvshm_hdr {
   uint32_t pad1;                /* zero */
   uint64_t reaper_heartbeat_ms; /* reaper's last tick, wall clock ms */
   uint64_t reaper_starts;       /* times a reaper has been started */
+  uint64_t reaper_spawn_ms;     /* last time an opener spawned a reaper */
+  uint64_t clear_gen;           /* bumped by kvshm_clear before it empties
+                                   SQLite; write-behind checks it */
 };
 
 _Static_assert(offsetof(struct kvshm_hdr, magic) == 0, "magic first");
@@ -125,11 +128,17 @@ struct kvshm_stripe {
   uint64_t repairs;     /* kept: repairs after a holder died */
   uint64_t spills;      /* kept: dirty victims written to SQLite inline */
   uint32_t tombstones;  /* derived: entries with KVSHM_ST_TOMB */
-  uint32_t pad0;        /* zero */
+  uint32_t gen_evict;   /* kept: bumped whenever an entry leaves memory
+                           (eviction, spill, clear); a reader that looked
+                           in SQLite without the lock promotes only if it
+                           did not move */
   uint64_t dirty_since_ms; /* wall clock when `dirty` last went 0 -> 1: the
                               oldest dirty entry is at most this old; 0 if
                               none (repair sets it to the repair time) */
-  uint32_t pad[2];      /* zero; room for more counters */
+  uint32_t gen_spill;   /* kept: bumped before a writer writes SQLite
+                           inline (spill) or clear empties it; the reaper
+                           discards a batch copied before a bump */
+  uint32_t pad;         /* zero */
 };
 
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits a cache line");

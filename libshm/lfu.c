@@ -18,7 +18,7 @@
  * counter; an expired entry is always taken first.  This costs O(samples),
  * not O(stripe), and approximates exact LFU closely (Redis uses 5..10).
  */
-#include "internal.h"
+#include "store.h"
 
 #define EVICT_SAMPLES 16
 #define EVICT_TRIES 64
@@ -62,9 +62,10 @@ uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms) {
   return minutes(now_ms) << 8 | c;
 }
 
-/* Pick the coldest of a few random entries (never `keep`); 0 if none. */
+/* Pick the coldest of a few random entries (never `keep`, and only clean
+ * ones if clean_only); 0 if none. */
 static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
-                                   uint64_t now_ms) {
+                                   bool clean_only, uint64_t now_ms) {
   uint32_t best = KVSHM_NIL, best_score = UINT32_MAX;
   int seen = 0;
   for (int t = 0; t < EVICT_TRIES && seen < EVICT_SAMPLES; t++) {
@@ -73,6 +74,8 @@ static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
     if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD || r == keep)
       continue;
     seen++;
+    if (clean_only && (hd->state & KVSHM_ST_DIRTY))
+      continue;
     uint32_t score = hd->expires_ms && hd->expires_ms <= now_ms
                          ? 0
                          : 1 + kvshm__lfu_counter(hd->lfu, now_ms);
@@ -83,7 +86,7 @@ static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
         break;
     }
   }
-  if (best)
+  if (best || clean_only)
     return best;
   /* Sampling found no entry (a stripe of mostly free or chained slots):
    * fall back to a scan from a random point. */
@@ -98,10 +101,10 @@ static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
 }
 
 int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
-                        uint64_t now_ms) {
+                        bool clean_only, uint64_t now_ms) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   while (st->nfree < need) {
-    uint32_t v = pick_victim_locked(kv, s, keep, now_ms);
+    uint32_t v = pick_victim_locked(kv, s, keep, clean_only, now_ms);
     if (!v)
       return kvshm__fail(KVSHM_ETOOBIG, "stripe %u has no entry left to "
                          "evict for %u slots", s, need);
@@ -112,10 +115,17 @@ int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
     }
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, v);
     bool exp = hd->expires_ms && hd->expires_ms <= now_ms;
+    bool tomb = hd->state & KVSHM_ST_TOMB;
+    if (hd->state & KVSHM_ST_DIRTY) {
+      int rc = kvshm__spill_locked(kv, s, v);
+      if (rc)
+        return rc; /* never drop what SQLite does not have */
+    }
     kvshm__entry_remove_locked(kv, s, v);
+    st->gen_evict++;
     if (exp)
       st->expirations++;
-    else
+    else if (!tomb)
       st->evictions++;
     kvshm__hook(kv, KVSHM_TP_EVICTING);
   }

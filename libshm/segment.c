@@ -18,7 +18,7 @@
  *      store the magic last.
  *   6. Unlock.  The flock is held only during open.
  */
-#include "internal.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -460,7 +460,17 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
   if (!rc && !kv->base)
     rc = kvshm__fail(KVSHM_ETIMEDOUT, "cache '%s' kept being removed while "
                      "opening it", name);
+  /* A SQLite file that is not ours (or is corrupt) is refused now, not at
+   * the first miss; and the reaper is started if none is healthy. */
+  if (!rc && kvshm__has_store(kv))
+    rc = kvshm__store_open_check(kv);
+  if (!rc && !(flags & (KVSHM_NOREAPER | KVSHM_RDONLY)))
+    rc = kvshm__reaper_ensure(kv);
   if (rc) {
+    if (kv->base) {
+      kvshm__store_close(kv);
+      munmap(kv->base, kv->size);
+    }
     free(kv);
     return rc;
   }
@@ -471,6 +481,7 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
 int kvshm_close(kvshm *kv) {
   if (!kv)
     return KVSHM_OK;
+  kvshm__store_close(kv);
   if (kv->base)
     munmap(kv->base, kv->size);
   free(kv->scratch);

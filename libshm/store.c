@@ -1,20 +1,368 @@
 /*
- * store.c - the SQLite tier.  A memory-only cache (no sqlite_path) has no
- * second tier: flushing it writes nothing and its store is empty.
+ * store.c - the SQLite tier: one connection per process (opened lazily,
+ * never used across fork), prepared statements, and the file's schema.
+ *
+ * The file holds one table, keyed by the raw key bytes:
+ *
+ *   kvshm_entries(key BLOB PRIMARY KEY, value BLOB, flags INTEGER,
+ *                 expires_ms INTEGER) WITHOUT ROWID
+ *   kvshm_entries_expiry ON kvshm_entries(expires_ms) WHERE expires_ms > 0
+ *
+ * `PRAGMA application_id` marks the file as ours and `user_version` is its
+ * format.  A file that is not SQLite, carries another application id, a newer
+ * format, or a damaged schema is refused before anything is written to it.
+ * Tuning: WAL, synchronous=NORMAL (a power cut may lose the last
+ * transactions, never corrupt the file), a busy timeout, batched
+ * transactions (writeback.c).
  */
 #include "internal.h"
+#include "store.h"
 
-int kvshm_flush(kvshm *kv) {
-  kvshm__clear_detail();
-  if (!kv->hdr->sqlite_path[0])
-    return KVSHM_OK;
-  return kvshm__fail(KVSHM_ESQLITE, "the SQLite tier is not built yet");
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define APP_ID 0x4b56534d /* "KVSM" */
+#define STORE_FORMAT 1
+#define BUSY_TIMEOUT_MS 10000
+
+enum {
+  Q_GET,
+  Q_PUT,
+  Q_DEL,
+  Q_EXPIRE,
+  Q_CLEAR,
+  Q_COUNT,
+  Q_SCAN,
+  Q_BEGIN,
+  Q_COMMIT,
+  Q_ROLLBACK,
+  Q_N
+};
+
+static const char *const sql[Q_N] = {
+    [Q_GET] = "SELECT value, flags, expires_ms FROM kvshm_entries WHERE key=?",
+    [Q_PUT] = "INSERT OR REPLACE INTO kvshm_entries(key, value, flags, "
+              "expires_ms) VALUES (?, ?, ?, ?)",
+    [Q_DEL] = "DELETE FROM kvshm_entries WHERE key=?",
+    [Q_EXPIRE] = "DELETE FROM kvshm_entries WHERE key IN (SELECT key FROM "
+                 "kvshm_entries WHERE expires_ms > 0 AND expires_ms <= ? "
+                 "LIMIT ?)",
+    [Q_CLEAR] = "DELETE FROM kvshm_entries",
+    [Q_COUNT] = "SELECT count(*), coalesce(sum(length(key) + length(value)), "
+                "0), (SELECT count(*) FROM kvshm_entries WHERE expires_ms > 0 "
+                "AND expires_ms <= ?) FROM kvshm_entries",
+    [Q_SCAN] = "SELECT key, value, flags, expires_ms FROM kvshm_entries "
+               "WHERE key >= ? AND (expires_ms = 0 OR expires_ms > ?) "
+               "ORDER BY key",
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+};
+
+struct kvshm_store {
+  sqlite3 *db;
+  pid_t pid;           /* process that opened it */
+  sqlite3_stmt *q[Q_N];
+};
+
+static int db_fail(kvshm *kv, sqlite3 *db, const char *what) {
+  return kvshm__fail(KVSHM_ESQLITE, "cache '%s': SQLite %s failed: %s",
+                     kv->name, what, db ? sqlite3_errmsg(db) : "no memory");
 }
 
-int kvshm_store_stats_get(kvshm *kv, kvshm_store_stats *st) {
+static int exec(sqlite3 *db, const char *s) {
+  return sqlite3_exec(db, s, NULL, NULL, NULL);
+}
+
+static int pragma_int(sqlite3 *db, const char *q, int64_t *out) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+  if (rc != SQLITE_OK)
+    return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *out = sqlite3_column_int64(st, 0);
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * Decide whether `db` is ours, new, or to be refused, using reads only.
+ * Returns KVSHM_OK with *fresh set when the schema must be created.
+ */
+static int validate(kvshm *kv, sqlite3 *db, const char *path, bool *fresh) {
+  int64_t app = 0, ver = 0, tables = 0;
+  int rc = pragma_int(db, "PRAGMA application_id", &app);
+  if (rc == SQLITE_NOTADB)
+    return kvshm__fail(KVSHM_EBADDB, "'%s' is not a SQLite database: give "
+                       "cache '%s' another sqlite path", path, kv->name);
+  if (rc == SQLITE_CORRUPT)
+    return kvshm__fail(KVSHM_EBADDB, "'%s' is a corrupt SQLite database; it "
+                       "was left untouched", path);
+  if (rc != SQLITE_OK)
+    return db_fail(kv, db, "reading application_id");
+  if (pragma_int(db, "PRAGMA user_version", &ver) ||
+      pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables))
+    return kvshm__fail(KVSHM_EBADDB, "'%s' cannot be read as a SQLite "
+                       "database (%s); it was left untouched", path,
+                       sqlite3_errmsg(db));
+  if (app == 0 && ver == 0 && tables == 0) {
+    *fresh = true;
+    return KVSHM_OK;
+  }
+  if (app != APP_ID)
+    return kvshm__fail(KVSHM_EBADDB, "'%s' is a SQLite database of another "
+                       "application (application_id 0x%llx); it was left "
+                       "untouched: give cache '%s' its own file", path,
+                       (unsigned long long)app, kv->name);
+  if (ver > STORE_FORMAT)
+    return kvshm__fail(KVSHM_EBADDB, "'%s' has kvshm store format %lld, "
+                       "newer than this library's %d: upgrade kvshm", path,
+                       (long long)ver, STORE_FORMAT);
+  int64_t ok = 0;
+  if (pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE type='table' "
+                     "AND name='kvshm_entries'", &ok) || ok != 1)
+    return kvshm__fail(KVSHM_EBADDB, "'%s' is marked as a kvshm store but "
+                       "has no kvshm_entries table; it was left untouched",
+                       path);
+  *fresh = false;
+  return KVSHM_OK;
+}
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS kvshm_entries(key BLOB PRIMARY KEY NOT NULL,"
+    " value BLOB NOT NULL, flags INTEGER NOT NULL, expires_ms INTEGER NOT "
+    "NULL) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS kvshm_entries_expiry ON "
+    "kvshm_entries(expires_ms) WHERE expires_ms > 0;";
+
+static void store_free(struct kvshm_store *st) {
+  for (int i = 0; i < Q_N; i++)
+    sqlite3_finalize(st->q[i]);
+  sqlite3_close_v2(st->db);
+  free(st);
+}
+
+int kvshm__store_open_path(kvshm *kv, const char *path,
+                           struct kvshm_store **out) {
+  struct kvshm_store *st = calloc(1, sizeof *st);
+  if (!st)
+    return -ENOMEM;
+  st->pid = getpid();
+  int rc = sqlite3_open_v2(path, &st->db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                               SQLITE_OPEN_NOMUTEX,
+                           NULL);
+  if (rc != SQLITE_OK) {
+    rc = kvshm__fail(KVSHM_ESQLITE, "cannot open SQLite file '%s' of cache "
+                     "'%s': %s", path, kv->name, sqlite3_errmsg(st->db));
+    store_free(st);
+    return rc;
+  }
+  sqlite3_extended_result_codes(st->db, 0);
+  sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  bool fresh = false;
+  rc = validate(kv, st->db, path, &fresh);
+  if (!rc && exec(st->db, "PRAGMA journal_mode=WAL"))
+    rc = db_fail(kv, st->db, "PRAGMA journal_mode=WAL");
+  if (!rc && exec(st->db, "PRAGMA synchronous=NORMAL"))
+    rc = db_fail(kv, st->db, "PRAGMA synchronous");
+  if (!rc && fresh) {
+    char init[128];
+    snprintf(init, sizeof init,
+             "PRAGMA application_id=%d; PRAGMA user_version=%d;", APP_ID,
+             STORE_FORMAT);
+    if (exec(st->db, "BEGIN IMMEDIATE") || exec(st->db, schema) ||
+        exec(st->db, init) || exec(st->db, "COMMIT")) {
+      rc = db_fail(kv, st->db, "creating the schema");
+      exec(st->db, "ROLLBACK");
+    }
+  }
+  for (int i = 0; !rc && i < Q_N; i++)
+    if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                           &st->q[i], NULL))
+      rc = db_fail(kv, st->db, "preparing statements");
+  if (rc) {
+    store_free(st);
+    return rc;
+  }
+  *out = st;
+  return KVSHM_OK;
+}
+
+/* This process's connection, opened on first use.  A handle carried across
+ * fork() must not touch the parent's connection: it is abandoned, not
+ * closed (closing would disturb the parent's locks), and a new one opened. */
+static int store_get_conn(kvshm *kv, struct kvshm_store **out) {
+  if (kv->store && kv->store->pid != getpid())
+    kv->store = NULL; /* the parent's: leak it, never close it */
+  if (!kv->store) {
+    int rc = kvshm__store_open_path(kv, kv->hdr->sqlite_path, &kv->store);
+    if (rc)
+      return rc;
+  }
+  *out = kv->store;
+  return KVSHM_OK;
+}
+
+void kvshm__store_close(kvshm *kv) {
+  if (kv->store && kv->store->pid == getpid())
+    store_free(kv->store);
+  kv->store = NULL;
+}
+
+static int step_done(kvshm *kv, struct kvshm_store *st, sqlite3_stmt *q,
+                     const char *what) {
+  int rc = sqlite3_step(q);
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  return rc == SQLITE_DONE ? KVSHM_OK : db_fail(kv, st->db, what);
+}
+
+int kvshm__store_fetch(kvshm *kv, const void *key, size_t klen, uint64_t now,
+                       struct kvshm_row *row) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_GET];
+  sqlite3_bind_blob(q, 1, klen ? key : "", (int)klen, SQLITE_STATIC);
+  rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) {
+    int64_t exp = sqlite3_column_int64(q, 2);
+    if (exp > 0 && (uint64_t)exp <= now) {
+      rc = KVSHM_ENOTFOUND;
+    } else {
+      size_t n = (size_t)sqlite3_column_bytes(q, 0);
+      const void *v = sqlite3_column_blob(q, 0);
+      row->flags = (uint32_t)sqlite3_column_int64(q, 1);
+      row->expires_ms = exp > 0 ? (uint64_t)exp : 0;
+      row->vlen = n;
+      rc = kvshm__scratch(kv, n);
+      if (!rc) {
+        if (n)
+          memcpy(kv->scratch, v, n);
+        row->val = kv->scratch;
+      }
+    }
+  } else if (rc == SQLITE_DONE) {
+    rc = KVSHM_ENOTFOUND;
+  } else {
+    rc = db_fail(kv, st->db, "reading a key");
+  }
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  return rc;
+}
+
+int kvshm__store_begin(kvshm *kv) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  return rc ? rc : step_done(kv, st, st->q[Q_BEGIN], "BEGIN");
+}
+
+int kvshm__store_end(kvshm *kv, bool commit) {
+  struct kvshm_store *st = kv->store;
+  if (!commit) {
+    step_done(kv, st, st->q[Q_ROLLBACK], "ROLLBACK");
+    return KVSHM_OK;
+  }
+  int rc = step_done(kv, st, st->q[Q_COMMIT], "COMMIT");
+  if (rc)
+    step_done(kv, st, st->q[Q_ROLLBACK], "ROLLBACK");
+  return rc;
+}
+
+int kvshm__store_put(kvshm *kv, const void *key, size_t klen,
+                     const void *val, size_t vlen, uint32_t flags,
+                     uint64_t expires_ms) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_PUT];
+  sqlite3_bind_blob(q, 1, klen ? key : "", (int)klen, SQLITE_STATIC);
+  sqlite3_bind_blob64(q, 2, vlen ? val : "", vlen, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 3, flags);
+  sqlite3_bind_int64(q, 4, (sqlite3_int64)expires_ms);
+  return step_done(kv, st, q, "writing a key");
+}
+
+int kvshm__store_del(kvshm *kv, const void *key, size_t klen) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_DEL];
+  sqlite3_bind_blob(q, 1, klen ? key : "", (int)klen, SQLITE_STATIC);
+  return step_done(kv, st, q, "deleting a key");
+}
+
+int kvshm__store_expire(kvshm *kv, uint64_t now, int limit, int *removed) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_EXPIRE];
+  sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+  sqlite3_bind_int(q, 2, limit);
+  rc = step_done(kv, st, q, "expiring keys");
+  *removed = rc ? 0 : sqlite3_changes(st->db);
+  return rc;
+}
+
+int kvshm__store_clear(kvshm *kv) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  return rc ? rc : step_done(kv, st, st->q[Q_CLEAR], "clearing");
+}
+
+int kvshm_store_stats_get(kvshm *kv, kvshm_store_stats *out) {
   kvshm__clear_detail();
-  memset(st, 0, sizeof *st);
+  memset(out, 0, sizeof *out);
   if (!kv->hdr->sqlite_path[0])
     return KVSHM_OK;
-  return kvshm__fail(KVSHM_ESQLITE, "the SQLite tier is not built yet");
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_COUNT];
+  sqlite3_bind_int64(q, 1, (sqlite3_int64)kvshm__now_ms(kv));
+  if (sqlite3_step(q) == SQLITE_ROW) {
+    out->rows = (uint64_t)sqlite3_column_int64(q, 0);
+    out->bytes = (uint64_t)sqlite3_column_int64(q, 1);
+    out->expired = (uint64_t)sqlite3_column_int64(q, 2);
+  } else {
+    rc = db_fail(kv, st->db, "counting rows");
+  }
+  sqlite3_reset(q);
+  struct stat sb;
+  if (stat(kv->hdr->sqlite_path, &sb) == 0)
+    out->file_bytes = (uint64_t)sb.st_size;
+  return rc;
+}
+
+/* ---- scanning, for iteration over the SQLite tier ---- */
+
+int kvshm__store_scan_open(kvshm *kv, const void *from, size_t flen,
+                           sqlite3_stmt **out) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  if (sqlite3_prepare_v2(st->db, sql[Q_SCAN], -1, out, NULL))
+    return db_fail(kv, st->db, "preparing a scan");
+  sqlite3_bind_blob(*out, 1, flen ? from : "", (int)flen, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(*out, 2, (sqlite3_int64)kvshm__now_ms(kv));
+  return KVSHM_OK;
+}
+
+int kvshm__store_open_check(kvshm *kv) {
+  struct kvshm_store *st;
+  return store_get_conn(kv, &st);
 }

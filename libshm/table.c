@@ -10,7 +10,7 @@
  * KVSHM_ECORRUPT.  Nothing read from shared memory is ever trusted to index
  * memory unchecked.
  */
-#include "internal.h"
+#include "store.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -217,6 +217,40 @@ static bool expired(const struct kvshm_head *hd, uint64_t now) {
   return hd->expires_ms && hd->expires_ms <= now;
 }
 
+/* Turn entry `ref` into a tombstone in place: one atomic store of its state,
+ * so no slot is needed and a crash leaves either the entry or the
+ * tombstone.  The reaper (or a spill) carries the delete to SQLite. */
+static void tombstone_locked(kvshm *kv, uint32_t s, uint32_t ref,
+                             uint64_t now) {
+  struct kvshm_stripe *st = kvshm__stripe(kv, s);
+  struct kvshm_head *hd = head_at(kv, s, ref);
+  uint16_t state = hd->state;
+  if (!(state & KVSHM_ST_DIRTY) && st->dirty++ == 0)
+    st->dirty_since_ms = now;
+  if (!(state & KVSHM_ST_TOMB))
+    st->tombstones++;
+  kvshm__state_store(hd, (uint16_t)(state | KVSHM_ST_TOMB | KVSHM_ST_DIRTY));
+}
+
+bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link) {
+  struct kvshm_head *hd = head_at(kv, s, ref);
+  kvshm__stripe(kv, s)->expirations++;
+  /* A dirty entry of a SQLite cache may hide an older copy in SQLite: that
+   * copy must go too, or it would come back.  A clean one's copy is this
+   * very version, expired there as well. */
+  if (kvshm__has_store(kv) && (hd->state & KVSHM_ST_DIRTY)) {
+    tombstone_locked(kv, s, ref, kvshm__now_ms(kv));
+    return false;
+  }
+  if (link) {
+    *link = hd->hnext;
+    kvshm__entry_free_locked(kv, s, ref);
+  } else {
+    kvshm__entry_remove_locked(kv, s, ref);
+  }
+  return true;
+}
+
 /* Take one slot off the free list (or the never-used tail). */
 static uint32_t alloc_slot_locked(kvshm *kv, uint32_t s) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
@@ -276,7 +310,7 @@ static int write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
                        (unsigned long long)total, (unsigned long long)need,
                        kvshm__max_entry_slots(kv));
   if (st->nfree < need) {
-    int rc = kvshm__evict_locked(kv, s, (uint32_t)need, old, now);
+    int rc = kvshm__evict_locked(kv, s, (uint32_t)need, old, false, now);
     if (rc)
       return rc;
     /* Eviction may have reshaped the chain: find the link again. */
@@ -414,53 +448,136 @@ static bool live_locked(kvshm *kv, struct op *op) {
     op->now = kvshm__now_ms(kv);
   if (!expired(hd, op->now))
     return true;
-  if (!(kv->flags & KVSHM_RDONLY)) {
-    *op->link = hd->hnext;
-    kvshm__entry_free_locked(kv, op->s, op->ref);
-    kvshm__stripe(kv, op->s)->expirations++;
+  /* Freed: the link now leads past it.  Tombstoned: it stays, and a set
+   * replaces it like any entry. */
+  if (!(kv->flags & KVSHM_RDONLY) &&
+      kvshm__expire_locked(kv, op->s, op->ref, op->link))
     op->ref = KVSHM_NIL;
-  }
   return false;
 }
 
-int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
-              size_t bufsize, size_t *vlen, uint32_t *flags) {
-  struct op op;
-  int rc = op_begin(kv, key, klen, &op);
-  if (rc)
-    return rc;
-  struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
-  bool rdonly = kv->flags & KVSHM_RDONLY;
-  if (!live_locked(kv, &op)) {
-    st->misses += !rdonly;
+/* Is the found entry a tombstone (the key was deleted)? */
+static bool tomb_locked(kvshm *kv, const struct op *op) {
+  return op->ref && (head_at(kv, op->s, op->ref)->state & KVSHM_ST_TOMB);
+}
+
+/*
+ * The key missed in memory: look in SQLite and, if it is there, promote it
+ * into memory as a clean entry.  Called without the lock.  The SQLite read
+ * happens unlocked, so the promotion is skipped and the read repeated if
+ * anything left the stripe meanwhile (gen_evict): the value read might have
+ * been superseded by one that was written back and evicted since.
+ * Returns KVSHM_OK (the key is in memory now, or appeared there meanwhile),
+ * KVSHM_ENOTFOUND, or an error.
+ */
+static int fault_in(kvshm *kv, const void *key, size_t klen) {
+  struct kvshm_row row;
+  for (int attempt = 0; attempt < 64; attempt++) {
+    struct op op;
+    int rc = op_begin(kv, key, klen, &op);
+    if (rc)
+      return rc;
+    if (live_locked(kv, &op) || tomb_locked(kv, &op)) {
+      rc = tomb_locked(kv, &op) ? KVSHM_ENOTFOUND : KVSHM_OK;
+      kvshm__unlock(kv, op.s);
+      return rc;
+    }
+    struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
+    uint32_t gen = st->gen_evict;
     kvshm__unlock(kv, op.s);
-    return KVSHM_ENOTFOUND;
+    uint64_t now = kvshm__now_ms(kv);
+    rc = kvshm__store_fetch(kv, key, klen, now, &row);
+    if (rc)
+      return rc;
+    rc = op_begin(kv, key, klen, &op);
+    if (rc)
+      return rc;
+    if (live_locked(kv, &op) || tomb_locked(kv, &op)) {
+      rc = tomb_locked(kv, &op) ? KVSHM_ENOTFOUND : KVSHM_OK;
+    } else if (st->gen_evict != gen) {
+      rc = 1; /* something left memory: the row may be stale, read again */
+    } else {
+      struct write_req req = {key,        klen, row.val,
+                              row.vlen,   row.flags, row.expires_ms,
+                              KVSHM_ST_STORED, kvshm__lfu_new(kv, now)};
+      rc = write_locked(kv, op.s, op.h, op.ref, op.link, &req, now);
+    }
+    kvshm__unlock(kv, op.s);
+    if (rc != 1)
+      return rc;
   }
-  struct kvshm_head *hd = head_at(kv, op.s, op.ref);
+  return kvshm__fail(KVSHM_ETIMEDOUT, "key kept leaving memory while it was "
+                     "read from SQLite; try again");
+}
+
+/* Copy out a live entry found by op (lock held). */
+static int read_out_locked(kvshm *kv, struct op *op, size_t klen, void *buf,
+                           size_t bufsize, size_t *vlen, uint32_t *flags) {
+  struct kvshm_head *hd = head_at(kv, op->s, op->ref);
   if (vlen)
     *vlen = hd->vlen;
   if (flags)
     *flags = hd->flags;
   if (buf || bufsize) {
-    if (bufsize < hd->vlen) {
-      kvshm__unlock(kv, op.s);
+    if (bufsize < hd->vlen)
       return KVSHM_EBUFSIZE;
-    }
-    if (kvshm__entry_check_locked(kv, op.s, op.ref, true)) {
-      rc = corrupt_locked(kv, op.s, "entry fails its checksum");
+    if (kvshm__entry_check_locked(kv, op->s, op->ref, true))
+      return corrupt_locked(kv, op->s, "entry fails its checksum");
+    kvshm__entry_read_locked(kv, op->s, op->ref, klen, buf, hd->vlen);
+  }
+  if (!(kv->flags & KVSHM_RDONLY)) {
+    if (!op->now)
+      op->now = kvshm__now_ms(kv);
+    hd->lfu = kvshm__lfu_touch(kv, hd->lfu, op->now);
+  }
+  return KVSHM_OK;
+}
+
+int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
+              size_t bufsize, size_t *vlen, uint32_t *flags) {
+  bool rdonly = kv->flags & KVSHM_RDONLY;
+  for (int pass = 0;; pass++) {
+    struct op op;
+    int rc = op_begin(kv, key, klen, &op);
+    if (rc)
+      return rc;
+    struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
+    if (live_locked(kv, &op)) {
+      rc = read_out_locked(kv, &op, klen, buf, bufsize, vlen, flags);
+      st->hits += !rdonly && rc != KVSHM_ECORRUPT;
       kvshm__unlock(kv, op.s);
       return rc;
     }
-    kvshm__entry_read_locked(kv, op.s, op.ref, klen, buf, hd->vlen);
+    bool fall = kvshm__has_store(kv) && !tomb_locked(kv, &op) && pass < 4;
+    if (!fall) {
+      st->misses += !rdonly;
+      kvshm__unlock(kv, op.s);
+      return KVSHM_ENOTFOUND;
+    }
+    kvshm__unlock(kv, op.s);
+    if (rdonly) { /* a read-only handle reads SQLite but never promotes */
+      struct kvshm_row row;
+      rc = kvshm__store_fetch(kv, key, klen, kvshm__now_ms(kv), &row);
+      if (rc)
+        return rc;
+      if (vlen)
+        *vlen = row.vlen;
+      if (flags)
+        *flags = row.flags;
+      if ((buf || bufsize) && bufsize < row.vlen)
+        return KVSHM_EBUFSIZE;
+      if (buf && row.vlen)
+        memcpy(buf, row.val, row.vlen);
+      return KVSHM_OK;
+    }
+    rc = fault_in(kv, key, klen);
+    if (rc == KVSHM_ENOTFOUND) {
+      pass = 4; /* count the miss on the next pass, do not look again */
+      continue;
+    }
+    if (rc)
+      return rc;
   }
-  if (!rdonly) {
-    st->hits++;
-    if (!op.now)
-      op.now = kvshm__now_ms(kv);
-    hd->lfu = kvshm__lfu_touch(kv, hd->lfu, op.now);
-  }
-  kvshm__unlock(kv, op.s);
-  return KVSHM_OK;
 }
 
 int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {
@@ -478,9 +595,14 @@ int kvshm_has(kvshm *kv, const void *key, size_t klen) {
   int rc = op_begin(kv, key, klen, &op);
   if (rc)
     return rc;
-  rc = live_locked(kv, &op) ? KVSHM_OK : KVSHM_ENOTFOUND;
+  bool live = live_locked(kv, &op), tomb = tomb_locked(kv, &op);
   kvshm__unlock(kv, op.s);
-  return rc;
+  if (live)
+    return KVSHM_OK;
+  if (tomb || !kvshm__has_store(kv))
+    return KVSHM_ENOTFOUND;
+  struct kvshm_row row;
+  return kvshm__store_fetch(kv, key, klen, kvshm__now_ms(kv), &row);
 }
 
 static uint64_t expiry_for(kvshm *kv, int64_t ttl_ms, uint64_t now) {
@@ -489,13 +611,20 @@ static uint64_t expiry_for(kvshm *kv, int64_t ttl_ms, uint64_t now) {
   return ttl_ms == 0 ? 0 : now + (uint64_t)ttl_ms;
 }
 
-static uint16_t new_state_bits(kvshm *kv, struct op *op) {
-  uint16_t bits = 0;
-  if (kv->hdr->sqlite_path[0])
-    bits |= KVSHM_ST_DIRTY;
-  if (op->ref)
-    bits |= head_at(kv, op->s, op->ref)->state & KVSHM_ST_STORED;
-  return bits;
+/* A new entry of a SQLite cache is dirty, and SQLite may hold an older
+ * copy of its key (we never know it does not without asking), so it is
+ * marked stored: deleting it must leave a tombstone. */
+static uint16_t new_state_bits(kvshm *kv) {
+  return kvshm__has_store(kv) ? KVSHM_ST_DIRTY | KVSHM_ST_STORED : 0;
+}
+
+/* Operations that need the current value or its existence first bring a
+ * key that lives only in SQLite back into memory. */
+static int fault_in_for_write(kvshm *kv, const void *key, size_t klen) {
+  if (!kvshm__has_store(kv))
+    return KVSHM_OK;
+  int rc = fault_in(kv, key, klen);
+  return rc == KVSHM_ENOTFOUND ? KVSHM_OK : rc;
 }
 
 int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
@@ -513,8 +642,13 @@ int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
                        "exclude each other)", opts);
   if (vlen > UINT32_MAX)
     return kvshm__fail(KVSHM_ETOOBIG, "value of %zu bytes is over 4 GiB", vlen);
+  int rc = check_key(key, klen);
+  if (!rc && opts)
+    rc = fault_in_for_write(kv, key, klen);
+  kvshm__reaper_poll(kv);
   struct op op;
-  int rc = op_begin(kv, key, klen, &op);
+  if (!rc)
+    rc = op_begin(kv, key, klen, &op);
   if (rc)
     return rc;
   bool present = live_locked(kv, &op);
@@ -526,8 +660,7 @@ int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
     if (!op.now)
       op.now = kvshm__now_ms(kv);
     struct write_req req = {key, klen, val, vlen, flags, 0,
-                            new_state_bits(kv, &op),
-                            kvshm__lfu_new(kv, op.now)};
+                            new_state_bits(kv), kvshm__lfu_new(kv, op.now)};
     if ((opts & KVSHM_KEEPTTL) && present)
       req.expires_ms = head_at(kv, op.s, op.ref)->expires_ms;
     else
@@ -546,15 +679,42 @@ int kvshm_del(kvshm *kv, const void *key, size_t klen) {
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
+  int rc = check_key(key, klen);
+  /* Is it only in SQLite?  Then a tombstone must be written for it. */
+  bool in_store = false;
+  if (!rc && kvshm__has_store(kv)) {
+    rc = kvshm_in_memory(kv, key, klen);
+    if (rc == KVSHM_ENOTFOUND) {
+      struct kvshm_row row;
+      rc = kvshm__store_fetch(kv, key, klen, kvshm__now_ms(kv), &row);
+      in_store = rc == KVSHM_OK;
+      if (rc == KVSHM_ENOTFOUND)
+        rc = KVSHM_OK;
+    }
+  }
+  kvshm__reaper_poll(kv);
   struct op op;
-  int rc = op_begin(kv, key, klen, &op);
+  if (!rc)
+    rc = op_begin(kv, key, klen, &op);
   if (rc)
     return rc;
+  struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
+  bool tomb = tomb_locked(kv, &op);
   if (live_locked(kv, &op)) {
-    struct kvshm_head *hd = head_at(kv, op.s, op.ref);
-    *op.link = hd->hnext;
-    kvshm__entry_free_locked(kv, op.s, op.ref);
-    kvshm__stripe(kv, op.s)->deletes++;
+    if (kvshm__has_store(kv)) {
+      tombstone_locked(kv, op.s, op.ref, kvshm__now_ms(kv));
+    } else {
+      *op.link = head_at(kv, op.s, op.ref)->hnext;
+      kvshm__entry_free_locked(kv, op.s, op.ref);
+    }
+    st->deletes++;
+  } else if (in_store && !tomb) {
+    op.now = kvshm__now_ms(kv);
+    struct write_req req = {key, klen, "", 0, 0, 0,
+                            KVSHM_ST_TOMB | KVSHM_ST_DIRTY | KVSHM_ST_STORED,
+                            kvshm__lfu_new(kv, op.now)};
+    rc = write_locked(kv, op.s, op.h, op.ref, op.link, &req, op.now);
+    st->deletes += rc == KVSHM_OK;
   } else {
     rc = KVSHM_ENOTFOUND;
   }
@@ -591,15 +751,20 @@ int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
+  int rc = check_key(key, klen);
+  if (!rc)
+    rc = fault_in_for_write(kv, key, klen);
+  kvshm__reaper_poll(kv);
   struct op op;
-  int rc = op_begin(kv, key, klen, &op);
+  if (!rc)
+    rc = op_begin(kv, key, klen, &op);
   if (rc)
     return rc;
   int64_t cur = 0;
   op.now = kvshm__now_ms(kv);
   bool present = live_locked(kv, &op);
   struct write_req req = {key, klen, NULL, 0, new_flags, 0,
-                          new_state_bits(kv, &op), kvshm__lfu_new(kv, op.now)};
+                          new_state_bits(kv), kvshm__lfu_new(kv, op.now)};
   req.expires_ms = expiry_for(kv, KVSHM_TTL_DEFAULT, op.now);
   if (present) {
     struct kvshm_head *hd = head_at(kv, op.s, op.ref);
@@ -655,12 +820,17 @@ void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s) {
   st->entries = st->dirty = st->tombstones = 0;
   st->dirty_since_ms = 0;
   st->bytes = 0;
+  st->gen_evict++;
+  atomic_fetch_add((_Atomic uint32_t *)&st->gen_spill, 1);
 }
 
 int kvshm_clear(kvshm *kv) {
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
+  /* Announce the clear first: a write-behind batch copied before it must
+   * not land in SQLite after it (writeback.c). */
+  atomic_fetch_add((_Atomic uint64_t *)&kv->hdr->clear_gen, 1);
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     int rc = kvshm__lock(kv, s);
     if (rc)
@@ -668,7 +838,7 @@ int kvshm_clear(kvshm *kv) {
     kvshm__stripe_clear_locked(kv, s);
     kvshm__unlock(kv, s);
   }
-  return KVSHM_OK;
+  return kvshm__has_store(kv) ? kvshm__store_clear(kv) : KVSHM_OK;
 }
 
 /* ---- test hooks ---- */

@@ -1,0 +1,355 @@
+/*
+ * reaper.c - kvshm-reaper, the one background process per segment, and how
+ * openers start it.
+ *
+ * Election: the header's reaper_pid says who reaps.  A starting reaper takes
+ * it with a compare-and-swap, but only if it is 0, or its process is gone,
+ * or its heartbeat (reaper_heartbeat_ms, stored every tick) is older than
+ * STALE_MS; otherwise it exits, so exactly one runs however many are started.
+ * A reaper that finds reaper_pid taken by another (it was declared stale and
+ * replaced) exits at its next tick.
+ *
+ * Starting: kvshm_open, and every POLL_WRITES writes, check the heartbeat;
+ * if it is stale, the first process to move reaper_spawn_ms forward (CAS)
+ * spawns `kvshm-reaper NAME` as a detached grandchild (double fork, setsid,
+ * stdio on /dev/null, no inherited descriptors), from the absolute path in
+ * KVSHM_REAPER_PATH (environment) or the one compiled in.  KVSHM_REAPER=off
+ * in the environment disables starting it (tests that move the clock).
+ *
+ * Each tick (TICK_MS; persistent mode: a quarter of flush_delay_ms) does
+ * bounded work per stripe:
+ *   - write-behind of dirty entries and tombstones (writeback.c): all of
+ *     them in persistent mode, at most WB_PER_TICK otherwise;
+ *   - expiry: scans SWEEP_PER_TICK slots from a cursor and removes expired
+ *     entries (a dirty one becomes a tombstone, see table.c);
+ *   - eviction: evicts clean entries, coldest first, until the stripe has
+ *     low_water free slots, so writers rarely evict (and never spill) inline;
+ * then deletes up to SQLITE_EXPIRE rows whose TTL passed from SQLite.
+ * LFU decay needs no sweep: a counter's decay is computed from its
+ * last-access minutes whenever it is read (lfu.c), as Redis does.
+ *
+ * Memory-only caches get a reaper too, for expiry (and nothing else): their
+ * expired entries are reclaimed in the background, not only when touched.
+ * If kvshm-reaper cannot be found, a memory-only cache still opens (it is
+ * correct without one: expired entries go when touched, and first when
+ * evicting); a SQLite cache does not (KVSHM_EREAPER).
+ *
+ * On SIGTERM or SIGINT it writes everything dirty and exits; when the
+ * segment is destroyed (its name unlinked) it does the same.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef KVSHM_REAPER_PATH
+#define KVSHM_REAPER_PATH ""
+#endif
+
+#define TICK_MS 100u
+#define STALE_MS 3000u
+#define POLL_WRITES 4096u
+#define WB_PER_TICK 8192u
+#define SWEEP_PER_TICK 4096u
+#define SQLITE_EXPIRE 1000
+
+extern char **environ;
+
+static uint32_t load32(uint32_t *p) {
+  return atomic_load_explicit((_Atomic uint32_t *)p, memory_order_acquire);
+}
+static uint64_t load64(uint64_t *p) {
+  return atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire);
+}
+static void store64(uint64_t *p, uint64_t v) {
+  atomic_store_explicit((_Atomic uint64_t *)p, v, memory_order_release);
+}
+
+static bool pid_alive(uint32_t pid) {
+  return pid && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* Is a live reaper with a fresh heartbeat registered? */
+static bool reaper_healthy(struct kvshm_hdr *h, uint64_t now) {
+  uint32_t pid = load32(&h->reaper_pid);
+  uint64_t hb = load64(&h->reaper_heartbeat_ms);
+  return pid_alive(pid) && hb + STALE_MS > now;
+}
+
+/* ---- starting it ---- */
+
+static int spawn(kvshm *kv, const char *path) {
+  char *argv[] = {(char *)"kvshm-reaper", kv->name, NULL};
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0)
+    return kvshm__fail(KVSHM_EREAPER, "cannot open /dev/null: %s",
+                       strerror(errno));
+  pid_t child = fork();
+  if (child < 0) {
+    close(devnull);
+    return kvshm__fail(KVSHM_EREAPER, "cannot fork the reaper: %s",
+                       strerror(errno));
+  }
+  if (child == 0) {
+    /* Only async-signal-safe calls from here to exec. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    if (fork() != 0)
+      _exit(0); /* the grandchild is adopted by init: no zombie for us */
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    close_range(3, ~0u, 0);
+    execve(path, argv, environ);
+    _exit(127);
+  }
+  close(devnull);
+  while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+    ;
+  atomic_fetch_add((_Atomic uint64_t *)&kv->hdr->reaper_starts, 1);
+  return KVSHM_OK;
+}
+
+int kvshm__reaper_ensure(kvshm *kv) {
+  const char *mode = getenv("KVSHM_REAPER");
+  if (mode && strcmp(mode, "off") == 0)
+    return KVSHM_OK;
+  struct kvshm_hdr *h = kv->hdr;
+  uint64_t now = kvshm__wall_ms();
+  if (reaper_healthy(h, now))
+    return KVSHM_OK;
+  uint64_t last = load64(&h->reaper_spawn_ms);
+  if (last + STALE_MS > now && last <= now)
+    return KVSHM_OK; /* someone started one moments ago */
+  if (!atomic_compare_exchange_strong((_Atomic uint64_t *)&h->reaper_spawn_ms,
+                                      &last, now))
+    return KVSHM_OK; /* someone else is starting it right now */
+  const char *path = getenv("KVSHM_REAPER_PATH");
+  if (!path || !*path)
+    path = KVSHM_REAPER_PATH;
+  if (!*path || path[0] != '/' || access(path, X_OK) != 0) {
+    /* A memory-only cache is correct without a reaper (expired entries are
+     * reclaimed when touched, and evicted first); a SQLite cache is not. */
+    if (!kvshm__has_store(kv))
+      return KVSHM_OK;
+    return kvshm__fail(KVSHM_EREAPER, "kvshm-reaper not found at '%s': "
+                       "build it (make), set KVSHM_REAPER_PATH to its "
+                       "absolute path, or set KVSHM_REAPER=off to run "
+                       "without one", path);
+  }
+  return spawn(kv, path);
+}
+
+void kvshm__reaper_poll(kvshm *kv) {
+  if (kv->flags & (KVSHM_NOREAPER | KVSHM_RDONLY) ||
+      ++kv->writes_since_poll < POLL_WRITES)
+    return;
+  kv->writes_since_poll = 0;
+  (void)kvshm__reaper_ensure(kv); /* a write never fails for this */
+}
+
+/* ---- running it ---- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+__attribute__((format(printf, 2, 3))) static void logf_(int fd,
+                                                        const char *fmt,
+                                                        ...) {
+  if (fd < 0)
+    return;
+  char line[1024];
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+  n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ kvshm-reaper[%d] ",
+                        ts.tv_nsec / 1000000, (int)getpid());
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+  va_end(ap);
+  n += m > 0 ? ((size_t)m < sizeof line - n - 1 ? (size_t)m
+                                                 : sizeof line - n - 2)
+             : 0;
+  line[n++] = '\n';
+  (void)!write(fd, line, n);
+}
+
+/* Take reaper_pid, unless a healthy reaper holds it. */
+static bool claim(kvshm *kv) {
+  struct kvshm_hdr *h = kv->hdr;
+  uint32_t me = (uint32_t)getpid();
+  for (;;) {
+    uint32_t cur = load32(&h->reaper_pid);
+    if (cur == me)
+      return true;
+    if (cur && reaper_healthy(h, kvshm__wall_ms()))
+      return false;
+    store64(&h->reaper_heartbeat_ms, kvshm__wall_ms());
+    if (atomic_compare_exchange_strong((_Atomic uint32_t *)&h->reaper_pid,
+                                       &cur, me))
+      return true;
+  }
+}
+
+/* Remove expired entries from up to SWEEP_PER_TICK slots of stripe s. */
+static int sweep_stripe(kvshm *kv, uint32_t s, uint32_t *cursor,
+                        uint64_t now) {
+  int rc = kvshm__lock(kv, s);
+  if (rc)
+    return rc;
+  for (uint32_t i = 0; i < SWEEP_PER_TICK; i++) {
+    if (*cursor < 1 || *cursor > kv->nslots)
+      *cursor = 1;
+    uint32_t r = (*cursor)++;
+    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
+    if ((hd->state & KVSHM_KIND_MASK) == KVSHM_KIND_HEAD &&
+        !(hd->state & KVSHM_ST_TOMB) && hd->expires_ms &&
+        hd->expires_ms <= now &&
+        kvshm__entry_check_locked(kv, s, r, false) == KVSHM_OK)
+      kvshm__expire_locked(kv, s, r, NULL);
+  }
+  kvshm__unlock(kv, s);
+  return KVSHM_OK;
+}
+
+/* Keep low_water free slots in stripe s by evicting clean entries. */
+static int keep_free(kvshm *kv, uint32_t s, uint32_t low_water,
+                     uint64_t now) {
+  int rc = kvshm__lock(kv, s);
+  if (rc)
+    return rc;
+  if (kvshm__stripe(kv, s)->nfree < low_water)
+    (void)kvshm__evict_locked(kv, s, low_water, KVSHM_NIL, true, now);
+  kvshm__unlock(kv, s);
+  return KVSHM_OK;
+}
+
+static int open_log(kvshm *kv) {
+  const char *env = getenv("KVSHM_REAPER_LOG");
+  char path[KVSHM_PATH_MAX + 16];
+  if (env && *env)
+    snprintf(path, sizeof path, "%s", env);
+  else if (kvshm__has_store(kv))
+    snprintf(path, sizeof path, "%s.reaper.log", kv->hdr->sqlite_path);
+  else
+    return -1;
+  return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+}
+
+static bool segment_gone(int fd) {
+  struct stat sb;
+  return fd < 0 || fstat(fd, &sb) != 0 || sb.st_nlink == 0;
+}
+
+int kvshm_reaper_run(const char *name, int log_fd) {
+  kvshm *kv;
+  int rc = kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv);
+  if (rc) {
+    logf_(log_fd, "cannot open cache '%s': %s", name, kvshm_errdetail());
+    return rc;
+  }
+  int own_log = -1;
+  if (log_fd < 0)
+    log_fd = own_log = open_log(kv);
+  if (!claim(kv)) {
+    logf_(log_fd, "cache '%s' already has reaper %u; exiting", name,
+          load32(&kv->hdr->reaper_pid));
+    kvshm_close(kv);
+    if (own_log >= 0)
+      close(own_log);
+    return KVSHM_OK;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  char path[KVSHM_NAME_MAX + 16];
+  snprintf(path, sizeof path, "/kvshm.%s", name);
+  int seg_fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
+  bool store = kvshm__has_store(kv);
+  if (store && (rc = kvshm__store_open_check(kv)) != KVSHM_OK)
+    logf_(log_fd, "SQLite: %s (will retry)", kvshm_errdetail());
+  struct kvshm_hdr *h = kv->hdr;
+  uint32_t me = (uint32_t)getpid();
+  uint32_t tick = h->persistent ? h->flush_delay_ms / 4 : TICK_MS;
+  tick = tick < 10 ? 10 : tick > TICK_MS ? TICK_MS : tick;
+  uint32_t low_water = kv->nslots / 32 > 8 ? kv->nslots / 32 : 8;
+  uint32_t *cursor = calloc(kv->nstripes, sizeof *cursor);
+  logf_(log_fd, "reaping cache '%s'%s%s (tick %u ms)", name,
+        store ? " into " : " (memory only)", store ? h->sqlite_path : "",
+        tick);
+  const char *why = "stopped by signal";
+  uint64_t written = 0, last_report = kvshm__wall_ms();
+  while (!stop_signal) {
+    uint64_t now = kvshm__wall_ms();
+    store64(&h->reaper_heartbeat_ms, now);
+    if (load32(&h->reaper_pid) != me) {
+      why = "replaced by another reaper";
+      break;
+    }
+    if (segment_gone(seg_fd)) {
+      why = "segment destroyed";
+      break;
+    }
+    for (uint32_t s = 0; s < kv->nstripes && !stop_signal; s++) {
+      if (store) {
+        rc = kvshm__writeback_stripe(kv, s, h->persistent ? 0 : WB_PER_TICK,
+                                     &written);
+        if (rc)
+          logf_(log_fd, "write-behind of stripe %u: %s", s,
+                kvshm_errdetail());
+      }
+      if (cursor)
+        sweep_stripe(kv, s, &cursor[s], now);
+      if (store)
+        keep_free(kv, s, low_water, now);
+    }
+    int removed = 0;
+    if (store && kvshm__store_expire(kv, now, SQLITE_EXPIRE, &removed))
+      logf_(log_fd, "SQLite expiry: %s", kvshm_errdetail());
+    if (now - last_report >= 60000) {
+      logf_(log_fd, "%llu entries written behind in the last minute",
+            (unsigned long long)written);
+      written = 0;
+      last_report = now;
+    }
+    struct timespec ts = {0, (long)tick * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  if (stop_signal || strcmp(why, "segment destroyed") == 0) {
+    rc = kvshm_flush(kv);
+    logf_(log_fd, "%s; final flush: %s", why,
+          rc ? kvshm_errdetail() : "done");
+  } else {
+    logf_(log_fd, "%s; exiting", why);
+  }
+  uint32_t expected = me;
+  atomic_compare_exchange_strong((_Atomic uint32_t *)&h->reaper_pid,
+                                 &expected, 0);
+  free(cursor);
+  if (seg_fd >= 0)
+    close(seg_fd);
+  kvshm__store_close(kv);
+  kvshm_close(kv);
+  if (own_log >= 0)
+    close(own_log);
+  return rc;
+}
