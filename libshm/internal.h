@@ -125,6 +125,8 @@ void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
  * link: the bucket word pointing at it, or NULL to look it up.  Returns
  * true if the entry was freed, false if it became a tombstone. */
 bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
+/* 1 if key is live in memory, 2 if it is a tombstone there, 0 if absent. */
+int kvshm__memory_state(kvshm *kv, const void *key, size_t klen);
 /* Reset stripe s to empty. */
 void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
 int kvshm__scratch(kvshm *kv, size_t n);

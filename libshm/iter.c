@@ -4,7 +4,7 @@
  * scans to the next entry and copies it out, so writers are never blocked
  * for more than one entry's copy.
  */
-#include "internal.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -17,6 +17,9 @@ struct kvshm_iter {
   size_t plen;
   unsigned char *buf;   /* key then value of the current entry */
   size_t bufsize;
+  unsigned flags;       /* KVSHM_ITER_STORE */
+  sqlite3_stmt *scan;   /* the SQLite walk, once memory is done */
+  bool scan_done;
 };
 
 int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
@@ -31,6 +34,7 @@ int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
     return -ENOMEM;
   it->kv = kv;
   it->next = 1;
+  it->flags = kvshm__has_store(kv) ? flags : 0;
   if (plen) {
     it->prefix = malloc(plen);
     if (!it->prefix) {
@@ -77,6 +81,62 @@ static int scan_stripe_locked(kvshm_iter *it, uint64_t now) {
   return 0;
 }
 
+/* The next SQLite row whose key memory does not know (live or deleted):
+ * memory's entries were yielded already, its tombstones hide their rows. */
+static int store_next(kvshm_iter *it, const void **key, size_t *klen,
+                      const void **val, size_t *vlen, uint32_t *flags,
+                      uint64_t *expires_ms) {
+  kvshm *kv = it->kv;
+  if (!it->scan) {
+    int rc = kvshm__store_scan_open(kv, it->prefix, it->plen, &it->scan);
+    if (rc)
+      return rc;
+  }
+  for (;;) {
+    int rc = sqlite3_step(it->scan);
+    if (rc == SQLITE_DONE) {
+      it->scan_done = true;
+      return KVSHM_ENOTFOUND;
+    }
+    if (rc != SQLITE_ROW)
+      return kvshm__fail(KVSHM_ESQLITE, "walking SQLite rows failed");
+    size_t kl = (size_t)sqlite3_column_bytes(it->scan, 0);
+    const void *k = sqlite3_column_blob(it->scan, 0);
+    if (kl < it->plen || (it->plen && memcmp(k, it->prefix, it->plen))) {
+      it->scan_done = true; /* ordered by key: past the prefix */
+      return KVSHM_ENOTFOUND;
+    }
+    if (kl > KVSHM_KEY_MAX || kvshm__memory_state(kv, k, kl) != 0)
+      continue;
+    size_t vl = (size_t)sqlite3_column_bytes(it->scan, 1);
+    const void *v = sqlite3_column_blob(it->scan, 1);
+    if (kl + vl > it->bufsize) {
+      unsigned char *b = realloc(it->buf, kl + vl);
+      if (!b)
+        return -ENOMEM;
+      it->buf = b;
+      it->bufsize = kl + vl;
+    }
+    if (kl)
+      memcpy(it->buf, k, kl);
+    if (vl)
+      memcpy(it->buf + kl, v, vl);
+    if (key)
+      *key = it->buf;
+    if (klen)
+      *klen = kl;
+    if (val)
+      *val = it->buf + kl;
+    if (vlen)
+      *vlen = vl;
+    if (flags)
+      *flags = (uint32_t)sqlite3_column_int64(it->scan, 2);
+    if (expires_ms)
+      *expires_ms = (uint64_t)sqlite3_column_int64(it->scan, 3);
+    return KVSHM_OK;
+  }
+}
+
 int kvshm_iter_next(kvshm_iter *it, const void **key, size_t *klen,
                     const void **val, size_t *vlen, uint32_t *flags,
                     uint64_t *expires_ms) {
@@ -110,12 +170,15 @@ int kvshm_iter_next(kvshm_iter *it, const void **key, size_t *klen,
     it->stripe++;
     it->next = 1;
   }
+  if ((it->flags & KVSHM_ITER_STORE) && !it->scan_done)
+    return store_next(it, key, klen, val, vlen, flags, expires_ms);
   return KVSHM_ENOTFOUND;
 }
 
 void kvshm_iter_close(kvshm_iter *it) {
   if (!it)
     return;
+  sqlite3_finalize(it->scan);
   free(it->prefix);
   free(it->buf);
   free(it);

@@ -322,7 +322,8 @@ KVSHM_API void kvshm_iter_close(kvshm_iter *it);
  * Check every invariant of the segment: header, and for each stripe its
  * index (every chain in bounds, acyclic, pointing at entries that hash to
  * it), every entry's chain and checksum, the free list, and the counts.
- * Each stripe is locked while it is checked; nothing is changed.
+ * Each stripe is locked while it is checked; nothing is changed.  A
+ * SQLite-backed cache also gets a PRAGMA quick_check of its file.
  * report(ctx, msg) is called once per problem found (may be NULL).
  * Returns the number of problems (0 = healthy), or a negative error.
  */

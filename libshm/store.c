@@ -366,3 +366,31 @@ int kvshm__store_open_check(kvshm *kv) {
   struct kvshm_store *st;
   return store_get_conn(kv, &st);
 }
+
+int kvshm__store_verify(kvshm *kv, void (*problem)(void *, const char *),
+                        void *ctx) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc) {
+    problem(ctx, kvshm_errdetail());
+    return 1;
+  }
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check(20)", -1, &q, NULL)) {
+    problem(ctx, sqlite3_errmsg(st->db));
+    return 1;
+  }
+  int problems = 0;
+  while (sqlite3_step(q) == SQLITE_ROW) {
+    const char *msg = (const char *)sqlite3_column_text(q, 0);
+    if (msg && strcmp(msg, "ok") != 0) {
+      char line[KVSHM_PATH_MAX + 512];
+      snprintf(line, sizeof line, "SQLite %s: %.500s", kv->hdr->sqlite_path,
+               msg);
+      problem(ctx, line);
+      problems++;
+    }
+  }
+  sqlite3_finalize(q);
+  return problems;
+}

@@ -40,6 +40,11 @@ int kvshm__store_clear(kvshm *kv);
 int kvshm__store_scan_open(kvshm *kv, const void *from, size_t flen,
                            sqlite3_stmt **out);
 
+/* PRAGMA quick_check of the file; calls problem() per issue, returns the
+ * number found. */
+int kvshm__store_verify(kvshm *kv, void (*problem)(void *, const char *),
+                        void *ctx);
+
 /* ---- writeback.c ---- */
 /*
  * Write the dirty entries and tombstones of stripe s to SQLite in batched

@@ -406,6 +406,8 @@ static int check_key(const void *key, size_t klen) {
 }
 
 /* Common start of every keyed operation: hash, lock, find. */
+struct op;
+static bool tomb_locked(kvshm *kv, const struct op *op);
 struct op {
   uint64_t h;
   uint32_t s;
@@ -578,6 +580,16 @@ int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
     if (rc)
       return rc;
   }
+}
+
+int kvshm__memory_state(kvshm *kv, const void *key, size_t klen) {
+  struct op op;
+  int rc = op_begin(kv, key, klen, &op);
+  if (rc)
+    return rc;
+  rc = live_locked(kv, &op) ? 1 : tomb_locked(kv, &op) ? 2 : 0;
+  kvshm__unlock(kv, op.s);
+  return rc;
 }
 
 int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {

@@ -4,7 +4,7 @@
  * entry's chain and checksum, its free list and its counts.  Used by
  * `kvshm-cli verify` and by the tests after every multi-process scenario.
  */
-#include "internal.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -26,6 +26,12 @@ __attribute__((format(printf, 2, 3))) static void problem(struct vctx *v,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   v->problems++;
+  if (v->report)
+    v->report(v->ctx, msg);
+}
+
+static void report_raw(void *ctx, const char *msg) {
+  struct vctx *v = ctx;
   if (v->report)
     v->report(v->ctx, msg);
 }
@@ -148,5 +154,7 @@ int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
     verify_stripe_locked(kv, s, &v);
     kvshm__unlock(kv, s);
   }
+  if (kvshm__has_store(kv))
+    v.problems += kvshm__store_verify(kv, report_raw, &v);
   return v.problems;
 }
