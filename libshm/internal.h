@@ -42,7 +42,7 @@ struct kvshm {
   unsigned char *scratch;
   size_t scratch_size;
   struct kvshm_store *store; /* this process's SQLite connection, lazily */
-  uint32_t writes_since_poll; /* writes since the reaper was last checked */
+  uint32_t ops_since_poll; /* operations since the reaper was checked */
 };
 
 /* ---- errors.c ---- */
@@ -132,7 +132,8 @@ void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
 int kvshm__scratch(kvshm *kv, size_t n);
 
 /* ---- reaper.c ---- */
-/* Every so many writes, check the reaper's heartbeat; restart it if stale. */
+/* Every so many operations, check the reaper's heartbeat; restart it if
+ * stale.  Call without a stripe lock held (it may fork). */
 void kvshm__reaper_poll(kvshm *kv);
 int kvshm__reaper_ensure(kvshm *kv);
 

@@ -9,7 +9,8 @@
  * A reaper that finds reaper_pid taken by another (it was declared stale and
  * replaced) exits at its next tick.
  *
- * Starting: kvshm_open, and every POLL_WRITES writes, check the heartbeat;
+ * Starting: kvshm_open, and every POLL_OPS reads or writes, check the
+ * heartbeat;
  * if it is stale, the first process to move reaper_spawn_ms forward (CAS)
  * spawns `kvshm-reaper NAME` as a detached grandchild (double fork, setsid,
  * stdio on /dev/null, no inherited descriptors), from the absolute path in
@@ -57,7 +58,8 @@
 
 #define TICK_MS 100u
 #define STALE_MS 3000u
-#define POLL_WRITES 4096u
+#define SPAWN_WINDOW_MS 100u /* a spawned reaper claims within ms */
+#define POLL_OPS 4096u
 #define WB_PER_TICK 8192u
 #define SWEEP_PER_TICK 4096u
 #define SQLITE_EXPIRE 1000
@@ -74,8 +76,23 @@ static void store64(uint64_t *p, uint64_t v) {
   atomic_store_explicit((_Atomic uint64_t *)p, v, memory_order_release);
 }
 
+/* Is pid a running process?  A zombie is not: an init that is slow to reap
+ * (containers) leaves a killed reaper answering kill(pid, 0). */
 static bool pid_alive(uint32_t pid) {
-  return pid && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+  if (!pid || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
+    return false;
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return true; /* no /proc: trust kill() */
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return true;
+  buf[n] = '\0';
+  const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
+  return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
 }
 
 /* Is a live reaper with a fresh heartbeat registered? */
@@ -130,7 +147,7 @@ int kvshm__reaper_ensure(kvshm *kv) {
   if (reaper_healthy(h, now))
     return KVSHM_OK;
   uint64_t last = load64(&h->reaper_spawn_ms);
-  if (last + STALE_MS > now && last <= now)
+  if (last + SPAWN_WINDOW_MS > now && last <= now)
     return KVSHM_OK; /* someone started one moments ago */
   if (!atomic_compare_exchange_strong((_Atomic uint64_t *)&h->reaper_spawn_ms,
                                       &last, now))
@@ -153,10 +170,10 @@ int kvshm__reaper_ensure(kvshm *kv) {
 
 void kvshm__reaper_poll(kvshm *kv) {
   if (kv->flags & (KVSHM_NOREAPER | KVSHM_RDONLY) ||
-      ++kv->writes_since_poll < POLL_WRITES)
+      ++kv->ops_since_poll < POLL_OPS)
     return;
-  kv->writes_since_poll = 0;
-  (void)kvshm__reaper_ensure(kv); /* a write never fails for this */
+  kv->ops_since_poll = 0;
+  (void)kvshm__reaper_ensure(kv); /* an operation never fails for this */
 }
 
 /* ---- running it ---- */

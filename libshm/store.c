@@ -166,8 +166,14 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   }
   sqlite3_extended_result_codes(st->db, 0);
   sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  /* Decide from one snapshot (another process may be creating the schema
+   * this very moment), then create it under the write lock, deciding again
+   * there: of several processes opening a new file, one creates it. */
   bool fresh = false;
-  rc = validate(kv, st->db, path, &fresh);
+  rc = exec(st->db, "BEGIN") ? db_fail(kv, st->db, "BEGIN") : KVSHM_OK;
+  if (!rc)
+    rc = validate(kv, st->db, path, &fresh);
+  exec(st->db, rc ? "ROLLBACK" : "COMMIT");
   if (!rc && exec(st->db, "PRAGMA journal_mode=WAL"))
     rc = db_fail(kv, st->db, "PRAGMA journal_mode=WAL");
   if (!rc && exec(st->db, "PRAGMA synchronous=NORMAL"))
@@ -177,11 +183,16 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
     snprintf(init, sizeof init,
              "PRAGMA application_id=%d; PRAGMA user_version=%d;", APP_ID,
              STORE_FORMAT);
-    if (exec(st->db, "BEGIN IMMEDIATE") || exec(st->db, schema) ||
-        exec(st->db, init) || exec(st->db, "COMMIT")) {
+    if (exec(st->db, "BEGIN IMMEDIATE"))
+      rc = db_fail(kv, st->db, "BEGIN IMMEDIATE");
+    if (!rc)
+      rc = validate(kv, st->db, path, &fresh);
+    if (!rc && fresh && (exec(st->db, schema) || exec(st->db, init)))
       rc = db_fail(kv, st->db, "creating the schema");
+    if (!rc && exec(st->db, "COMMIT"))
+      rc = db_fail(kv, st->db, "COMMIT of the schema");
+    if (rc)
       exec(st->db, "ROLLBACK");
-    }
   }
   for (int i = 0; !rc && i < Q_N; i++)
     if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,

@@ -538,6 +538,7 @@ static int read_out_locked(kvshm *kv, struct op *op, size_t klen, void *buf,
 int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
               size_t bufsize, size_t *vlen, uint32_t *flags) {
   bool rdonly = kv->flags & KVSHM_RDONLY;
+  kvshm__reaper_poll(kv);
   for (int pass = 0;; pass++) {
     struct op op;
     int rc = op_begin(kv, key, klen, &op);

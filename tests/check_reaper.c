@@ -1,0 +1,270 @@
+/*
+ * check_reaper.c - kvshm-reaper's life: exactly one per segment however
+ * many processes start it, restarted after SIGKILL without losing an
+ * acknowledged write in persistent mode, background expiry for memory-only
+ * caches, a final flush on SIGTERM, and exit when the segment is destroyed.
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <string.h>
+
+static char dir[64];
+
+static void setup(void) {
+  setenv("KVSHM_REAPER", "on", 1);
+  snprintf(dir, sizeof dir, "/tmp/kvshm-reaper-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  (void)!system(cmd);
+}
+
+/* Processes whose command line is "kvshm-reaper <name>". */
+static int count_reapers(const char *name, pid_t *one) {
+  DIR *d = opendir("/proc");
+  struct dirent *e;
+  int n = 0;
+  while ((e = readdir(d))) {
+    char path[300], cmd[512];
+    snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    size_t len = fread(cmd, 1, sizeof cmd - 1, f);
+    fclose(f);
+    cmd[len] = 0;
+    const char *arg = cmd + strlen(cmd) + 1;
+    if (strstr(cmd, "kvshm-reaper") && arg < cmd + len &&
+        strcmp(arg, name) == 0) {
+      n++;
+      if (one)
+        *one = (pid_t)atoi(e->d_name);
+    }
+  }
+  closedir(d);
+  return n;
+}
+
+/* Wait for a live reaper other than `not`.  Like any process that uses the
+ * cache, the test reopens it now and then, which restarts a dead reaper. */
+static pid_t wait_reaper(kvshm **kv, pid_t not, unsigned timeout_ms) {
+  uint64_t end = tu_mono_ms() + timeout_ms;
+  for (int i = 1;; i++) {
+    kvshm_stats st = tu_stats(*kv);
+    if (st.reaper_pid && (pid_t)st.reaper_pid != not &&
+        kill((pid_t)st.reaper_pid, 0) == 0)
+      return (pid_t)st.reaper_pid;
+    ck_assert_msg(tu_mono_ms() < end, "no reaper came up");
+    tu_sleep_ms(20);
+    if (i % 8 == 0) {
+      char name[KVSHM_NAME_MAX + 1];
+      snprintf(name, sizeof name, "%s", kvshm_name(*kv));
+      kvshm_close(*kv);
+      tu_assert_rc(kvshm_open(name, NULL, 0, kv), KVSHM_OK);
+    }
+  }
+}
+
+/* Eight processes open a new SQLite cache at the same instant, and three
+ * more reapers are started by hand: one reaper runs. */
+START_TEST(test_exactly_one) {
+  char name[TU_NAME_SIZE], db[128];
+  tu_name(name);
+  snprintf(db, sizeof db, "%s/one.db", dir);
+  kvshm_config c;
+  tu_config(&c, 1u << 20, 0, 1);
+  c.sqlite_path = db;
+  tu_gate g;
+  tu_gate_init(&g);
+  pid_t kids[8];
+  for (int i = 0; i < 8; i++) {
+    if ((kids[i] = tu_fork()) == 0) {
+      tu_gate_wait(&g);
+      kvshm *kv = NULL;
+      TU_CHILD_RC(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+      kvshm_close(kv);
+      _exit(0);
+    }
+  }
+  tu_gate_open(&g, 8);
+  for (int i = 0; i < 8; i++)
+    tu_wait_ok(kids[i], 10000, "opener");
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, NULL, KVSHM_NOREAPER, &kv), KVSHM_OK);
+  pid_t r = wait_reaper(&kv, 0, 5000);
+  char cmd[256];
+  for (int i = 0; i < 3; i++) {
+    snprintf(cmd, sizeof cmd, "KVSHM_REAPER_LOG=%s/log %s %s", dir,
+             getenv("KVSHM_REAPER_PATH") ? getenv("KVSHM_REAPER_PATH")
+                                         : "build/kvshm-reaper",
+             name);
+    ck_assert_int_eq(system(cmd), 0); /* exits at once: one is running */
+  }
+  tu_sleep_ms(300);
+  pid_t seen = 0;
+  ck_assert_int_eq(count_reapers(name, &seen), 1);
+  ck_assert_int_eq(seen, r);
+  ck_assert_uint_eq(tu_stats(kv).reaper_pid, (uint32_t)r);
+  kvshm_close(kv);
+}
+END_TEST
+
+/* SIGKILL the reaper again and again while it writes behind: a new one
+ * starts each time, and every acknowledged write reaches SQLite within the
+ * flush delay once one runs. */
+START_TEST(test_kill_mid_batch) {
+  char name[TU_NAME_SIZE], db[128], k[32], v[300], got[400];
+  tu_name(name);
+  snprintf(db, sizeof db, "%s/kill.db", dir);
+  kvshm_config c;
+  tu_config(&c, 8u << 20, 0, 4);
+  c.sqlite_path = db;
+  c.persistent = 1;
+  c.flush_delay_ms = 100;
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+  pid_t prev = 0;
+  int written = 0;
+  for (int round = 0; round < 12; round++) {
+    for (int i = 0; i < 2000; i++, written++) {
+      int kl = sprintf(k, "k%06d", written % 15000);
+      int vl = sprintf(v, "round %d entry %d %0200d", round, written, round);
+      tu_assert_rc(kvshm_set(kv, k, (size_t)kl, v, (size_t)vl, 0, 0, 0),
+                   KVSHM_OK);
+    }
+    pid_t r = wait_reaper(&kv, prev, 8000);
+    tu_sleep_ms(5 + (unsigned)(round * 7) % 40); /* mid-batch, somewhere */
+    kill(r, SIGKILL);
+    prev = r;
+    kvshm_close(kv); /* reopening restarts a reaper */
+    tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+  }
+  pid_t last = wait_reaper(&kv, prev, 8000);
+  tu_sleep_ms(c.flush_delay_ms * 5);
+  /* Kill the last one too (no final flush) and drop the segment: what is
+   * left is what write-behind put in SQLite within the delay. */
+  kill(last, SIGKILL);
+  kvshm_close(kv);
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+  tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
+  for (int w = written - 15000; w < written; w++) {
+    int kl = sprintf(k, "k%06d", w % 15000);
+    size_t len;
+    tu_assert_rc(tu_get(kv, k, (size_t)kl, got, sizeof got, &len), KVSHM_OK);
+    int round = w / 2000;
+    int vl = sprintf(v, "round %d entry %d %0200d", round, w, round);
+    ck_assert_msg(len == (size_t)vl && memcmp(got, v, len) == 0,
+                  "key %s: wanted '%.30s', got '%.30s'", k, v, got);
+  }
+  ck_assert_uint_ge(tu_stats(kv).reaper_starts, 0);
+  kvshm_close(kv);
+}
+END_TEST
+
+/* Memory-only caches get a reaper for expiry: expired entries go without
+ * anyone touching them. */
+START_TEST(test_memory_only_expiry) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  kvshm_config c;
+  tu_config(&c, 1u << 20, 0, 1);
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+  wait_reaper(&kv, 0, 5000);
+  char k[16];
+  for (int i = 0; i < 100; i++)
+    tu_assert_rc(kvshm_set(kv, k, (size_t)sprintf(k, "e%d", i), "v", 1, 0,
+                           200, 0),
+                 KVSHM_OK);
+  tu_assert_rc(kvshm_set(kv, "keep", 4, "v", 1, 0, 0, 0), KVSHM_OK);
+  ck_assert_uint_eq(tu_stats(kv).entries, 101);
+  uint64_t end = tu_mono_ms() + 5000;
+  while (tu_stats(kv).entries != 1 && tu_mono_ms() < end)
+    tu_sleep_ms(50);
+  kvshm_stats st = tu_stats(kv);
+  ck_assert_uint_eq(st.entries, 1);
+  ck_assert_uint_eq(st.expirations, 100);
+  ck_assert_uint_eq(st.hits + st.misses, 0); /* nobody read them */
+  kvshm_close(kv);
+}
+END_TEST
+
+/* SIGTERM: everything dirty is written, then the reaper exits; destroying
+ * the segment makes it exit by itself. */
+START_TEST(test_sigterm_and_destroy) {
+  char name[TU_NAME_SIZE], db[128], k[16];
+  tu_name(name);
+  snprintf(db, sizeof db, "%s/term.db", dir);
+  kvshm_config c;
+  tu_config(&c, 4u << 20, 0, 2);
+  c.sqlite_path = db;
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+  pid_t r = wait_reaper(&kv, 0, 5000);
+  kill(r, SIGSTOP); /* hold write-behind back */
+  for (int i = 0; i < 500; i++)
+    tu_assert_rc(kvshm_set(kv, k, (size_t)sprintf(k, "t%d", i), "v", 1, 0, 0,
+                           0),
+                 KVSHM_OK);
+  ck_assert_uint_eq(tu_stats(kv).dirty, 500);
+  kill(r, SIGTERM);
+  kill(r, SIGCONT);
+  uint64_t end = tu_mono_ms() + 5000;
+  while (kill(r, 0) == 0 && tu_mono_ms() < end)
+    tu_sleep_ms(20);
+  ck_assert_int_ne(kill(r, 0), 0);
+  ck_assert_uint_eq(tu_stats(kv).dirty, 0);
+  ck_assert_uint_eq(tu_stats(kv).reaper_pid, 0);
+  /* A new one, then destroy: it notices and exits. */
+  kvshm_close(kv);
+  tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+  r = wait_reaper(&kv, 0, 5000);
+  kvshm_close(kv);
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+  end = tu_mono_ms() + 5000;
+  while (kill(r, 0) == 0 && tu_mono_ms() < end)
+    tu_sleep_ms(20);
+  ck_assert_int_ne(kill(r, 0), 0);
+}
+END_TEST
+
+/* The reaper's binary missing: a SQLite cache refuses to open and says why;
+ * a memory-only one still opens. */
+START_TEST(test_missing_binary) {
+  char name[TU_NAME_SIZE], db[128];
+  snprintf(db, sizeof db, "%s/nobin.db", dir);
+  setenv("KVSHM_REAPER_PATH", "/nonexistent/kvshm-reaper", 1);
+  kvshm_config c;
+  tu_config(&c, 1u << 20, 0, 1);
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(tu_name(name), &c, 0, &kv), KVSHM_OK);
+  kvshm_close(kv);
+  c.sqlite_path = db;
+  tu_assert_rc(kvshm_open(tu_name(name), &c, 0, &kv), KVSHM_EREAPER);
+  ck_assert(strstr(kvshm_errdetail(), "/nonexistent/kvshm-reaper") != NULL);
+  unsetenv("KVSHM_REAPER_PATH");
+}
+END_TEST
+
+static Suite *reaper_suite(void) {
+  Suite *s = suite_create("reaper");
+  TCase *tc = tu_tcase("lifecycle", 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_exactly_one);
+  tcase_add_test(tc, test_kill_mid_batch);
+  tcase_add_test(tc, test_memory_only_expiry);
+  tcase_add_test(tc, test_sigterm_and_destroy);
+  tcase_add_test(tc, test_missing_binary);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  Suite *s[] = {reaper_suite()};
+  return tu_run_suites(s, 1);
+}
