@@ -239,7 +239,10 @@ typedef struct kvshm_stats {
   uint64_t slots_free;
   uint64_t dirty;       /* entries not yet written to SQLite */
   /* counters since creation */
-  uint64_t hits, misses, sets, deletes;
+  uint64_t hits;        /* gets served from memory */
+  uint64_t misses;      /* gets not in memory (SQLite asked, if any) */
+  uint64_t store_hits;  /* of those misses, found in SQLite and promoted */
+  uint64_t sets, deletes;
   uint64_t evictions;   /* entries removed to make room */
   uint64_t expirations; /* entries removed because their TTL passed */
   uint64_t corrupt;     /* entries dropped because they failed checks */

@@ -5,7 +5,7 @@
  * It holds offsets, never pointers: each process maps it at its own address.
  *
  *   offset 0                 struct kvshm_hdr        (KVSHM_HDR_SIZE bytes)
- *   offset KVSHM_HDR_SIZE    struct kvshm_stripe[S]  (192 bytes each)
+ *   offset KVSHM_HDR_SIZE    struct kvshm_stripe[S]  (256 bytes each)
  *   region_off               stripe 0 region
  *                              buckets  uint32_t[B]  (slot refs, 0 = empty)
  *                              slots    S0 S1 ... S(N-1), slot_size bytes each
@@ -51,7 +51,7 @@
 #define KVSHM_FORMAT 1u
 
 #define KVSHM_HDR_SIZE 8192u
-#define KVSHM_STRIPE_SIZE 192u
+#define KVSHM_STRIPE_SIZE 256u
 #define KVSHM_PATH_MAX 4096u
 #define KVSHM_NIL 0u /* "no slot" ref */
 
@@ -139,6 +139,8 @@ struct kvshm_stripe {
                            inline (spill) or clear empties it; the reaper
                            discards a batch copied before a bump */
   uint32_t pad;         /* zero */
+  uint64_t store_hits;  /* kept: gets that missed memory, found SQLite */
+  uint64_t pad2[7];     /* zero; room for more counters */
 };
 
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits a cache line");

@@ -41,6 +41,7 @@ int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
     st.dirty += sp->dirty;
     st.hits += sp->hits;
     st.misses += sp->misses;
+    st.store_hits += sp->store_hits;
     st.sets += sp->sets;
     st.deletes += sp->deletes;
     st.evictions += sp->evictions;

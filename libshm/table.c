@@ -229,6 +229,9 @@ static void tombstone_locked(kvshm *kv, uint32_t s, uint32_t ref,
     st->dirty_since_ms = now;
   if (!(state & KVSHM_ST_TOMB))
     st->tombstones++;
+  /* A new version: a write-behind batch holding the live value must not
+   * take this for what it wrote (writeback.c compares versions). */
+  hd->version = ++st->version;
   kvshm__state_store(hd, (uint16_t)(state | KVSHM_ST_TOMB | KVSHM_ST_DIRTY));
 }
 
@@ -537,7 +540,7 @@ static int read_out_locked(kvshm *kv, struct op *op, size_t klen, void *buf,
 
 int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
               size_t bufsize, size_t *vlen, uint32_t *flags) {
-  bool rdonly = kv->flags & KVSHM_RDONLY;
+  bool rdonly = kv->flags & KVSHM_RDONLY, faulted = false;
   kvshm__reaper_poll(kv);
   for (int pass = 0;; pass++) {
     struct op op;
@@ -547,17 +550,18 @@ int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
     struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
     if (live_locked(kv, &op)) {
       rc = read_out_locked(kv, &op, klen, buf, bufsize, vlen, flags);
-      st->hits += !rdonly && rc != KVSHM_ECORRUPT;
+      if (!rdonly && rc != KVSHM_ECORRUPT) {
+        st->hits += !faulted;
+        st->store_hits += faulted;
+      }
       kvshm__unlock(kv, op.s);
       return rc;
     }
+    st->misses += !rdonly && !faulted;
     bool fall = kvshm__has_store(kv) && !tomb_locked(kv, &op) && pass < 4;
-    if (!fall) {
-      st->misses += !rdonly;
-      kvshm__unlock(kv, op.s);
-      return KVSHM_ENOTFOUND;
-    }
     kvshm__unlock(kv, op.s);
+    if (!fall)
+      return KVSHM_ENOTFOUND;
     if (rdonly) { /* a read-only handle reads SQLite but never promotes */
       struct kvshm_row row;
       rc = kvshm__store_fetch(kv, key, klen, kvshm__now_ms(kv), &row);
@@ -573,24 +577,11 @@ int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
         memcpy(buf, row.val, row.vlen);
       return KVSHM_OK;
     }
+    faulted = true; /* this get's miss is counted */
     rc = fault_in(kv, key, klen);
-    if (rc == KVSHM_ENOTFOUND) {
-      pass = 4; /* count the miss on the next pass, do not look again */
-      continue;
-    }
     if (rc)
       return rc;
   }
-}
-
-int kvshm__memory_state(kvshm *kv, const void *key, size_t klen) {
-  struct op op;
-  int rc = op_begin(kv, key, klen, &op);
-  if (rc)
-    return rc;
-  rc = live_locked(kv, &op) ? 1 : tomb_locked(kv, &op) ? 2 : 0;
-  kvshm__unlock(kv, op.s);
-  return rc;
 }
 
 int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {
@@ -599,6 +590,16 @@ int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {
   if (rc)
     return rc;
   rc = live_locked(kv, &op) ? KVSHM_OK : KVSHM_ENOTFOUND;
+  kvshm__unlock(kv, op.s);
+  return rc;
+}
+
+int kvshm__memory_state(kvshm *kv, const void *key, size_t klen) {
+  struct op op;
+  int rc = op_begin(kv, key, klen, &op);
+  if (rc)
+    return rc;
+  rc = live_locked(kv, &op) ? 1 : tomb_locked(kv, &op) ? 2 : 0;
   kvshm__unlock(kv, op.s);
   return rc;
 }

@@ -137,7 +137,8 @@ static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b) {
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, it->ref);
     uint16_t state = hd->state;
     if ((state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD ||
-        hd->version != it->version || !(state & KVSHM_ST_DIRTY))
+        hd->version != it->version || !(state & KVSHM_ST_DIRTY) ||
+        !(state & KVSHM_ST_TOMB) != !it->tomb)
       continue;
     if (state & KVSHM_ST_TOMB) {
       kvshm__entry_remove_locked(kv, s, it->ref);
