@@ -394,6 +394,9 @@ static int write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
     kvshm__hook(kv, KVSHM_TP_SET_LINKED);
     kvshm__entry_free_locked(kv, s, old);
   } else {
+    /* *link is the chain's end, or, when an expired entry was just freed in
+     * place (live_locked), the rest of the chain: keep that behind us. */
+    hd->hnext = *link;
     *link = head;
   }
   return KVSHM_OK;
