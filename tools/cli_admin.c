@@ -1,0 +1,299 @@
+/*
+ * cli_admin.c - the commands that check or change a whole cache: verify
+ * (every invariant, through kvshm_verify), header (a field-by-field dump
+ * with offsets, like SQLite's showwal), flush (write-behind now), clear and
+ * destroy (which asks first unless --yes).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool segment_exists(const char *name) {
+  char path[KVSHM_NAME_MAX + 32];
+  cli_segment_path(name, path, sizeof path);
+  struct stat sb;
+  return stat(path, &sb) == 0;
+}
+
+/* ---- verify --------------------------------------------------------- */
+
+static void verify_line(void *ctx, const char *msg) {
+  printf("%s: %s\n", (const char *)ctx, msg);
+}
+
+static int cmd_verify(int argc, char **argv) {
+  static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  bool quiet = false;
+  int c;
+  while ((c = cli_getopt(argc, argv, "qh", opts)) != -1) {
+    switch (c) {
+    case 'q':
+      quiet = true;
+      break;
+    default:
+      return cli_opt_default(c);
+    }
+  }
+  if (argc - optind != 1)
+    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
+  const char *name = argv[optind];
+  kvshm *kv;
+  int rc = kvshm_open(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+  if (rc) {
+    const char *d = kvshm_errdetail();
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", d && *d ? d : kvshm_strerror(rc));
+    if (rc == KVSHM_ECORRUPT || rc == KVSHM_EBADMAGIC ||
+        (rc == -ENOENT && segment_exists(name))) {
+      printf("%s: header: %s\n", name, detail);
+      printf("%s: 1 problem found\n", name);
+      return CLI_EXIT_NOTFOUND;
+    }
+    return cli_fail(rc, "cannot attach");
+  }
+  kvshm_stats st;
+  memset(&st, 0, sizeof st);
+  rc = kvshm_verify(kv, verify_line, (void *)name);
+  int src = rc >= 0 ? kvshm_stats_get(kv, &st) : 0;
+  kvshm_close(kv);
+  if (rc < 0)
+    return cli_fail(rc, "verify of '%s' stopped", name);
+  if (rc > 0) {
+    printf("%s: %d problem%s found\n", name, rc, rc == 1 ? "" : "s");
+    return CLI_EXIT_NOTFOUND;
+  }
+  if (!quiet) {
+    if (src == 0)
+      printf("%s: ok (%" PRIu32 " stripes, %" PRIu64 " entries, %" PRIu64
+             " slots in use)\n",
+             name, st.stripes, st.entries, st.slots_used);
+    else
+      printf("%s: ok\n", name);
+  }
+  return CLI_EXIT_OK;
+}
+
+const struct cli_cmd cli_cmd_verify = {
+    "verify", cmd_verify, "[-q] NAME",
+    "check every invariant; status 1 on any corruption",
+    "Checks the header, and stripe by stripe (each locked only while it is\n"
+    "checked, so writers keep going): every index chain, every entry's slot\n"
+    "chain and checksum, the free list and the counts.  Each problem is "
+    "printed\nas 'NAME: what is wrong', then 'NAME: N problems found'; a "
+    "segment whose\nheader is damaged counts as one problem.  Nothing is "
+    "changed.\n"
+    "\nOptions:\n"
+    "  -q, --quiet   print nothing when the cache is healthy\n"
+    "  -h, --help    this help\n"};
+
+/* ---- header --------------------------------------------------------- */
+
+static void header_line(void *ctx, const char *msg) {
+  (void)ctx;
+  printf("%s\n", msg);
+}
+
+static int cmd_header(int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = cli_getopt(argc, argv, "h", opts)) != -1)
+    return cli_opt_default(c);
+  if (argc - optind != 1)
+    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
+  kvshm *kv;
+  int rc = kvshm_open(argv[optind], NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+  if (rc == KVSHM_ECORRUPT || rc == KVSHM_EBADMAGIC) {
+    cli_fail(rc, "the header cannot be read");
+    return CLI_EXIT_NOTFOUND; /* damaged, as verify would say */
+  }
+  if (rc)
+    return cli_open_failed(argv[optind], rc, false);
+  printf("%6s  %-20s %s\n", "OFFSET", "FIELD", "VALUE");
+  rc = kvshm_header_dump(kv, header_line, NULL);
+  kvshm_close(kv);
+  if (rc == KVSHM_ECORRUPT) {
+    cli_msg("'%s': the header fails its checksum (hdr_check)", argv[optind]);
+    return CLI_EXIT_NOTFOUND;
+  }
+  return rc ? cli_fail(rc, "header of '%s'", argv[optind]) : CLI_EXIT_OK;
+}
+
+const struct cli_cmd cli_cmd_header = {
+    "header", cmd_header, "NAME",
+    "print the segment header field by field, with offsets",
+    "One line per field: offset, name, value.  The last line gives where the\n"
+    "stripe headers start and their size.  Exit status 1, with the reason, if\n"
+    "the header is damaged (bad magic, checksum or geometry).\n"
+    "\nOptions:\n"
+    "  -h, --help   this help\n"};
+
+/* ---- flush ---------------------------------------------------------- */
+
+static int cmd_flush(int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = cli_getopt(argc, argv, "h", opts)) != -1)
+    return cli_opt_default(c);
+  if (argc - optind != 1)
+    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
+  const char *name = argv[optind];
+  kvshm *kv;
+  int rc = cli_open_rw(name, NULL, &kv);
+  if (rc)
+    return rc;
+  kvshm_stats before, after;
+  bool memonly = kvshm_sqlite_path(kv)[0] == 0;
+  rc = kvshm_stats_get(kv, &before);
+  if (!rc)
+    rc = kvshm_flush(kv);
+  if (!rc)
+    rc = kvshm_stats_get(kv, &after);
+  if (rc) {
+    rc = cli_fail(rc, "cannot flush '%s'", name);
+  } else if (memonly) {
+    printf("'%s' is memory only: nothing to write\n", name);
+  } else {
+    printf("'%s': %" PRIu64 " dirty entries and %" PRIu64 " tombstones "
+           "before, %" PRIu64 " and %" PRIu64 " after; written to %s\n",
+           name, before.dirty, before.tombstones, after.dirty, after.tombstones,
+           kvshm_sqlite_path(kv));
+  }
+  kvshm_close(kv);
+  return rc;
+}
+
+const struct cli_cmd cli_cmd_flush = {
+    "flush", cmd_flush, "NAME",
+    "write every dirty entry and tombstone to SQLite now",
+    "Does the reaper's write-behind at once, synchronously.  A memory-only\n"
+    "cache has nothing to write.  Entries written to meanwhile may be dirty\n"
+    "again when it returns.\n"
+    "\nOptions:\n"
+    "  -h, --help   this help\n"};
+
+/* ---- clear ---------------------------------------------------------- */
+
+static int cmd_clear(int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = cli_getopt(argc, argv, "h", opts)) != -1)
+    return cli_opt_default(c);
+  if (argc - optind != 1)
+    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
+  const char *name = argv[optind];
+  kvshm *kv;
+  int rc = cli_open_rw(name, NULL, &kv);
+  if (rc)
+    return rc;
+  kvshm_stats st;
+  rc = kvshm_stats_get(kv, &st);
+  if (!rc)
+    rc = kvshm_clear(kv);
+  if (rc)
+    rc = cli_fail(rc, "cannot clear '%s'", name);
+  else
+    printf("cleared '%s' (%" PRIu64 " entries)\n", name, st.entries);
+  kvshm_close(kv);
+  return rc;
+}
+
+const struct cli_cmd cli_cmd_clear = {
+    "clear", cmd_clear, "NAME", "remove every entry (the cache stays)",
+    "Stripe by stripe; processes attached keep working meanwhile.\n"
+    "\nOptions:\n"
+    "  -h, --help   this help\n"};
+
+/* ---- destroy -------------------------------------------------------- */
+
+static int cmd_destroy(int argc, char **argv) {
+  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  bool yes = false;
+  int c;
+  while ((c = cli_getopt(argc, argv, "yh", opts)) != -1) {
+    switch (c) {
+    case 'y':
+      yes = true;
+      break;
+    default:
+      return cli_opt_default(c);
+    }
+  }
+  if (argc - optind != 1)
+    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
+  const char *name = argv[optind];
+  /* Look first; a segment that cannot be attached can still be removed. */
+  kvshm *kv = NULL;
+  int rc = kvshm_open(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+  if (rc == KVSHM_EBADNAME)
+    return cli_fail(rc, "bad name");
+  if (rc && !segment_exists(name)) {
+    cli_msg("cache '%s' does not exist (no /dev/shm/kvshm.%s)", name, name);
+    return CLI_EXIT_NOTFOUND;
+  }
+  char what[256], sqlite[4096] = "";
+  kvshm_stats st;
+  if (!rc && kvshm_stats_get(kv, &st) == 0)
+    snprintf(what, sizeof what, "%" PRIu64 " entries", st.entries);
+  else
+    snprintf(what, sizeof what, "cannot be attached: %s",
+             kvshm_strerror(rc ? rc : KVSHM_ECORRUPT));
+  if (kv)
+    snprintf(sqlite, sizeof sqlite, "%s", kvshm_sqlite_path(kv));
+  kvshm_close(kv);
+  int attached = cli_attached(name);
+  if (!yes) {
+    if (!isatty(STDIN_FILENO)) {
+      cli_msg("refusing to destroy '%s' without confirmation: stdin is not "
+              "a terminal; pass --yes",
+              name);
+      return CLI_EXIT_USAGE;
+    }
+    fprintf(stderr,
+            "Destroy cache '%s' (%s, mapped by %d process%s)? "
+            "[y/N] ",
+            name, what, attached > 0 ? attached : 0, attached == 1 ? "" : "es");
+    char ans[16] = "";
+    if (!fgets(ans, sizeof ans, stdin) ||
+        (strcmp(ans, "y\n") && strcmp(ans, "yes\n") && strcmp(ans, "Y\n"))) {
+      fprintf(stderr, "'%s' not destroyed\n", name);
+      return CLI_EXIT_NOTFOUND;
+    }
+  }
+  rc = kvshm_unlink(name);
+  if (rc)
+    return cli_fail(rc, "cannot destroy '%s'", name);
+  printf("destroyed '%s'\n", name);
+  if (attached > 0)
+    printf("%d process%s still map%s it and keep%s using it until %s close "
+           "it\n",
+           attached, attached == 1 ? "" : "es", attached == 1 ? "s" : "",
+           attached == 1 ? "s" : "", attached == 1 ? "it" : "they");
+  if (sqlite[0])
+    printf("its SQLite file %s was kept\n", sqlite);
+  return CLI_EXIT_OK;
+}
+
+const struct cli_cmd cli_cmd_destroy = {
+    "destroy", cmd_destroy, "[-y] NAME",
+    "remove the segment (asks first unless --yes)",
+    "Removes /dev/shm/kvshm.NAME, even one that cannot be attached (bad "
+    "magic,\ncorrupt header).  Processes that have it mapped keep using it "
+    "until they\nclose it; the next open creates a new, empty cache.  The "
+    "SQLite file, if\nany, is kept.  On a terminal it asks for confirmation; "
+    "when stdin is not\na terminal it refuses (status 2) unless --yes; "
+    "answering no is status 1.\n"
+    "\nOptions:\n"
+    "  -y, --yes    do not ask\n"
+    "  -h, --help   this help\n"};
