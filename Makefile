@@ -28,6 +28,7 @@ SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
 TEST_UTIL:= tests/testutil.c tests/testutil.h
 
 .PHONY: all lib test test-c test-san bench demo format clean deps
+.SECONDARY: $(SAN_OBJ)
 
 # Targets each subsystem adds (its own .mk file appends to these).
 ALL_TARGETS  := lib $(TESTS) $(BUILD)/bench/bench_shm $(BUILD)/demo/demo_shm
@@ -61,12 +62,14 @@ $(BUILD)/kvshm-reaper: tools/kvshm-reaper.c $(BUILD)/libkvshm.a
 
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL) $(BUILD)/libkvshm.a $(BUILD)/kvshm-reaper
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) -Ilibshm $< tests/testutil.c $(BUILD)/libkvshm.a \
+	$(CC) $(WARN) $(CFLAGS) -Ilibshm -DKVSHM_TEST_REAPER='"$(REAPER)"' \
+	  $< tests/testutil.c $(BUILD)/libkvshm.a \
 	  $(CHECK_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/san-tests/%: tests/%.c $(TEST_UTIL) $(SAN_OBJ) $(BUILD)/kvshm-reaper
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -O1 -g $(SAN) -Ilibshm $< tests/testutil.c $(SAN_OBJ) \
+	$(CC) $(WARN) -O1 -g $(SAN) -Ilibshm -DKVSHM_TEST_REAPER='"$(REAPER)"' \
+	  $< tests/testutil.c $(SAN_OBJ) \
 	  $(CHECK_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libkvshm.a
@@ -87,13 +90,14 @@ test: deps
 # from taking the runner down.  Tests that move the clock must not race a
 # real-clock reaper: it is off unless a test (check_reaper) turns it on.
 test-c: lib $(TESTS)
-	@set -e; for t in $(TESTS); do echo "== $$t"; KVSHM_REAPER=off $$t; done
+	@fail=0; for t in $(TESTS); do echo "== $$t"; \
+	  KVSHM_REAPER=off $$t || fail=1; done; exit $$fail
 
 test-san: $(SAN_TESTS)
-	@set -e; for t in $(SAN_TESTS); do echo "== $$t (ASan+UBSan)"; \
+	@fail=0; for t in $(SAN_TESTS); do echo "== $$t (ASan+UBSan)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 KVSHM_SAN=1 \
-	  KVSHM_REAPER=off $$t; done
+	  KVSHM_REAPER=off $$t || fail=1; done; exit $$fail
 
 bench: $(BUILD)/bench/bench_shm
 	$(BUILD)/bench/bench_shm

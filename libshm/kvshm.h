@@ -66,15 +66,15 @@ typedef enum {
 } kvshm_errno;
 
 /* A sentence for any status: KVSHM_E* codes and negative errno values. */
-const char *kvshm_strerror(int err);
-/* The code's name without prefix ("NOTFOUND", "ENOENT", "OK"). */
-const char *kvshm_err_name(int err);
+KVSHM_API const char *kvshm_strerror(int err);
+/* The code's name without the KVSHM_ prefix ("ENOTFOUND", "ENOENT", "OK"). */
+KVSHM_API const char *kvshm_err_name(int err);
 /*
  * The calling thread's last detailed error message, set by the call that
  * failed ("segment 'jobs' has slot_size 160, you asked for 256; ...").
  * Empty string when the last failure had no more to say.
  */
-const char *kvshm_errdetail(void);
+KVSHM_API const char *kvshm_errdetail(void);
 
 /* ---- Configuration ---------------------------------------------------- */
 
@@ -157,7 +157,7 @@ KVSHM_API int kvshm_unlink(const char *name);
 /*
  * Look key up and copy its value into buf.
  *
- * buf/bufsize: where to copy; buf may be NULL for a size query.
+ * buf/bufsize: where to copy; buf NULL is a size query (bufsize ignored).
  * vlen: set to the value's length whenever the key is found (may be NULL).
  * flags: set to the entry's user flags word (may be NULL).
  * Errors: KVSHM_ENOTFOUND (absent or expired), KVSHM_EBUFSIZE (found, but

@@ -134,8 +134,17 @@ void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref) {
   st->tombstones -= (hd->state & KVSHM_ST_TOMB) != 0;
   free_push_locked(kv, s, ref); /* the head first: then the entry is gone */
   kvshm__hook(kv, KVSHM_TP_FREE_HALF);
-  while (c) {
-    uint32_t next = ((struct kvshm_cont *)kvshm__slot(kv, s, c))->cnext;
+  /* Free only what is provably this entry's: a link out of range, a slot
+   * that is not a continuation owned by it (or one freed already: a cycle)
+   * ends the walk.  Slots left behind are leaked until the next repair,
+   * which verify reports; nothing is touched out of bounds. */
+  for (uint32_t steps = 0; c && steps < kv->nslots; steps++) {
+    if (!kvshm__ref_ok(kv, c))
+      break;
+    struct kvshm_cont *ct = (void *)kvshm__slot(kv, s, c);
+    if ((ct->state & KVSHM_KIND_MASK) != KVSHM_KIND_CONT || ct->owner != ref)
+      break;
+    uint32_t next = ct->cnext;
     free_push_locked(kv, s, c);
     c = next;
   }
@@ -206,8 +215,11 @@ void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref) {
     key = kv->scratch;
   }
   uint32_t *l = bucket_of(kv, s, hash_key(key, hd->klen));
-  for (uint32_t steps = 0; *l && *l != ref && steps <= kv->nslots; steps++)
+  for (uint32_t steps = 0; *l && *l != ref && steps <= kv->nslots; steps++) {
+    if (!kvshm__ref_ok(kv, *l))
+      break; /* a broken chain: the next lookup through it repairs it */
     l = &head_at(kv, s, *l)->hnext;
+  }
   if (*l == ref)
     *l = hd->hnext;
   kvshm__entry_free_locked(kv, s, ref);
@@ -272,8 +284,8 @@ static bool free_list_sane(kvshm *kv, uint32_t s, uint32_t need) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   if (st->fresh > kv->nslots || st->nfree > kv->nslots)
     return false;
-  uint32_t r = st->free_head;
-  for (uint32_t i = 0; i < need && r; i++) {
+  uint32_t r = st->free_head, i = 0;
+  for (; i < need && r; i++) {
     if (!kvshm__ref_ok(kv, r))
       return false;
     struct kvshm_head *fr = head_at(kv, s, r);
@@ -281,7 +293,9 @@ static bool free_list_sane(kvshm *kv, uint32_t s, uint32_t need) {
       return false;
     r = fr->hnext;
   }
-  return true;
+  /* The listed slots plus the never-used tail must really hold `need`
+   * (nfree may lie): else alloc_slot_locked would run past the stripe. */
+  return i + (kv->nslots - st->fresh) >= need;
 }
 
 struct write_req {
@@ -426,6 +440,8 @@ static int op_begin(kvshm *kv, const void *key, size_t klen, struct op *op) {
   int rc = check_key(key, klen);
   if (rc)
     return rc;
+  if (!key)
+    key = ""; /* NULL with length 0: memcmp(p, NULL, 0) is undefined */
   op->h = hash_key(key, klen);
   op->s = stripe_of(kv, op->h);
   rc = kvshm__lock(kv, op->s);
@@ -522,15 +538,20 @@ static int fault_in(kvshm *kv, const void *key, size_t klen) {
 static int read_out_locked(kvshm *kv, struct op *op, size_t klen, void *buf,
                            size_t bufsize, size_t *vlen, uint32_t *flags) {
   struct kvshm_head *hd = head_at(kv, op->s, op->ref);
+  /* One pass: lengths the chain cannot hold are corruption (not EBUFSIZE),
+   * and a value about to be copied must match its checksum.  A NULL buf is
+   * a size query, whatever bufsize says. */
+  bool copy = buf && bufsize >= hd->vlen;
+  if (kvshm__entry_check_locked(kv, op->s, op->ref, copy))
+    return corrupt_locked(kv, op->s, copy ? "entry fails its checksum"
+                                          : "entry chain is broken");
   if (vlen)
     *vlen = hd->vlen;
   if (flags)
     *flags = hd->flags;
-  if (buf || bufsize) {
-    if (bufsize < hd->vlen)
+  if (buf) {
+    if (!copy)
       return KVSHM_EBUFSIZE;
-    if (kvshm__entry_check_locked(kv, op->s, op->ref, true))
-      return corrupt_locked(kv, op->s, "entry fails its checksum");
     kvshm__entry_read_locked(kv, op->s, op->ref, klen, buf, hd->vlen);
   }
   if (!(kv->flags & KVSHM_RDONLY)) {

@@ -101,7 +101,7 @@ START_TEST(test_exactly_one) {
   for (int i = 0; i < 3; i++) {
     snprintf(cmd, sizeof cmd, "KVSHM_REAPER_LOG=%s/log %s %s", dir,
              getenv("KVSHM_REAPER_PATH") ? getenv("KVSHM_REAPER_PATH")
-                                         : "build/kvshm-reaper",
+                                         : KVSHM_TEST_REAPER,
              name);
     ck_assert_int_eq(system(cmd), 0); /* exits at once: one is running */
   }
