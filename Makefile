@@ -63,13 +63,13 @@ $(BUILD)/kvshm-reaper: tools/kvshm-reaper.c $(BUILD)/libkvshm.a
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL) $(BUILD)/libkvshm.a $(BUILD)/kvshm-reaper
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CFLAGS) -Ilibshm -DKVSHM_TEST_REAPER='"$(REAPER)"' \
-	  $< tests/testutil.c $(BUILD)/libkvshm.a \
+	  $< tests/testutil.c $(BUILD)/libkvshm.a $(TEST_LDFLAGS) \
 	  $(CHECK_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/san-tests/%: tests/%.c $(TEST_UTIL) $(SAN_OBJ) $(BUILD)/kvshm-reaper
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -O1 -g $(SAN) -Ilibshm -DKVSHM_TEST_REAPER='"$(REAPER)"' \
-	  $< tests/testutil.c $(SAN_OBJ) \
+	  $< tests/testutil.c $(SAN_OBJ) $(TEST_LDFLAGS) \
 	  $(CHECK_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libkvshm.a
@@ -79,6 +79,11 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libkvshm.a
 $(BUILD)/demo/%: examples/%.c $(BUILD)/libkvshm.a
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CFLAGS) -Ilibshm $< $(BUILD)/libkvshm.a $(LDLIBS) -o $@
+
+# check_races stops the SQLite tier's calls at the instant of a race.
+$(BUILD)/tests/check_races $(BUILD)/san-tests/check_races: TEST_LDFLAGS = \
+  -Wl,--wrap=kvshm__store_begin -Wl,--wrap=kvshm__store_clear \
+  -Wl,--wrap=kvshm__store_fetch
 
 deps:
 	@scripts/deps.sh

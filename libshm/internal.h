@@ -127,6 +127,9 @@ void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
 bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
 /* 1 if key is live in memory, 2 if it is a tombstone there, 0 if absent. */
 int kvshm__memory_state(kvshm *kv, const void *key, size_t klen);
+/* Is a kvshm_clear running (clear_gen odd, and not left so by a clearer
+ * that died)? */
+bool kvshm__clearing(kvshm *kv, uint64_t now, uint64_t gen);
 /* Reset stripe s to empty. */
 void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
 int kvshm__scratch(kvshm *kv, size_t n);

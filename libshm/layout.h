@@ -54,6 +54,7 @@
 #define KVSHM_STRIPE_SIZE 256u
 #define KVSHM_PATH_MAX 4096u
 #define KVSHM_NIL 0u /* "no slot" ref */
+#define KVSHM_CLEAR_MAX_MS 10000u
 
 /* ---- Header ------------------------------------------------------------
  * Written once by the creator while it holds the segment's flock (see
@@ -86,8 +87,13 @@ struct kvshm_hdr {
   uint64_t reaper_heartbeat_ms; /* reaper's last tick, wall clock ms */
   uint64_t reaper_starts;       /* times a reaper has been started */
   uint64_t reaper_spawn_ms;     /* last time an opener spawned a reaper */
-  uint64_t clear_gen;           /* bumped by kvshm_clear before it empties
-                                   SQLite; write-behind checks it */
+  uint64_t clear_gen;           /* odd while kvshm_clear runs, moves at
+                                   its start and end; write-behind and
+                                   promotion from SQLite check it */
+  uint64_t clear_started_ms;    /* when the running clear began: an odd
+                                   clear_gen older than that plus
+                                   KVSHM_CLEAR_MAX_MS was left by a clearer
+                                   that died, and counts as over */
 };
 
 _Static_assert(offsetof(struct kvshm_hdr, magic) == 0, "magic first");

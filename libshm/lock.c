@@ -112,7 +112,11 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
     /* A second committed copy of the same key: keep the newer. */
     unsigned char *key = slot + sizeof *hd;
     bool spans = hd->klen > KVSHM_HEAD_DATA(kv->slot_size);
-    if (spans && kvshm__scratch(kv, hd->klen) == 0) {
+    if (spans) {
+      if (kvshm__scratch(kv, hd->klen)) { /* out of memory: cannot index */
+        hd->state = KVSHM_KIND_FREE;
+        continue;
+      }
       kvshm__entry_read_locked(kv, s, r, 0, kv->scratch, hd->klen);
       key = kv->scratch;
     }

@@ -122,7 +122,7 @@ static int spawn(kvshm *kv, const char *path) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
-    if (fork() != 0)
+    if (_Fork() != 0) /* no atfork handlers: async-signal-safe */
       _exit(0); /* the grandchild is adopted by init: no zombie for us */
     dup2(devnull, 0);
     dup2(devnull, 1);

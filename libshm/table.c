@@ -257,6 +257,9 @@ bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link) {
     tombstone_locked(kv, s, ref, kvshm__now_ms(kv));
     return false;
   }
+  /* It leaves memory: a fault_in reading SQLite unlocked must not promote
+   * an older row over it (gen_evict, see fault_in). */
+  kvshm__stripe(kv, s)->gen_evict++;
   if (link) {
     *link = hd->hnext;
     kvshm__entry_free_locked(kv, s, ref);
@@ -480,6 +483,11 @@ static bool live_locked(kvshm *kv, struct op *op) {
   return false;
 }
 
+bool kvshm__clearing(kvshm *kv, uint64_t now, uint64_t gen) {
+  uint64_t t = atomic_load((_Atomic uint64_t *)&kv->hdr->clear_started_ms);
+  return (gen & 1) && now < t + KVSHM_CLEAR_MAX_MS;
+}
+
 /* Is the found entry a tombstone (the key was deleted)? */
 static bool tomb_locked(kvshm *kv, const struct op *op) {
   return op->ref && (head_at(kv, op->s, op->ref)->state & KVSHM_ST_TOMB);
@@ -510,15 +518,31 @@ static int fault_in(kvshm *kv, const void *key, size_t klen) {
     uint32_t gen = st->gen_evict;
     kvshm__unlock(kv, op.s);
     uint64_t now = kvshm__now_ms(kv);
+    uint64_t clear0 = atomic_load_explicit(
+        (_Atomic uint64_t *)&kv->hdr->clear_gen, memory_order_acquire);
+    if (kvshm__clearing(kv, now, clear0))
+      return KVSHM_ENOTFOUND; /* a clear is emptying SQLite: its rows are
+                                 as good as gone, never promote them */
     rc = kvshm__store_fetch(kv, key, klen, now, &row);
     if (rc)
       return rc;
+    /* row.val points into kv->scratch, which find_locked and eviction
+     * reuse for long keys: promote from a private copy. */
+    void *val = malloc(row.vlen ? row.vlen : 1);
+    if (!val)
+      return -ENOMEM;
+    memcpy(val, row.val, row.vlen);
+    row.val = val;
     rc = op_begin(kv, key, klen, &op);
-    if (rc)
+    if (rc) {
+      free(val);
       return rc;
+    }
     if (live_locked(kv, &op) || tomb_locked(kv, &op)) {
       rc = tomb_locked(kv, &op) ? KVSHM_ENOTFOUND : KVSHM_OK;
-    } else if (st->gen_evict != gen) {
+    } else if (st->gen_evict != gen ||
+               atomic_load_explicit((_Atomic uint64_t *)&kv->hdr->clear_gen,
+                                    memory_order_acquire) != clear0) {
       rc = 1; /* something left memory: the row may be stale, read again */
     } else {
       struct write_req req = {key,        klen, row.val,
@@ -527,6 +551,7 @@ static int fault_in(kvshm *kv, const void *key, size_t klen) {
       rc = write_locked(kv, op.s, op.h, op.ref, op.link, &req, now);
     }
     kvshm__unlock(kv, op.s);
+    free(val);
     if (rc != 1)
       return rc;
   }
@@ -867,16 +892,28 @@ int kvshm_clear(kvshm *kv) {
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
   /* Announce the clear first: a write-behind batch copied before it must
-   * not land in SQLite after it (writeback.c). */
-  atomic_fetch_add((_Atomic uint64_t *)&kv->hdr->clear_gen, 1);
-  for (uint32_t s = 0; s < kv->nstripes; s++) {
-    int rc = kvshm__lock(kv, s);
+   * not land in SQLite after it (writeback.c), and while clear_gen is odd
+   * fault_in promotes nothing. */
+  _Atomic uint64_t *gen = (_Atomic uint64_t *)&kv->hdr->clear_gen;
+  atomic_store((_Atomic uint64_t *)&kv->hdr->clear_started_ms,
+               kvshm__now_ms(kv));
+  uint64_t g = atomic_load(gen);
+  while (!atomic_compare_exchange_weak(gen, &g, (g + 1) | 1))
+    ; /* odd, and moved even if a dead clearer left it odd */
+  int rc = KVSHM_OK;
+  for (uint32_t s = 0; s < kv->nstripes && !rc; s++) {
+    rc = kvshm__lock(kv, s);
     if (rc)
-      return rc;
+      break;
     kvshm__stripe_clear_locked(kv, s);
     kvshm__unlock(kv, s);
   }
-  return kvshm__has_store(kv) ? kvshm__store_clear(kv) : KVSHM_OK;
+  if (!rc && kvshm__has_store(kv))
+    rc = kvshm__store_clear(kv);
+  g = atomic_load(gen);
+  while (!atomic_compare_exchange_weak(gen, &g, (g + 1) & ~1ull))
+    ; /* even: done */
+  return rc;
 }
 
 /* ---- test hooks ---- */

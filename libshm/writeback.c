@@ -119,6 +119,12 @@ static int write_batch(kvshm *kv, uint32_t s, struct wb_batch *b,
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   *stale = gen_load(&st->gen_spill) != spill0 ||
            gen_load64(&kv->hdr->clear_gen) != clear0;
+  /* Another write-behind of this stripe (kvshm_flush elsewhere, a second
+   * reaper) may hold a batch copied before ours: make it stale, or it would
+   * commit its older values (or resurrect a key we delete) after us. */
+  if (!*stale && b->n)
+    atomic_fetch_add_explicit((_Atomic uint32_t *)&st->gen_spill, 1,
+                              memory_order_acq_rel);
   for (uint32_t i = 0; !rc && !*stale && i < b->n; i++) {
     struct wb_item *it = &b->item[i];
     const unsigned char *k = b->buf + it->off;
@@ -141,6 +147,8 @@ static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b) {
         !(state & KVSHM_ST_TOMB) != !it->tomb)
       continue;
     if (state & KVSHM_ST_TOMB) {
+      if (kvshm__entry_check_locked(kv, s, it->ref, false))
+        continue; /* broken since: the next writer to meet it repairs */
       kvshm__entry_remove_locked(kv, s, it->ref);
       st->gen_evict++;
       continue;
