@@ -243,8 +243,8 @@ static void zipf(const char *db, size_t ops) {
   uint64_t cap = s1.entries;
   double lru_all = lru_hit_ratio(trace, ops, n, cap);
   double lru_warm = lru_hit_ratio(trace, half, n, cap);
-  double lru_ratio = (lru_all * (double)ops - lru_warm * (double)half) /
-                     (double)(ops - half);
+  double lru_ratio =
+      (lru_all * (double)ops - lru_warm * (double)half) / (double)(ops - half);
   printf("zipf 0.99         %u keys (10x the %llu that fit), %zu gets "
          "measured after %zu warm-up\n",
          n, (unsigned long long)cap, ops - half, half);

@@ -19,9 +19,13 @@ int kvshm__fail(int err, const char *fmt, ...) {
   return err;
 }
 
-void kvshm__clear_detail(void) { detail[0] = '\0'; }
+void kvshm__clear_detail(void) {
+  detail[0] = '\0';
+}
 
-const char *kvshm_errdetail(void) { return detail; }
+const char *kvshm_errdetail(void) {
+  return detail;
+}
 
 const char *kvshm_strerror(int err) {
   switch (err) {

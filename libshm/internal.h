@@ -18,11 +18,11 @@ struct kvshm_store; /* the SQLite tier, store.c */
 
 /* A process-local handle: one mapping of one segment. */
 struct kvshm {
-  unsigned char *base;        /* the mapping */
-  size_t size;                /* its length */
-  struct kvshm_hdr *hdr;      /* == base */
+  unsigned char *base;          /* the mapping */
+  size_t size;                  /* its length */
+  struct kvshm_hdr *hdr;        /* == base */
   struct kvshm_stripe *stripes; /* base + KVSHM_HDR_SIZE */
-  uint32_t nstripes;          /* copies of header geometry, validated */
+  uint32_t nstripes;            /* copies of header geometry, validated */
   uint32_t nslots;
   uint32_t nbuckets;
   uint32_t slot_size;
@@ -30,8 +30,8 @@ struct kvshm {
   uint64_t region_size;
   uint64_t default_ttl_ms;
   uint32_t lock_timeout_ms;
-  unsigned flags;             /* KVSHM_RDONLY, ... from open */
-  uint64_t rng;               /* xorshift state for LFU and sampling */
+  unsigned flags; /* KVSHM_RDONLY, ... from open */
+  uint64_t rng;   /* xorshift state for LFU and sampling */
   char name[KVSHM_NAME_MAX + 1];
   /* Test hooks (kvshm_test.h); NULL in production. */
   kvshm_test_hook_fn hook;
@@ -42,7 +42,7 @@ struct kvshm {
   unsigned char *scratch;
   size_t scratch_size;
   struct kvshm_store *store; /* this process's SQLite connection, lazily */
-  uint32_t ops_since_poll; /* operations since the reaper was checked */
+  uint32_t ops_since_poll;   /* operations since the reaper was checked */
 };
 
 /* ---- errors.c ---- */
@@ -70,7 +70,8 @@ static inline struct kvshm_stripe *kvshm__stripe(kvshm *kv, uint32_t s) {
   return &kv->stripes[s];
 }
 static inline uint32_t *kvshm__buckets(kvshm *kv, uint32_t s) {
-  return (uint32_t *)(kv->base + kv->region_off + (uint64_t)s * kv->region_size);
+  return (uint32_t *)(kv->base + kv->region_off +
+                      (uint64_t)s * kv->region_size);
 }
 /* The slot with ref r (1-based) of stripe s.  r must be in [1, nslots]. */
 static inline unsigned char *kvshm__slot(kvshm *kv, uint32_t s, uint32_t r) {
@@ -115,8 +116,8 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s);
 int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
                               bool checksum);
 /* Copy `len` bytes of entry data starting at `off` into dst. */
-void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref,
-                              uint64_t off, void *dst, uint64_t len);
+void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
+                              void *dst, uint64_t len);
 /* Free every slot of entry `ref` (already unlinked from its bucket). */
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
 /* Unlink entry `ref` from its bucket chain and free it. */

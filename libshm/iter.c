@@ -11,19 +11,19 @@
 
 struct kvshm_iter {
   kvshm *kv;
-  uint32_t stripe;      /* stripe being walked */
-  uint32_t next;        /* next slot ref to look at in it */
+  uint32_t stripe; /* stripe being walked */
+  uint32_t next;   /* next slot ref to look at in it */
   unsigned char *prefix;
   size_t plen;
-  unsigned char *buf;   /* key then value of the current entry */
+  unsigned char *buf; /* key then value of the current entry */
   size_t bufsize;
-  unsigned flags;       /* KVSHM_ITER_STORE */
-  sqlite3_stmt *scan;   /* the SQLite walk, once memory is done */
+  unsigned flags;     /* KVSHM_ITER_STORE */
+  sqlite3_stmt *scan; /* the SQLite walk, once memory is done */
   bool scan_done;
 };
 
-int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
-                    unsigned flags, kvshm_iter **out) {
+int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen, unsigned flags,
+                    kvshm_iter **out) {
   kvshm__clear_detail();
   if (!out || (plen && !prefix))
     return kvshm__fail(KVSHM_EINVAL, "iter_open: NULL argument");

@@ -38,24 +38,24 @@ typedef struct kvshm_iter kvshm_iter;
  * kvshm_err_name() (libuv's UV_ERRNO_MAP pattern): add an error here only.
  */
 #define KVSHM_ERRNO_MAP(X)                                                     \
-  X(NOTFOUND, -30800, "key not found")                                        \
-  X(EXIST, -30801, "key already exists (set with NX)")                       \
-  X(TOOBIG, -30802, "key or value too large for this cache")                  \
-  X(CONFIG, -30803, "segment exists with a different configuration")          \
+  X(NOTFOUND, -30800, "key not found")                                         \
+  X(EXIST, -30801, "key already exists (set with NX)")                         \
+  X(TOOBIG, -30802, "key or value too large for this cache")                   \
+  X(CONFIG, -30803, "segment exists with a different configuration")           \
   X(BADNAME, -30804, "invalid cache name")                                     \
   X(BADMAGIC, -30805, "not a kvshm segment")                                   \
-  X(VERSION, -30806, "segment has another layout version")                    \
-  X(CORRUPT, -30807, "corrupt data in the shared-memory segment")             \
-  X(NOTINT, -30808, "value is not a 64-bit integer")                          \
-  X(OVERFLOW, -30809, "increment would overflow a 64-bit integer")            \
-  X(BUFSIZE, -30810, "buffer too small for the value")                        \
-  X(TIMEDOUT, -30811, "timed out waiting for a stripe lock")                  \
+  X(VERSION, -30806, "segment has another layout version")                     \
+  X(CORRUPT, -30807, "corrupt data in the shared-memory segment")              \
+  X(NOTINT, -30808, "value is not a 64-bit integer")                           \
+  X(OVERFLOW, -30809, "increment would overflow a 64-bit integer")             \
+  X(BUFSIZE, -30810, "buffer too small for the value")                         \
+  X(TIMEDOUT, -30811, "timed out waiting for a stripe lock")                   \
   X(INVAL, -30812, "invalid argument")                                         \
-  X(RDONLY, -30813, "cache was opened read-only")                             \
-  X(NOSHM, -30814, "not enough free shared memory (/dev/shm)")                \
+  X(RDONLY, -30813, "cache was opened read-only")                              \
+  X(NOSHM, -30814, "not enough free shared memory (/dev/shm)")                 \
   X(SQLITE, -30815, "SQLite error")                                            \
-  X(BADDB, -30816, "SQLite file is not a kvshm store, or is corrupt")         \
-  X(NOTRECOVERABLE, -30817, "stripe lock is not recoverable")                 \
+  X(BADDB, -30816, "SQLite file is not a kvshm store, or is corrupt")          \
+  X(NOTRECOVERABLE, -30817, "stripe lock is not recoverable")                  \
   X(REAPER, -30818, "could not start the kvshm-reaper process")
 
 typedef enum {
@@ -95,11 +95,11 @@ KVSHM_API const char *kvshm_errdetail(void);
  * segment's is KVSHM_ECONFIG, with the differing value in kvshm_errdetail().
  */
 typedef struct kvshm_config {
-  uint64_t memory_size;    /* segment bytes; default KVSHM_DEFAULT_MEMORY */
-  uint32_t slot_size;      /* bytes per slot, multiple of 8; default 160 */
-  uint32_t stripes;        /* lock stripes, power of two; default from size */
-  uint64_t default_ttl_ms; /* TTL for sets with KVSHM_TTL_DEFAULT; 0 never */
-  uint32_t mode;           /* segment file mode; default 0600 */
+  uint64_t memory_size;     /* segment bytes; default KVSHM_DEFAULT_MEMORY */
+  uint32_t slot_size;       /* bytes per slot, multiple of 8; default 160 */
+  uint32_t stripes;         /* lock stripes, power of two; default from size */
+  uint64_t default_ttl_ms;  /* TTL for sets with KVSHM_TTL_DEFAULT; 0 never */
+  uint32_t mode;            /* segment file mode; default 0600 */
   uint32_t lock_timeout_ms; /* give up on a stripe lock after; default 10 s */
   const char *sqlite_path;  /* second tier; NULL = memory only */
   uint32_t persistent;      /* 1: every write reaches SQLite within delay */
@@ -130,8 +130,8 @@ KVSHM_API void kvshm_config_init(kvshm_config *cfg);
  * the segment's init lock too long), -ENOENT (KVSHM_NOCREATE, missing),
  * -EACCES, other -errno.
  */
-KVSHM_API int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
-               kvshm **out);
+KVSHM_API int kvshm_open(const char *name, const kvshm_config *cfg,
+                         unsigned flags, kvshm **out);
 
 /* Unmap and free the handle.  The segment stays.  NULL is a no-op. */
 KVSHM_API int kvshm_close(kvshm *kv);
@@ -165,7 +165,7 @@ KVSHM_API int kvshm_unlink(const char *name);
  * KVSHM_ECORRUPT (entry failed its checks; it is dropped), KVSHM_ETIMEDOUT.
  */
 KVSHM_API int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
-              size_t bufsize, size_t *vlen, uint32_t *flags);
+                        size_t bufsize, size_t *vlen, uint32_t *flags);
 
 /*
  * Store value under key.
@@ -179,8 +179,9 @@ KVSHM_API int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
  * larger than half a stripe, or key over KVSHM_KEY_MAX), KVSHM_EINVAL,
  * KVSHM_ERDONLY, KVSHM_ETIMEDOUT.
  */
-KVSHM_API int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
-              size_t vlen, uint32_t flags, int64_t ttl_ms, unsigned opts);
+KVSHM_API int kvshm_set(kvshm *kv, const void *key, size_t klen,
+                        const void *val, size_t vlen, uint32_t flags,
+                        int64_t ttl_ms, unsigned opts);
 
 /* Remove key.  Errors: KVSHM_ENOTFOUND, KVSHM_ERDONLY, KVSHM_ETIMEDOUT. */
 KVSHM_API int kvshm_del(kvshm *kv, const void *key, size_t klen);
@@ -197,7 +198,7 @@ KVSHM_API int kvshm_has(kvshm *kv, const void *key, size_t klen);
  * Errors: KVSHM_ENOTINT, KVSHM_EOVERFLOW, KVSHM_ERDONLY, KVSHM_ETIMEDOUT.
  */
 KVSHM_API int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
-               uint32_t new_flags, int64_t *result);
+                         uint32_t new_flags, int64_t *result);
 
 /* Remove every entry (stripe by stripe).  Errors: KVSHM_ERDONLY. */
 KVSHM_API int kvshm_clear(kvshm *kv);
@@ -227,30 +228,30 @@ typedef struct kvshm_stats {
   uint32_t slots_per_stripe;
   uint32_t layout_version;
   uint64_t default_ttl_ms;
-  uint64_t created_ms;  /* wall clock, ms since the epoch */
-  uint64_t max_value;   /* largest value with a 16-byte key */
-  uint32_t max_key;     /* KVSHM_KEY_MAX */
-  uint32_t reaper_pid;  /* 0 if none registered */
+  uint64_t created_ms;          /* wall clock, ms since the epoch */
+  uint64_t max_value;           /* largest value with a 16-byte key */
+  uint32_t max_key;             /* KVSHM_KEY_MAX */
+  uint32_t reaper_pid;          /* 0 if none registered */
   uint64_t reaper_heartbeat_ms; /* last heartbeat, wall clock; 0 never */
   /* contents */
-  uint64_t entries;     /* live entries in memory */
-  uint64_t bytes;       /* key + value bytes of those entries */
+  uint64_t entries; /* live entries in memory */
+  uint64_t bytes;   /* key + value bytes of those entries */
   uint64_t slots_used;
   uint64_t slots_free;
-  uint64_t dirty;       /* entries not yet written to SQLite */
+  uint64_t dirty; /* entries not yet written to SQLite */
   /* counters since creation */
-  uint64_t hits;        /* gets served from memory */
-  uint64_t misses;      /* gets not in memory (SQLite asked, if any) */
-  uint64_t store_hits;  /* of those misses, found in SQLite and promoted */
+  uint64_t hits;       /* gets served from memory */
+  uint64_t misses;     /* gets not in memory (SQLite asked, if any) */
+  uint64_t store_hits; /* of those misses, found in SQLite and promoted */
   uint64_t sets, deletes;
-  uint64_t evictions;   /* entries removed to make room */
-  uint64_t expirations; /* entries removed because their TTL passed */
-  uint64_t corrupt;     /* entries dropped because they failed checks */
-  uint64_t repairs;     /* stripes repaired after a process died */
-  uint64_t spills;      /* evictions written to SQLite inline by a writer */
-  uint64_t tombstones;  /* deleted keys waiting to be removed from SQLite */
-  uint64_t dirty_age_ms; /* the oldest dirty entry is at most this old */
-  uint32_t persistent;   /* configuration: persistent mode */
+  uint64_t evictions;      /* entries removed to make room */
+  uint64_t expirations;    /* entries removed because their TTL passed */
+  uint64_t corrupt;        /* entries dropped because they failed checks */
+  uint64_t repairs;        /* stripes repaired after a process died */
+  uint64_t spills;         /* evictions written to SQLite inline by a writer */
+  uint64_t tombstones;     /* deleted keys waiting to be removed from SQLite */
+  uint64_t dirty_age_ms;   /* the oldest dirty entry is at most this old */
+  uint32_t persistent;     /* configuration: persistent mode */
   uint32_t flush_delay_ms; /* configuration: its bound */
   uint64_t reaper_starts;  /* times a reaper was started for this segment */
 } kvshm_stats;
@@ -298,7 +299,7 @@ typedef struct kvshm_stripe_stats {
   uint32_t slots_free;
 } kvshm_stripe_stats;
 KVSHM_API int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
-                           kvshm_stripe_stats *st);
+                                     kvshm_stripe_stats *st);
 
 /*
  * Walk every live entry, stripe by stripe, holding each stripe lock only
@@ -317,8 +318,8 @@ KVSHM_API int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
  * Returns KVSHM_OK, KVSHM_ENOTFOUND at the end, or an error.
  */
 KVSHM_API int kvshm_iter_next(kvshm_iter *it, const void **key, size_t *klen,
-                    const void **val, size_t *vlen, uint32_t *flags,
-                    uint64_t *expires_ms);
+                              const void **val, size_t *vlen, uint32_t *flags,
+                              uint64_t *expires_ms);
 KVSHM_API void kvshm_iter_close(kvshm_iter *it);
 
 /*

@@ -30,11 +30,14 @@ typedef uint64_t (*kvshm_test_clock_fn)(void *ctx);
 /* Call fn at every test point (NULL to stop). */
 KVSHM_API void kvshm_test_set_hook(kvshm *kv, kvshm_test_hook_fn fn, void *ctx);
 /* Use fn as this handle's wall clock, in ms (NULL for the real one). */
-KVSHM_API void kvshm_test_set_clock(kvshm *kv, kvshm_test_clock_fn fn, void *ctx);
+KVSHM_API void kvshm_test_set_clock(kvshm *kv, kvshm_test_clock_fn fn,
+                                    void *ctx);
 /* Offset of the segment's first slot of stripe s, for corruption tests. */
-KVSHM_API size_t kvshm_test_slot_offset(kvshm *kv, uint32_t stripe, uint32_t index);
+KVSHM_API size_t kvshm_test_slot_offset(kvshm *kv, uint32_t stripe,
+                                        uint32_t index);
 /* The stripe a key hashes to. */
-KVSHM_API uint32_t kvshm_test_stripe_of(kvshm *kv, const void *key, size_t klen);
+KVSHM_API uint32_t kvshm_test_stripe_of(kvshm *kv, const void *key,
+                                        size_t klen);
 
 #ifdef __cplusplus
 }

@@ -99,7 +99,8 @@ struct kvshm_hdr {
 _Static_assert(offsetof(struct kvshm_hdr, magic) == 0, "magic first");
 _Static_assert(offsetof(struct kvshm_hdr, format) == 8, "format at 8");
 _Static_assert(offsetof(struct kvshm_hdr, sqlite_path) == 88, "path at 88");
-_Static_assert(offsetof(struct kvshm_hdr, hdr_check) == 4184, "check after path");
+_Static_assert(offsetof(struct kvshm_hdr, hdr_check) == 4184,
+               "check after path");
 _Static_assert(sizeof(struct kvshm_hdr) <= KVSHM_HDR_SIZE, "header fits");
 
 /* ---- Stripe ------------------------------------------------------------
@@ -117,36 +118,36 @@ struct kvshm_stripe {
   pthread_mutex_t lock; /* guards everything below and the region */
   char pad_lock[64 - sizeof(pthread_mutex_t)]; /* own cache line */
   /* Protected by lock: */
-  uint32_t free_head; /* derived: first free slot ref, chained by hnext */
-  uint32_t fresh;     /* derived: slots [fresh, slots) never used yet */
-  uint32_t nfree;     /* derived: free-list length + (slots - fresh) */
-  uint32_t entries;   /* derived: committed entries (incl. tombstones) */
-  uint32_t version;   /* kept: version stamped on the last commit */
-  uint32_t dirty;     /* derived: entries with KVSHM_ST_DIRTY */
-  uint64_t bytes;     /* derived: key + value bytes of the entries */
-  uint64_t hits;        /* kept: gets that found a live entry */
-  uint64_t misses;      /* kept: gets that did not */
-  uint64_t sets;        /* kept: successful sets and incrs */
-  uint64_t deletes;     /* kept: successful deletes */
-  uint64_t evictions;   /* kept: entries evicted for room */
-  uint64_t expirations; /* kept: entries removed after their TTL */
-  uint64_t corrupt;     /* kept: entries dropped for failing checks */
-  uint64_t repairs;     /* kept: repairs after a holder died */
-  uint64_t spills;      /* kept: dirty victims written to SQLite inline */
-  uint32_t tombstones;  /* derived: entries with KVSHM_ST_TOMB */
-  uint32_t gen_evict;   /* kept: bumped whenever an entry leaves memory
-                           (eviction, spill, clear); a reader that looked
-                           in SQLite without the lock promotes only if it
-                           did not move */
+  uint32_t free_head;      /* derived: first free slot ref, chained by hnext */
+  uint32_t fresh;          /* derived: slots [fresh, slots) never used yet */
+  uint32_t nfree;          /* derived: free-list length + (slots - fresh) */
+  uint32_t entries;        /* derived: committed entries (incl. tombstones) */
+  uint32_t version;        /* kept: version stamped on the last commit */
+  uint32_t dirty;          /* derived: entries with KVSHM_ST_DIRTY */
+  uint64_t bytes;          /* derived: key + value bytes of the entries */
+  uint64_t hits;           /* kept: gets that found a live entry */
+  uint64_t misses;         /* kept: gets that did not */
+  uint64_t sets;           /* kept: successful sets and incrs */
+  uint64_t deletes;        /* kept: successful deletes */
+  uint64_t evictions;      /* kept: entries evicted for room */
+  uint64_t expirations;    /* kept: entries removed after their TTL */
+  uint64_t corrupt;        /* kept: entries dropped for failing checks */
+  uint64_t repairs;        /* kept: repairs after a holder died */
+  uint64_t spills;         /* kept: dirty victims written to SQLite inline */
+  uint32_t tombstones;     /* derived: entries with KVSHM_ST_TOMB */
+  uint32_t gen_evict;      /* kept: bumped whenever an entry leaves memory
+                              (eviction, spill, clear); a reader that looked
+                              in SQLite without the lock promotes only if it
+                              did not move */
   uint64_t dirty_since_ms; /* wall clock when `dirty` last went 0 -> 1: the
                               oldest dirty entry is at most this old; 0 if
                               none (repair sets it to the repair time) */
-  uint32_t gen_spill;   /* kept: bumped before a writer writes SQLite
-                           inline (spill) or clear empties it; the reaper
-                           discards a batch copied before a bump */
-  uint32_t pad;         /* zero */
-  uint64_t store_hits;  /* kept: gets that missed memory, found SQLite */
-  uint64_t pad2[7];     /* zero; room for more counters */
+  uint32_t gen_spill;      /* kept: bumped before a writer writes SQLite
+                              inline (spill) or clear empties it; the reaper
+                              discards a batch copied before a bump */
+  uint32_t pad;            /* zero */
+  uint64_t store_hits;     /* kept: gets that missed memory, found SQLite */
+  uint64_t pad2[7];        /* zero; room for more counters */
 };
 
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits a cache line");
@@ -187,16 +188,16 @@ _Static_assert(sizeof(struct kvshm_stripe) == KVSHM_STRIPE_SIZE, "size");
 
 /* Head of an entry: the first slot.  40 bytes, then data. */
 struct kvshm_head {
-  uint16_t state;       /* kind KVSHM_KIND_HEAD | ST_* bits; stored last */
-  uint16_t klen;        /* key bytes, <= KVSHM_KEY_MAX */
-  uint32_t hnext;       /* next entry ref in this bucket's chain */
-  uint32_t cnext;       /* first continuation slot ref, KVSHM_NIL if none */
-  uint32_t vlen;        /* value bytes */
-  uint32_t flags;       /* the user's flags word */
-  uint32_t lfu;         /* LFU word, see above */
-  uint64_t expires_ms;  /* absolute expiry, wall clock ms; 0 = never */
-  uint32_t version;     /* stripe version at commit; newer wins in repair */
-  uint32_t check;       /* hash of klen, vlen, flags, key and value */
+  uint16_t state;      /* kind KVSHM_KIND_HEAD | ST_* bits; stored last */
+  uint16_t klen;       /* key bytes, <= KVSHM_KEY_MAX */
+  uint32_t hnext;      /* next entry ref in this bucket's chain */
+  uint32_t cnext;      /* first continuation slot ref, KVSHM_NIL if none */
+  uint32_t vlen;       /* value bytes */
+  uint32_t flags;      /* the user's flags word */
+  uint32_t lfu;        /* LFU word, see above */
+  uint64_t expires_ms; /* absolute expiry, wall clock ms; 0 = never */
+  uint32_t version;    /* stripe version at commit; newer wins in repair */
+  uint32_t check;      /* hash of klen, vlen, flags, key and value */
 };
 
 /* A continuation slot.  12 bytes, then data. */

@@ -106,12 +106,16 @@ int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
   while (st->nfree < need) {
     uint32_t v = pick_victim_locked(kv, s, keep, clean_only, now_ms);
     if (!v)
-      return kvshm__fail(KVSHM_ETOOBIG, "stripe %u has no entry left to "
-                         "evict for %u slots", s, need);
+      return kvshm__fail(KVSHM_ETOOBIG,
+                         "stripe %u has no entry left to "
+                         "evict for %u slots",
+                         s, need);
     if (kvshm__entry_check_locked(kv, s, v, false)) {
       kvshm__repair_locked(kv, s);
-      return kvshm__fail(KVSHM_ECORRUPT, "eviction met a broken entry in "
-                         "stripe %u; the stripe was rebuilt", s);
+      return kvshm__fail(KVSHM_ECORRUPT,
+                         "eviction met a broken entry in "
+                         "stripe %u; the stripe was rebuilt",
+                         s);
     }
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, v);
     bool exp = hd->expires_ms && hd->expires_ms <= now_ms;

@@ -39,7 +39,8 @@ int kvshm__lock(kvshm *kv, uint32_t s) {
   if (rc == EBUSY) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)kv->lock_timeout_ms * 1000000u;
+    uint64_t ns =
+        (uint64_t)ts.tv_nsec + (uint64_t)kv->lock_timeout_ms * 1000000u;
     ts.tv_sec += (time_t)(ns / 1000000000u);
     ts.tv_nsec = (long)(ns % 1000000000u);
     rc = pthread_mutex_timedlock(m, &ts);
@@ -65,14 +66,20 @@ static int lock_failed(kvshm *kv, uint32_t s, int rc) {
     return KVSHM_OK;
   }
   if (rc == ETIMEDOUT)
-    return kvshm__fail(KVSHM_ETIMEDOUT, "stripe %u of cache '%s' stayed "
-                       "locked for %u ms", s, kv->name, kv->lock_timeout_ms);
+    return kvshm__fail(KVSHM_ETIMEDOUT,
+                       "stripe %u of cache '%s' stayed "
+                       "locked for %u ms",
+                       s, kv->name, kv->lock_timeout_ms);
   if (rc == ENOTRECOVERABLE)
-    return kvshm__fail(KVSHM_ENOTRECOVERABLE, "stripe %u of cache '%s' has "
+    return kvshm__fail(KVSHM_ENOTRECOVERABLE,
+                       "stripe %u of cache '%s' has "
                        "an unrecoverable lock: destroy and recreate the "
-                       "cache", s, kv->name);
-  return kvshm__fail(KVSHM_ECORRUPT, "stripe %u lock of cache '%s' failed: "
-                     "%s", s, kv->name, strerror(rc));
+                       "cache",
+                       s, kv->name);
+  return kvshm__fail(KVSHM_ECORRUPT,
+                     "stripe %u lock of cache '%s' failed: "
+                     "%s",
+                     s, kv->name, strerror(rc));
 }
 
 static uint32_t bucket_of(kvshm *kv, uint64_t h) {
@@ -143,9 +150,9 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
           if ((int32_t)(hd->version - oh->version) > 0) {
             *link = oh->hnext; /* drop the older, indexed one */
             for (uint32_t c = o; c;) {
-              uint32_t next = c == o ? oh->cnext
-                                     : ((struct kvshm_cont *)kvshm__slot(
-                                            kv, s, c))->cnext;
+              uint32_t next =
+                  c == o ? oh->cnext
+                         : ((struct kvshm_cont *)kvshm__slot(kv, s, c))->cnext;
               claimed[c - 1] = 0;
               c = next;
             }

@@ -123,7 +123,7 @@ static int spawn(kvshm *kv, const char *path) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
     if (_Fork() != 0) /* no atfork handlers: async-signal-safe */
-      _exit(0); /* the grandchild is adopted by init: no zombie for us */
+      _exit(0);       /* the grandchild is adopted by init: no zombie for us */
     dup2(devnull, 0);
     dup2(devnull, 1);
     dup2(devnull, 2);
@@ -160,10 +160,12 @@ int kvshm__reaper_ensure(kvshm *kv) {
      * reclaimed when touched, and evicted first); a SQLite cache is not. */
     if (!kvshm__has_store(kv))
       return KVSHM_OK;
-    return kvshm__fail(KVSHM_EREAPER, "kvshm-reaper not found at '%s': "
+    return kvshm__fail(KVSHM_EREAPER,
+                       "kvshm-reaper not found at '%s': "
                        "build it (make), set KVSHM_REAPER_PATH to its "
                        "absolute path, or set KVSHM_REAPER=off to run "
-                       "without one", path);
+                       "without one",
+                       path);
   }
   return spawn(kv, path);
 }
@@ -180,10 +182,11 @@ void kvshm__reaper_poll(kvshm *kv) {
 
 static volatile sig_atomic_t stop_signal;
 
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig) {
+  stop_signal = sig;
+}
 
-__attribute__((format(printf, 2, 3))) static void logf_(int fd,
-                                                        const char *fmt,
+__attribute__((format(printf, 2, 3))) static void logf_(int fd, const char *fmt,
                                                         ...) {
   if (fd < 0)
     return;
@@ -199,9 +202,9 @@ __attribute__((format(printf, 2, 3))) static void logf_(int fd,
   va_start(ap, fmt);
   int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
   va_end(ap);
-  n += m > 0 ? ((size_t)m < sizeof line - n - 1 ? (size_t)m
-                                                 : sizeof line - n - 2)
-             : 0;
+  n += m > 0
+           ? ((size_t)m < sizeof line - n - 1 ? (size_t)m : sizeof line - n - 2)
+           : 0;
   line[n++] = '\n';
   (void)!write(fd, line, n);
 }
@@ -217,15 +220,14 @@ static bool claim(kvshm *kv) {
     if (cur && reaper_healthy(h, kvshm__wall_ms()))
       return false;
     store64(&h->reaper_heartbeat_ms, kvshm__wall_ms());
-    if (atomic_compare_exchange_strong((_Atomic uint32_t *)&h->reaper_pid,
-                                       &cur, me))
+    if (atomic_compare_exchange_strong((_Atomic uint32_t *)&h->reaper_pid, &cur,
+                                       me))
       return true;
   }
 }
 
 /* Remove expired entries from up to SWEEP_PER_TICK slots of stripe s. */
-static int sweep_stripe(kvshm *kv, uint32_t s, uint32_t *cursor,
-                        uint64_t now) {
+static int sweep_stripe(kvshm *kv, uint32_t s, uint32_t *cursor, uint64_t now) {
   int rc = kvshm__lock(kv, s);
   if (rc)
     return rc;
@@ -245,8 +247,7 @@ static int sweep_stripe(kvshm *kv, uint32_t s, uint32_t *cursor,
 }
 
 /* Keep low_water free slots in stripe s by evicting clean entries. */
-static int keep_free(kvshm *kv, uint32_t s, uint32_t low_water,
-                     uint64_t now) {
+static int keep_free(kvshm *kv, uint32_t s, uint32_t low_water, uint64_t now) {
   int rc = kvshm__lock(kv, s);
   if (rc)
     return rc;
@@ -311,8 +312,7 @@ int kvshm_reaper_run(const char *name, int log_fd) {
   uint32_t low_water = kv->nslots / 32 > 8 ? kv->nslots / 32 : 8;
   uint32_t *cursor = calloc(kv->nstripes, sizeof *cursor);
   logf_(log_fd, "reaping cache '%s'%s%s (tick %u ms)", name,
-        store ? " into " : " (memory only)", store ? h->sqlite_path : "",
-        tick);
+        store ? " into " : " (memory only)", store ? h->sqlite_path : "", tick);
   const char *why = "stopped by signal";
   uint64_t written = 0, last_report = kvshm__wall_ms();
   while (!stop_signal) {
@@ -331,8 +331,7 @@ int kvshm_reaper_run(const char *name, int log_fd) {
         rc = kvshm__writeback_stripe(kv, s, h->persistent ? 0 : WB_PER_TICK,
                                      &written);
         if (rc)
-          logf_(log_fd, "write-behind of stripe %u: %s", s,
-                kvshm_errdetail());
+          logf_(log_fd, "write-behind of stripe %u: %s", s, kvshm_errdetail());
       }
       if (cursor)
         sweep_stripe(kv, s, &cursor[s], now);
@@ -353,14 +352,13 @@ int kvshm_reaper_run(const char *name, int log_fd) {
   }
   if (stop_signal || strcmp(why, "segment destroyed") == 0) {
     rc = kvshm_flush(kv);
-    logf_(log_fd, "%s; final flush: %s", why,
-          rc ? kvshm_errdetail() : "done");
+    logf_(log_fd, "%s; final flush: %s", why, rc ? kvshm_errdetail() : "done");
   } else {
     logf_(log_fd, "%s; exiting", why);
   }
   uint32_t expected = me;
-  atomic_compare_exchange_strong((_Atomic uint32_t *)&h->reaper_pid,
-                                 &expected, 0);
+  atomic_compare_exchange_strong((_Atomic uint32_t *)&h->reaper_pid, &expected,
+                                 0);
   free(cursor);
   if (seg_fd >= 0)
     close(seg_fd);

@@ -40,23 +40,31 @@ uint64_t kvshm__wall_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void kvshm_config_init(kvshm_config *cfg) { memset(cfg, 0, sizeof *cfg); }
+void kvshm_config_init(kvshm_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+}
 
 static int check_name(const char *name, char *path, size_t pathsz) {
   if (!name || !*name)
-    return kvshm__fail(KVSHM_EBADNAME, "cache name is empty; use 1 to %u "
-                       "characters of A-Z a-z 0-9 . _ -", KVSHM_NAME_MAX);
+    return kvshm__fail(KVSHM_EBADNAME,
+                       "cache name is empty; use 1 to %u "
+                       "characters of A-Z a-z 0-9 . _ -",
+                       KVSHM_NAME_MAX);
   size_t n = strlen(name);
   if (n > KVSHM_NAME_MAX)
-    return kvshm__fail(KVSHM_EBADNAME, "cache name is %zu bytes long; the "
-                       "limit is %u", n, KVSHM_NAME_MAX);
+    return kvshm__fail(KVSHM_EBADNAME,
+                       "cache name is %zu bytes long; the "
+                       "limit is %u",
+                       n, KVSHM_NAME_MAX);
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)name[i];
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return kvshm__fail(KVSHM_EBADNAME, "cache name '%s' has %s at byte "
-                         "%zu; use only A-Z a-z 0-9 . _ -", name,
-                         c == '/' ? "a slash" : "a character not allowed", i);
+      return kvshm__fail(KVSHM_EBADNAME,
+                         "cache name '%s' has %s at byte "
+                         "%zu; use only A-Z a-z 0-9 . _ -",
+                         name, c == '/' ? "a slash" : "a character not allowed",
+                         i);
   }
   if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
     return kvshm__fail(KVSHM_EBADNAME, "cache name '%s' is reserved", name);
@@ -132,15 +140,20 @@ static int config_resolve(const kvshm_config *in, kvshm_config *c) {
     c->flush_delay_ms = KVSHM_DEFAULT_FLUSH_DELAY_MS;
   if (c->slot_size < KVSHM_MIN_SLOT || c->slot_size > KVSHM_MAX_SLOT ||
       c->slot_size % 8)
-    return kvshm__fail(KVSHM_EINVAL, "slot_size %u is invalid: use a multiple "
-                       "of 8 from %u to %u", c->slot_size, KVSHM_MIN_SLOT,
-                       KVSHM_MAX_SLOT);
+    return kvshm__fail(KVSHM_EINVAL,
+                       "slot_size %u is invalid: use a multiple "
+                       "of 8 from %u to %u",
+                       c->slot_size, KVSHM_MIN_SLOT, KVSHM_MAX_SLOT);
   if (c->stripes > KVSHM_MAX_STRIPES || (c->stripes & (c->stripes - 1)))
-    return kvshm__fail(KVSHM_EINVAL, "stripes %u is invalid: use a power of "
-                       "two from 1 to %u", c->stripes, KVSHM_MAX_STRIPES);
+    return kvshm__fail(KVSHM_EINVAL,
+                       "stripes %u is invalid: use a power of "
+                       "two from 1 to %u",
+                       c->stripes, KVSHM_MAX_STRIPES);
   if (c->mode & ~0777u)
-    return kvshm__fail(KVSHM_EINVAL, "mode %o is invalid: use permission "
-                       "bits only (e.g. 0600)", c->mode);
+    return kvshm__fail(KVSHM_EINVAL,
+                       "mode %o is invalid: use permission "
+                       "bits only (e.g. 0600)",
+                       c->mode);
   if (c->flush_delay_ms > 3600u * 1000u)
     return kvshm__fail(KVSHM_EINVAL, "flush_delay_ms %u is over an hour",
                        c->flush_delay_ms);
@@ -153,10 +166,12 @@ static int config_resolve(const kvshm_config *in, kvshm_config *c) {
     return kvshm__fail(KVSHM_EINVAL, "persistent mode needs a sqlite_path");
   struct geom g;
   if (geom_compute(c->memory_size, c->slot_size, c->stripes, &g)) {
-    uint64_t need = KVSHM_HDR_SIZE + (uint64_t)c->stripes *
-                    (KVSHM_STRIPE_SIZE + 64 + MIN_SLOTS_PER_STRIPE *
-                     (c->slot_size + 8u));
-    return kvshm__fail(KVSHM_EINVAL, "memory_size %llu is too small for %u "
+    uint64_t need =
+        KVSHM_HDR_SIZE +
+        (uint64_t)c->stripes * (KVSHM_STRIPE_SIZE + 64 +
+                                MIN_SLOTS_PER_STRIPE * (c->slot_size + 8u));
+    return kvshm__fail(KVSHM_EINVAL,
+                       "memory_size %llu is too small for %u "
                        "stripes of %u-byte slots: use at least %llu bytes",
                        (unsigned long long)c->memory_size, c->stripes,
                        c->slot_size, (unsigned long long)need);
@@ -168,18 +183,22 @@ static int config_resolve(const kvshm_config *in, kvshm_config *c) {
 int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
                         const char *name) {
   if (h->format != KVSHM_FORMAT)
-    return kvshm__fail(KVSHM_EVERSION, "segment '%s' has layout format %u; "
+    return kvshm__fail(KVSHM_EVERSION,
+                       "segment '%s' has layout format %u; "
                        "this library reads format %u: use the same kvshm "
-                       "version everywhere, or destroy the cache", name,
-                       h->format, KVSHM_FORMAT);
+                       "version everywhere, or destroy the cache",
+                       name, h->format, KVSHM_FORMAT);
   if (h->hdr_size != KVSHM_HDR_SIZE || kvshm__hdr_check(h) != h->hdr_check)
-    return kvshm__fail(KVSHM_ECORRUPT, "segment '%s' header fails its "
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "segment '%s' header fails its "
                        "checksum: it was overwritten; destroy the cache "
-                       "(kvshm-cli destroy %s)", name, name);
+                       "(kvshm-cli destroy %s)",
+                       name, name);
   if (h->memory_size != fsize)
-    return kvshm__fail(KVSHM_ECORRUPT, "segment '%s' header says %llu bytes "
-                       "but the file has %llu", name,
-                       (unsigned long long)h->memory_size,
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "segment '%s' header says %llu bytes "
+                       "but the file has %llu",
+                       name, (unsigned long long)h->memory_size,
                        (unsigned long long)fsize);
   struct geom g;
   if (h->stripes == 0 || h->stripes > KVSHM_MAX_STRIPES ||
@@ -188,20 +207,25 @@ int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
       geom_compute(h->memory_size, h->slot_size, h->stripes, &g) ||
       g.slots != h->slots || g.buckets != h->buckets ||
       g.region_off != h->region_off || g.region_size != h->region_size)
-    return kvshm__fail(KVSHM_ECORRUPT, "segment '%s' header geometry is "
-                       "inconsistent", name);
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "segment '%s' header geometry is "
+                       "inconsistent",
+                       name);
   if (memchr(h->sqlite_path, 0, sizeof h->sqlite_path) == NULL)
-    return kvshm__fail(KVSHM_ECORRUPT, "segment '%s' sqlite_path is not "
-                       "terminated", name);
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "segment '%s' sqlite_path is not "
+                       "terminated",
+                       name);
   return KVSHM_OK;
 }
 
 #define DIFF_U(field, what)                                                    \
   if (want->field && want->field != h->field)                                  \
-    return kvshm__fail(KVSHM_ECONFIG, "cache '%s' exists with %s %llu, you "   \
+    return kvshm__fail(KVSHM_ECONFIG,                                          \
+                       "cache '%s' exists with %s %llu, you "                  \
                        "asked for %llu: pass 0 (or omit it) to use the "       \
-                       "existing value, or destroy the cache first", name,     \
-                       what, (unsigned long long)h->field,                     \
+                       "existing value, or destroy the cache first",           \
+                       name, what, (unsigned long long)h->field,               \
                        (unsigned long long)want->field);
 
 static int config_compare(const struct kvshm_hdr *h, const kvshm_config *want,
@@ -244,17 +268,17 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
       avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
     (void)ftruncate(fd, 0);
     if (rc == ENOSPC)
-      return kvshm__fail(KVSHM_ENOSHM, "cache '%s' needs %llu bytes of shared "
+      return kvshm__fail(KVSHM_ENOSHM,
+                         "cache '%s' needs %llu bytes of shared "
                          "memory but /dev/shm has %llu free: lower "
                          "memory_size or enlarge /dev/shm (docker run "
-                         "--shm-size)", name,
-                         (unsigned long long)c->memory_size, avail);
+                         "--shm-size)",
+                         name, (unsigned long long)c->memory_size, avail);
     return kvshm__fail(-rc, "cannot reserve %llu bytes for '%s': %s",
-                       (unsigned long long)c->memory_size, name,
-                       strerror(rc));
+                       (unsigned long long)c->memory_size, name, strerror(rc));
   }
-  void *base = mmap(NULL, c->memory_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    fd, 0);
+  void *base =
+      mmap(NULL, c->memory_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED)
     return kvshm__fail(-errno, "cannot map '%s': %s", name, strerror(errno));
   struct kvshm_hdr *h = base;
@@ -301,9 +325,10 @@ static int flock_wait(int fd, int op, const char *name) {
       return kvshm__fail(-errno, "cannot lock segment '%s': %s", name,
                          strerror(errno));
     if (waited >= OPEN_LOCK_WAIT_MS)
-      return kvshm__fail(KVSHM_ETIMEDOUT, "another process has held segment "
-                         "'%s' for %d ms while opening it", name,
-                         OPEN_LOCK_WAIT_MS);
+      return kvshm__fail(KVSHM_ETIMEDOUT,
+                         "another process has held segment "
+                         "'%s' for %d ms while opening it",
+                         name, OPEN_LOCK_WAIT_MS);
     usleep(1000);
   }
 }
@@ -322,7 +347,7 @@ static int resolve_sqlite(const kvshm_config *c, char *out, size_t outsz) {
                        strerror(errno));
   if ((size_t)snprintf(out, outsz, "%s/%s", cwd, c->sqlite_path) >= outsz)
     return kvshm__fail(KVSHM_EINVAL, "sqlite_path is too long once made "
-                       "absolute");
+                                     "absolute");
   return KVSHM_OK;
 }
 
@@ -341,8 +366,8 @@ static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
   kv->region_off = h->region_off;
   kv->region_size = h->region_size;
   kv->default_ttl_ms = h->default_ttl_ms;
-  kv->lock_timeout_ms = h->lock_timeout_ms ? h->lock_timeout_ms
-                                           : KVSHM_DEFAULT_LOCK_TIMEOUT_MS;
+  kv->lock_timeout_ms =
+      h->lock_timeout_ms ? h->lock_timeout_ms : KVSHM_DEFAULT_LOCK_TIMEOUT_MS;
   if (want->lock_timeout_ms) /* a process may choose its own patience */
     kv->lock_timeout_ms = want->lock_timeout_ms;
   kv->flags = flags;
@@ -359,12 +384,14 @@ static int open_once(const char *name, const char *path,
                      const char *sqlite_abs, unsigned flags, kvshm *kv,
                      bool *retry) {
   bool may_create = !(flags & (KVSHM_RDONLY | KVSHM_NOCREATE));
-  int fd = shm_open(path, O_RDWR | O_CLOEXEC | (may_create ? O_CREAT : 0),
-                    c->mode);
+  int fd =
+      shm_open(path, O_RDWR | O_CLOEXEC | (may_create ? O_CREAT : 0), c->mode);
   if (fd < 0) {
     if (errno == ENOENT)
-      return kvshm__fail(-ENOENT, "cache '%s' does not exist (no "
-                         "/dev/shm%s)", name, path);
+      return kvshm__fail(-ENOENT,
+                         "cache '%s' does not exist (no "
+                         "/dev/shm%s)",
+                         name, path);
     return kvshm__fail(-errno, "cannot open cache '%s': %s", name,
                        strerror(errno));
   }
@@ -395,21 +422,26 @@ static int open_once(const char *name, const char *path,
       rc = config_compare((void *)base, want, name);
     if (!rc && sqlite_abs[0] &&
         strcmp(sqlite_abs, ((struct kvshm_hdr *)base)->sqlite_path))
-      rc = kvshm__fail(KVSHM_ECONFIG, "cache '%s' exists with sqlite_path "
+      rc = kvshm__fail(KVSHM_ECONFIG,
+                       "cache '%s' exists with sqlite_path "
                        "'%s', you asked for '%s': open it without a path to "
-                       "use the existing one, or destroy the cache first", name,
-                       ((struct kvshm_hdr *)base)->sqlite_path, sqlite_abs);
+                       "use the existing one, or destroy the cache first",
+                       name, ((struct kvshm_hdr *)base)->sqlite_path,
+                       sqlite_abs);
     if (rc) {
       munmap(base, size);
       goto out;
     }
   } else if (size >= KVSHM_HDR_SIZE && magic != 0) {
-    rc = kvshm__fail(KVSHM_EBADMAGIC, "/dev/shm%s is not a kvshm segment "
+    rc = kvshm__fail(KVSHM_EBADMAGIC,
+                     "/dev/shm%s is not a kvshm segment "
                      "(bad magic): destroy it (kvshm-cli destroy %s) or pick "
-                     "another name", path, name);
+                     "another name",
+                     path, name);
     goto out;
   } else if (!may_create) {
-    rc = kvshm__fail(-ENOENT, "cache '%s' exists but was never initialised; "
+    rc = kvshm__fail(-ENOENT,
+                     "cache '%s' exists but was never initialised; "
                      "open it without KVSHM_RDONLY/NOCREATE to initialise it",
                      name);
     goto out;
@@ -458,8 +490,10 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
       break;
   }
   if (!rc && !kv->base)
-    rc = kvshm__fail(KVSHM_ETIMEDOUT, "cache '%s' kept being removed while "
-                     "opening it", name);
+    rc = kvshm__fail(KVSHM_ETIMEDOUT,
+                     "cache '%s' kept being removed while "
+                     "opening it",
+                     name);
   /* A SQLite file that is not ours (or is corrupt) is refused now, not at
    * the first miss; and the reaper is started if none is healthy. */
   if (!rc && kvshm__has_store(kv))

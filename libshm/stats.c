@@ -65,8 +65,10 @@ int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
                            kvshm_stripe_stats *out) {
   kvshm__clear_detail();
   if (stripe >= kv->nstripes)
-    return kvshm__fail(KVSHM_EINVAL, "stripe %u does not exist (the cache "
-                       "has %u)", stripe, kv->nstripes);
+    return kvshm__fail(KVSHM_EINVAL,
+                       "stripe %u does not exist (the cache "
+                       "has %u)",
+                       stripe, kv->nstripes);
   int rc = kvshm__lock(kv, stripe);
   if (rc)
     return rc;
@@ -78,15 +80,19 @@ int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
   return KVSHM_OK;
 }
 
-const char *kvshm_sqlite_path(kvshm *kv) { return kv->hdr->sqlite_path; }
+const char *kvshm_sqlite_path(kvshm *kv) {
+  return kv->hdr->sqlite_path;
+}
 
-const char *kvshm_name(kvshm *kv) { return kv->name; }
+const char *kvshm_name(kvshm *kv) {
+  return kv->name;
+}
 
 int kvshm_header_dump(kvshm *kv, kvshm_report_fn line, void *ctx) {
   const struct kvshm_hdr *h = kv->hdr;
   char buf[KVSHM_PATH_MAX + 64];
 #define U(field, fmt)                                                          \
-  snprintf(buf, sizeof buf, "%6zu  %-20s " fmt,                              \
+  snprintf(buf, sizeof buf, "%6zu  %-20s " fmt,                                \
            offsetof(struct kvshm_hdr, field), #field,                          \
            (unsigned long long)h->field);                                      \
   line(ctx, buf);
@@ -108,8 +114,7 @@ int kvshm_header_dump(kvshm *kv, kvshm_report_fn line, void *ctx) {
   U(creator_pid, "%llu")
   snprintf(buf, sizeof buf, "%6zu  %-20s \"%.*s\"",
            offsetof(struct kvshm_hdr, sqlite_path), "sqlite_path",
-           (int)strnlen(h->sqlite_path, sizeof h->sqlite_path),
-           h->sqlite_path);
+           (int)strnlen(h->sqlite_path, sizeof h->sqlite_path), h->sqlite_path);
   line(ctx, buf);
   U(hdr_check, "0x%08llx")
   U(reaper_pid, "%llu")

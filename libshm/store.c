@@ -64,7 +64,7 @@ static const char *const sql[Q_N] = {
 
 struct kvshm_store {
   sqlite3 *db;
-  pid_t pid;           /* process that opened it */
+  pid_t pid; /* process that opened it */
   sqlite3_stmt *q[Q_N];
 };
 
@@ -99,35 +99,46 @@ static int validate(kvshm *kv, sqlite3 *db, const char *path, bool *fresh) {
   int64_t app = 0, ver = 0, tables = 0;
   int rc = pragma_int(db, "PRAGMA application_id", &app);
   if (rc == SQLITE_NOTADB)
-    return kvshm__fail(KVSHM_EBADDB, "'%s' is not a SQLite database: give "
-                       "cache '%s' another sqlite path", path, kv->name);
+    return kvshm__fail(KVSHM_EBADDB,
+                       "'%s' is not a SQLite database: give "
+                       "cache '%s' another sqlite path",
+                       path, kv->name);
   if (rc == SQLITE_CORRUPT)
-    return kvshm__fail(KVSHM_EBADDB, "'%s' is a corrupt SQLite database; it "
-                       "was left untouched", path);
+    return kvshm__fail(KVSHM_EBADDB,
+                       "'%s' is a corrupt SQLite database; it "
+                       "was left untouched",
+                       path);
   if (rc != SQLITE_OK)
     return db_fail(kv, db, "reading application_id");
   if (pragma_int(db, "PRAGMA user_version", &ver) ||
       pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables))
-    return kvshm__fail(KVSHM_EBADDB, "'%s' cannot be read as a SQLite "
-                       "database (%s); it was left untouched", path,
-                       sqlite3_errmsg(db));
+    return kvshm__fail(KVSHM_EBADDB,
+                       "'%s' cannot be read as a SQLite "
+                       "database (%s); it was left untouched",
+                       path, sqlite3_errmsg(db));
   if (app == 0 && ver == 0 && tables == 0) {
     *fresh = true;
     return KVSHM_OK;
   }
   if (app != APP_ID)
-    return kvshm__fail(KVSHM_EBADDB, "'%s' is a SQLite database of another "
+    return kvshm__fail(KVSHM_EBADDB,
+                       "'%s' is a SQLite database of another "
                        "application (application_id 0x%llx); it was left "
-                       "untouched: give cache '%s' its own file", path,
-                       (unsigned long long)app, kv->name);
+                       "untouched: give cache '%s' its own file",
+                       path, (unsigned long long)app, kv->name);
   if (ver > STORE_FORMAT)
-    return kvshm__fail(KVSHM_EBADDB, "'%s' has kvshm store format %lld, "
-                       "newer than this library's %d: upgrade kvshm", path,
-                       (long long)ver, STORE_FORMAT);
+    return kvshm__fail(KVSHM_EBADDB,
+                       "'%s' has kvshm store format %lld, "
+                       "newer than this library's %d: upgrade kvshm",
+                       path, (long long)ver, STORE_FORMAT);
   int64_t ok = 0;
-  if (pragma_int(db, "SELECT count(*) FROM sqlite_master WHERE type='table' "
-                     "AND name='kvshm_entries'", &ok) || ok != 1)
-    return kvshm__fail(KVSHM_EBADDB, "'%s' is marked as a kvshm store but "
+  if (pragma_int(db,
+                 "SELECT count(*) FROM sqlite_master WHERE type='table' "
+                 "AND name='kvshm_entries'",
+                 &ok) ||
+      ok != 1)
+    return kvshm__fail(KVSHM_EBADDB,
+                       "'%s' is marked as a kvshm store but "
                        "has no kvshm_entries table; it was left untouched",
                        path);
   *fresh = false;
@@ -154,13 +165,14 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   if (!st)
     return -ENOMEM;
   st->pid = getpid();
-  int rc = sqlite3_open_v2(path, &st->db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                               SQLITE_OPEN_NOMUTEX,
-                           NULL);
+  int rc = sqlite3_open_v2(
+      path, &st->db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
-    rc = kvshm__fail(KVSHM_ESQLITE, "cannot open SQLite file '%s' of cache "
-                     "'%s': %s", path, kv->name, sqlite3_errmsg(st->db));
+    rc = kvshm__fail(KVSHM_ESQLITE,
+                     "cannot open SQLite file '%s' of cache "
+                     "'%s': %s",
+                     path, kv->name, sqlite3_errmsg(st->db));
     store_free(st);
     return rc;
   }
@@ -289,9 +301,8 @@ int kvshm__store_end(kvshm *kv, bool commit) {
   return rc;
 }
 
-int kvshm__store_put(kvshm *kv, const void *key, size_t klen,
-                     const void *val, size_t vlen, uint32_t flags,
-                     uint64_t expires_ms) {
+int kvshm__store_put(kvshm *kv, const void *key, size_t klen, const void *val,
+                     size_t vlen, uint32_t flags, uint64_t expires_ms) {
   struct kvshm_store *st;
   int rc = store_get_conn(kv, &st);
   if (rc)

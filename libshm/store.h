@@ -29,9 +29,8 @@ void kvshm__store_close(kvshm *kv);
 /* KVSHM_OK with *row, KVSHM_ENOTFOUND (absent or expired), or an error. */
 int kvshm__store_fetch(kvshm *kv, const void *key, size_t klen, uint64_t now,
                        struct kvshm_row *row);
-int kvshm__store_put(kvshm *kv, const void *key, size_t klen,
-                     const void *val, size_t vlen, uint32_t flags,
-                     uint64_t expires_ms);
+int kvshm__store_put(kvshm *kv, const void *key, size_t klen, const void *val,
+                     size_t vlen, uint32_t flags, uint64_t expires_ms);
 int kvshm__store_del(kvshm *kv, const void *key, size_t klen);
 int kvshm__store_begin(kvshm *kv);
 int kvshm__store_end(kvshm *kv, bool commit);

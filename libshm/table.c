@@ -64,8 +64,8 @@ static inline struct kvshm_head *head_at(kvshm *kv, uint32_t s, uint32_t r) {
     }                                                                          \
   } while (0)
 
-void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref,
-                              uint64_t off, void *dst, uint64_t len) {
+void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
+                              void *dst, uint64_t len) {
   unsigned char *d = dst;
   FOR_EACH_PIECE(kv, s, ref, off, len, p, n, {
     memcpy(d, p, n);
@@ -87,7 +87,8 @@ int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
   struct kvshm_head *hd = head_at(kv, s, ref);
   if (hd->state & ~KVSHM_ST_KNOWN || hd->klen > KVSHM_KEY_MAX)
     return KVSHM_ECORRUPT;
-  uint64_t need = kvshm__slots_for(kv->slot_size, (uint64_t)hd->klen + hd->vlen);
+  uint64_t need =
+      kvshm__slots_for(kv->slot_size, (uint64_t)hd->klen + hd->vlen);
   if (need > kvshm__max_entry_slots(kv) && need > 1)
     return KVSHM_ECORRUPT;
   uint32_t c = hd->cnext;
@@ -109,9 +110,10 @@ int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
 /* Found something broken while holding the lock: rebuild the stripe. */
 static int corrupt_locked(kvshm *kv, uint32_t s, const char *what) {
   kvshm__repair_locked(kv, s);
-  return kvshm__fail(KVSHM_ECORRUPT, "cache '%s' stripe %u: %s; the stripe "
-                     "was rebuilt without the broken entries", kv->name, s,
-                     what);
+  return kvshm__fail(KVSHM_ECORRUPT,
+                     "cache '%s' stripe %u: %s; the stripe "
+                     "was rebuilt without the broken entries",
+                     kv->name, s, what);
 }
 
 static void free_push_locked(kvshm *kv, uint32_t s, uint32_t r) {
@@ -324,7 +326,8 @@ static int write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
   uint64_t total = (uint64_t)req->klen + req->vlen;
   uint64_t need = kvshm__slots_for(kv->slot_size, total);
   if (need > kvshm__max_entry_slots(kv))
-    return kvshm__fail(KVSHM_ETOOBIG, "entry of %llu bytes needs %llu slots; "
+    return kvshm__fail(KVSHM_ETOOBIG,
+                       "entry of %llu bytes needs %llu slots; "
                        "one entry may use at most %u (half a stripe): raise "
                        "memory_size or slot_size, or lower stripes",
                        (unsigned long long)total, (unsigned long long)need,
@@ -423,8 +426,8 @@ static int check_key(const void *key, size_t klen) {
   if (!key && klen)
     return kvshm__fail(KVSHM_EINVAL, "key is NULL");
   if (klen > KVSHM_KEY_MAX)
-    return kvshm__fail(KVSHM_ETOOBIG, "key is %zu bytes; the limit is %u",
-                       klen, KVSHM_KEY_MAX);
+    return kvshm__fail(KVSHM_ETOOBIG, "key is %zu bytes; the limit is %u", klen,
+                       KVSHM_KEY_MAX);
   return KVSHM_OK;
 }
 
@@ -545,9 +548,9 @@ static int fault_in(kvshm *kv, const void *key, size_t klen) {
                                     memory_order_acquire) != clear0) {
       rc = 1; /* something left memory: the row may be stale, read again */
     } else {
-      struct write_req req = {key,        klen, row.val,
-                              row.vlen,   row.flags, row.expires_ms,
-                              KVSHM_ST_STORED, kvshm__lfu_new(kv, now)};
+      struct write_req req = {
+          key,       klen,           row.val,         row.vlen,
+          row.flags, row.expires_ms, KVSHM_ST_STORED, kvshm__lfu_new(kv, now)};
       rc = write_locked(kv, op.s, op.h, op.ref, op.link, &req, now);
     }
     kvshm__unlock(kv, op.s);
@@ -556,7 +559,7 @@ static int fault_in(kvshm *kv, const void *key, size_t klen) {
       return rc;
   }
   return kvshm__fail(KVSHM_ETIMEDOUT, "key kept leaving memory while it was "
-                     "read from SQLite; try again");
+                                      "read from SQLite; try again");
 }
 
 /* Copy out a live entry found by op (lock held). */
@@ -568,8 +571,8 @@ static int read_out_locked(kvshm *kv, struct op *op, size_t klen, void *buf,
    * a size query, whatever bufsize says. */
   bool copy = buf && bufsize >= hd->vlen;
   if (kvshm__entry_check_locked(kv, op->s, op->ref, copy))
-    return corrupt_locked(kv, op->s, copy ? "entry fails its checksum"
-                                          : "entry chain is broken");
+    return corrupt_locked(
+        kv, op->s, copy ? "entry fails its checksum" : "entry chain is broken");
   if (vlen)
     *vlen = hd->vlen;
   if (flags)
@@ -701,8 +704,10 @@ int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
     return kvshm__fail(KVSHM_EINVAL, "ttl_ms %" PRId64 " is negative", ttl_ms);
   if (opts & ~(KVSHM_NX | KVSHM_XX | KVSHM_KEEPTTL) ||
       (opts & (KVSHM_NX | KVSHM_XX)) == (KVSHM_NX | KVSHM_XX))
-    return kvshm__fail(KVSHM_EINVAL, "bad set options 0x%x (NX and XX "
-                       "exclude each other)", opts);
+    return kvshm__fail(KVSHM_EINVAL,
+                       "bad set options 0x%x (NX and XX "
+                       "exclude each other)",
+                       opts);
   if (vlen > UINT32_MAX)
     return kvshm__fail(KVSHM_ETOOBIG, "value of %zu bytes is over 4 GiB", vlen);
   int rc = check_key(key, klen);
@@ -722,8 +727,14 @@ int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
   if (!rc) {
     if (!op.now)
       op.now = kvshm__now_ms(kv);
-    struct write_req req = {key, klen, val, vlen, flags, 0,
-                            new_state_bits(kv), kvshm__lfu_new(kv, op.now)};
+    struct write_req req = {key,
+                            klen,
+                            val,
+                            vlen,
+                            flags,
+                            0,
+                            new_state_bits(kv),
+                            kvshm__lfu_new(kv, op.now)};
     if ((opts & KVSHM_KEEPTTL) && present)
       req.expires_ms = head_at(kv, op.s, op.ref)->expires_ms;
     else
@@ -773,7 +784,12 @@ int kvshm_del(kvshm *kv, const void *key, size_t klen) {
     st->deletes++;
   } else if (in_store && !tomb) {
     op.now = kvshm__now_ms(kv);
-    struct write_req req = {key, klen, "", 0, 0, 0,
+    struct write_req req = {key,
+                            klen,
+                            "",
+                            0,
+                            0,
+                            0,
                             KVSHM_ST_TOMB | KVSHM_ST_DIRTY | KVSHM_ST_STORED,
                             kvshm__lfu_new(kv, op.now)};
     rc = write_locked(kv, op.s, op.h, op.ref, op.link, &req, op.now);
@@ -826,8 +842,14 @@ int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
   int64_t cur = 0;
   op.now = kvshm__now_ms(kv);
   bool present = live_locked(kv, &op);
-  struct write_req req = {key, klen, NULL, 0, new_flags, 0,
-                          new_state_bits(kv), kvshm__lfu_new(kv, op.now)};
+  struct write_req req = {key,
+                          klen,
+                          NULL,
+                          0,
+                          new_flags,
+                          0,
+                          new_state_bits(kv),
+                          kvshm__lfu_new(kv, op.now)};
   req.expires_ms = expiry_for(kv, KVSHM_TTL_DEFAULT, op.now);
   if (present) {
     struct kvshm_head *hd = head_at(kv, op.s, op.ref);
@@ -849,8 +871,9 @@ int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
   }
   if (!rc && ((delta > 0 && cur > INT64_MAX - delta) ||
               (delta < 0 && cur < INT64_MIN - delta)))
-    rc = kvshm__fail(KVSHM_EOVERFLOW, "%" PRId64 " + %" PRId64
-                     " overflows a 64-bit integer", cur, delta);
+    rc = kvshm__fail(KVSHM_EOVERFLOW,
+                     "%" PRId64 " + %" PRId64 " overflows a 64-bit integer",
+                     cur, delta);
   if (!rc) {
     char text[24];
     cur += delta;

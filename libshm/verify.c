@@ -17,9 +17,8 @@ struct vctx {
   int problems;
 };
 
-__attribute__((format(printf, 2, 3))) static void problem(struct vctx *v,
-                                                          const char *fmt,
-                                                          ...) {
+__attribute__((format(printf, 2, 3))) static void
+problem(struct vctx *v, const char *fmt, ...) {
   char msg[300];
   va_list ap;
   va_start(ap, fmt);
@@ -42,8 +41,10 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   uint32_t n = kv->nslots;
   if (st->fresh > n || st->nfree > n) {
-    problem(v, "stripe %u: allocator fields out of range (fresh %u, nfree "
-            "%u, slots %u)", s, st->fresh, st->nfree, n);
+    problem(v,
+            "stripe %u: allocator fields out of range (fresh %u, nfree "
+            "%u, slots %u)",
+            s, st->fresh, st->nfree, n);
     return;
   }
   unsigned char *mark = calloc(n + 1, 1);
@@ -62,8 +63,8 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
         break;
       }
       if (mark[r] || ++steps > n) {
-        problem(v, "stripe %u bucket %u: chain loops or shares slot %u", s,
-                b, r);
+        problem(v, "stripe %u bucket %u: chain loops or shares slot %u", s, b,
+                r);
         break;
       }
       struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
@@ -73,8 +74,10 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
         break;
       }
       if (kvshm__entry_check_locked(kv, s, r, true)) {
-        problem(v, "stripe %u slot %u: entry fails its chain or checksum "
-                "check", s, r);
+        problem(v,
+                "stripe %u slot %u: entry fails its chain or checksum "
+                "check",
+                s, r);
         mark[r] = OWNED;
         r = hd->hnext;
         continue;
@@ -100,8 +103,8 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
     }
   }
   uint32_t listed = 0;
-  for (uint32_t r = st->free_head; r; r = ((struct kvshm_head *)kvshm__slot(
-                                           kv, s, r))->hnext) {
+  for (uint32_t r = st->free_head; r;
+       r = ((struct kvshm_head *)kvshm__slot(kv, s, r))->hnext) {
     if (!kvshm__ref_ok(kv, r) || r > st->fresh) {
       problem(v, "stripe %u free list: ref %u out of range", s, r);
       break;
@@ -124,8 +127,8 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
         problem(v, "stripe %u slot %u: beyond the used area but not free", s,
                 r);
     } else if (!mark[r]) {
-      problem(v, "stripe %u slot %u: leaked (%s, neither indexed nor free)",
-              s, r, kind == KVSHM_KIND_HEAD ? "an entry" : "a slot");
+      problem(v, "stripe %u slot %u: leaked (%s, neither indexed nor free)", s,
+              r, kind == KVSHM_KIND_HEAD ? "an entry" : "a slot");
     }
   }
   if (listed + (n - st->fresh) != st->nfree)
@@ -133,9 +136,10 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
             listed + (n - st->fresh));
   if (entries != st->entries || bytes != st->bytes || dirty != st->dirty ||
       tombs != st->tombstones)
-    problem(v, "stripe %u: counts say %u entries/%llu bytes/%u dirty, the "
-            "slots hold %u/%llu/%u", s, st->entries,
-            (unsigned long long)st->bytes, st->dirty, entries,
+    problem(v,
+            "stripe %u: counts say %u entries/%llu bytes/%u dirty, the "
+            "slots hold %u/%llu/%u",
+            s, st->entries, (unsigned long long)st->bytes, st->dirty, entries,
             (unsigned long long)bytes, dirty);
   free(mark);
 }

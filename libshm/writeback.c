@@ -72,8 +72,8 @@ static int batch_reserve(struct wb_batch *b, size_t n) {
 static int collect_locked(kvshm *kv, uint32_t s, uint32_t *cursor,
                           struct wb_batch *b, uint32_t max) {
   uint32_t scanned = 0;
-  for (; *cursor <= kv->nslots && b->n < max &&
-         b->used < BATCH_BYTES && scanned < SCAN_PER_LOCK;
+  for (; *cursor <= kv->nslots && b->n < max && b->used < BATCH_BYTES &&
+         scanned < SCAN_PER_LOCK;
        (*cursor)++, scanned++) {
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, *cursor);
     uint16_t state = hd->state;
@@ -153,8 +153,8 @@ static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b) {
       st->gen_evict++;
       continue;
     }
-    kvshm__state_store(hd, (uint16_t)((state & ~KVSHM_ST_DIRTY) |
-                                      KVSHM_ST_STORED));
+    kvshm__state_store(hd,
+                       (uint16_t)((state & ~KVSHM_ST_DIRTY) | KVSHM_ST_STORED));
     if (--st->dirty == 0)
       st->dirty_since_ms = 0;
   }
@@ -237,8 +237,8 @@ int kvshm__spill_locked(kvshm *kv, uint32_t s, uint32_t ref) {
                             memory_order_acq_rel);
   int rc = hd->state & KVSHM_ST_TOMB
                ? kvshm__store_del(kv, copy, hd->klen)
-               : kvshm__store_put(kv, copy, hd->klen, copy + hd->klen,
-                                  hd->vlen, hd->flags, hd->expires_ms);
+               : kvshm__store_put(kv, copy, hd->klen, copy + hd->klen, hd->vlen,
+                                  hd->flags, hd->expires_ms);
   free(copy);
   if (!rc)
     st->spills++;

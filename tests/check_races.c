@@ -21,8 +21,8 @@ int __real_kvshm__store_fetch(kvshm *kv, const void *key, size_t klen,
                               uint64_t now, void *row);
 
 static char dir[64], db[128];
-static kvshm *victim;                 /* the handle whose call is wrapped */
-static void (*race)(void);            /* run once, inside that call */
+static kvshm *victim;      /* the handle whose call is wrapped */
+static void (*race)(void); /* run once, inside that call */
 
 static void arm(kvshm *kv, void (*fn)(void)) {
   victim = kv;
@@ -114,8 +114,7 @@ START_TEST(test_promote_scratch) {
     memset(other, 'a' + i % 26, sizeof other);
     snprintf(other, sizeof other, "%08d", i);
     other[8] = 'x';
-    tu_assert_rc(kvshm_set(a, other, sizeof other, "v", 1, 0, 0, 0),
-                 KVSHM_OK);
+    tu_assert_rc(kvshm_set(a, other, sizeof other, "v", 1, 0, 0, 0), KVSHM_OK);
     tu_assert_rc(kvshm_flush(a), KVSHM_OK);
   }
   size_t vlen = 0;

@@ -56,8 +56,8 @@ static pid_t wait_reaper(kvshm **kv, pid_t not, unsigned timeout_ms) {
   uint64_t end = tu_mono_ms() + timeout_ms;
   for (int i = 1;; i++) {
     kvshm_stats st = tu_stats(*kv);
-    if (st.reaper_pid && (pid_t)st.reaper_pid != not &&
-        kill((pid_t)st.reaper_pid, 0) == 0)
+    if (st.reaper_pid &&
+        (pid_t)st.reaper_pid != not &&kill((pid_t)st.reaper_pid, 0) == 0)
       return (pid_t)st.reaper_pid;
     ck_assert_msg(tu_mono_ms() < end, "no reaper came up");
     tu_sleep_ms(20);
@@ -178,9 +178,9 @@ START_TEST(test_memory_only_expiry) {
   wait_reaper(&kv, 0, 5000);
   char k[16];
   for (int i = 0; i < 100; i++)
-    tu_assert_rc(kvshm_set(kv, k, (size_t)sprintf(k, "e%d", i), "v", 1, 0,
-                           200, 0),
-                 KVSHM_OK);
+    tu_assert_rc(
+        kvshm_set(kv, k, (size_t)sprintf(k, "e%d", i), "v", 1, 0, 200, 0),
+        KVSHM_OK);
   tu_assert_rc(kvshm_set(kv, "keep", 4, "v", 1, 0, 0, 0), KVSHM_OK);
   ck_assert_uint_eq(tu_stats(kv).entries, 101);
   uint64_t end = tu_mono_ms() + 5000;
@@ -208,9 +208,9 @@ START_TEST(test_sigterm_and_destroy) {
   pid_t r = wait_reaper(&kv, 0, 5000);
   kill(r, SIGSTOP); /* hold write-behind back */
   for (int i = 0; i < 500; i++)
-    tu_assert_rc(kvshm_set(kv, k, (size_t)sprintf(k, "t%d", i), "v", 1, 0, 0,
-                           0),
-                 KVSHM_OK);
+    tu_assert_rc(
+        kvshm_set(kv, k, (size_t)sprintf(k, "t%d", i), "v", 1, 0, 0, 0),
+        KVSHM_OK);
   ck_assert_uint_eq(tu_stats(kv).dirty, 500);
   kill(r, SIGTERM);
   kill(r, SIGCONT);

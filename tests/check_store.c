@@ -45,7 +45,9 @@ static kvshm *open_reaped(const char *name, const kvshm_config *c) {
   return kv;
 }
 
-static int key_of(char *buf, int i) { return sprintf(buf, "key-%07d", i); }
+static int key_of(char *buf, int i) {
+  return sprintf(buf, "key-%07d", i);
+}
 static int val_of(char *buf, int i) {
   return sprintf(buf, "value-%d-%0*d", i, 40 + i % 50, i);
 }
@@ -84,8 +86,8 @@ START_TEST(test_ten_times_memory) {
   kvshm_stats st = tu_stats(kv);
   int cap = (int)(st.slots_per_stripe * st.stripes), n = cap * 10;
   for (int i = 0; i < n; i++) {
-    tu_assert_rc(kvshm_set(kv, k, (size_t)key_of(k, i), v,
-                           (size_t)val_of(v, i), (uint32_t)i, 0, 0),
+    tu_assert_rc(kvshm_set(kv, k, (size_t)key_of(k, i), v, (size_t)val_of(v, i),
+                           (uint32_t)i, 0, 0),
                  KVSHM_OK);
     if (i % 16 == 0) /* keys 0..19 are the hot ones */
       for (int h = 0; h < 20; h++)
@@ -99,9 +101,9 @@ START_TEST(test_ten_times_memory) {
       size_t len = 0;
       uint32_t flags = 0;
       int vl = val_of(v, i);
-      TU_CHILD_RC(kvshm_get(ro, k, (size_t)key_of(k, i), got, sizeof got,
-                            &len, &flags),
-                  KVSHM_OK);
+      TU_CHILD_RC(
+          kvshm_get(ro, k, (size_t)key_of(k, i), got, sizeof got, &len, &flags),
+          KVSHM_OK);
       TU_CHILD_CHECK(len == (size_t)vl && memcmp(got, v, len) == 0);
       TU_CHILD_CHECK(flags == (uint32_t)i);
     }
@@ -131,8 +133,8 @@ START_TEST(test_delete_evicted) {
   kvshm *kv = open_reaped(name, &c);
   int n = (int)(tu_stats(kv).slots_per_stripe * 4);
   for (int i = 0; i < n; i++)
-    tu_assert_rc(kvshm_set(kv, k, (size_t)key_of(k, i), v,
-                           (size_t)val_of(v, i), 0, 0, 0),
+    tu_assert_rc(kvshm_set(kv, k, (size_t)key_of(k, i), v, (size_t)val_of(v, i),
+                           0, 0, 0),
                  KVSHM_OK);
   tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
   kill((pid_t)tu_stats(kv).reaper_pid, SIGKILL); /* no one carries them */
@@ -195,8 +197,7 @@ START_TEST(test_ttl_both_tiers) {
   while (db_rows(db, "") != 1 && tu_mono_ms() < end)
     tu_sleep_ms(50);
   ck_assert_int_eq(db_rows(db, ""), 1);
-  tu_assert_rc(tu_get(kv, "short", 5, got, sizeof got, NULL),
-               KVSHM_ENOTFOUND);
+  tu_assert_rc(tu_get(kv, "short", 5, got, sizeof got, NULL), KVSHM_ENOTFOUND);
   tu_assert_rc(tu_get(kv, "long", 4, got, sizeof got, NULL), KVSHM_OK);
   ck_assert_uint_ge(tu_stats(kv).expirations, 1);
   kvshm_close(kv);
@@ -214,8 +215,8 @@ START_TEST(test_spill_without_reaper) {
   tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
   int n = (int)(tu_stats(kv).slots_per_stripe * 5);
   for (int i = 0; i < n; i++)
-    tu_assert_rc(kvshm_set(kv, k, (size_t)key_of(k, i), v,
-                           (size_t)val_of(v, i), 0, 0, 0),
+    tu_assert_rc(kvshm_set(kv, k, (size_t)key_of(k, i), v, (size_t)val_of(v, i),
+                           0, 0, 0),
                  KVSHM_OK);
   kvshm_stats st = tu_stats(kv);
   ck_assert_uint_eq(st.reaper_pid, 0);
@@ -229,8 +230,8 @@ START_TEST(test_spill_without_reaper) {
   /* Incr and NX see keys that live only in SQLite. */
   tu_assert_rc(kvshm_set(kv, "ctr", 3, "41", 2, 0, 0, 0), KVSHM_OK);
   for (int i = 0; i < n; i++) /* push ctr out of memory */
-    kvshm_set(kv, k, (size_t)key_of(k, n + i), v, (size_t)val_of(v, i), 0,
-              0, 0);
+    kvshm_set(kv, k, (size_t)key_of(k, n + i), v, (size_t)val_of(v, i), 0, 0,
+              0);
   ck_assert_int_eq(kvshm_in_memory(kv, "ctr", 3), KVSHM_ENOTFOUND);
   int64_t r = 0;
   tu_assert_rc(kvshm_incr(kv, "ctr", 3, 1, 0, &r), KVSHM_OK);
@@ -256,8 +257,8 @@ START_TEST(test_persistent_survives_loss) {
     kvshm *w = NULL;
     TU_CHILD_RC(kvshm_open(name, &c, 0, &w), KVSHM_OK);
     for (int i = 0; i < 3000; i++)
-      TU_CHILD_RC(kvshm_set(w, k, (size_t)key_of(k, i), v,
-                            (size_t)val_of(v, i), 0, 0, 0),
+      TU_CHILD_RC(kvshm_set(w, k, (size_t)key_of(k, i), v, (size_t)val_of(v, i),
+                            0, 0, 0),
                   KVSHM_OK);
     TU_CHILD_RC(kvshm_del(w, k, (size_t)key_of(k, 7)), KVSHM_OK);
     tu_sleep_ms(3 * 200 + 300); /* past the flush delay, with margin */
@@ -329,17 +330,20 @@ START_TEST(test_foreign_files) {
   p = db_path("foreign.db");
   sqlite3 *db;
   ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t "
-                                    "VALUES(1)", NULL, NULL, NULL),
+  ck_assert_int_eq(sqlite3_exec(db,
+                                "CREATE TABLE t(x); INSERT INTO t "
+                                "VALUES(1)",
+                                NULL, NULL, NULL),
                    SQLITE_OK);
   sqlite3_close(db);
   assert_refused_untouched(p);
 
   p = db_path("newer.db");
   ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_exec(db, "PRAGMA application_id=1263948621; "
-                                    "PRAGMA user_version=99; CREATE TABLE "
-                                    "kvshm_entries(key BLOB PRIMARY KEY)",
+  ck_assert_int_eq(sqlite3_exec(db,
+                                "PRAGMA application_id=1263948621; "
+                                "PRAGMA user_version=99; CREATE TABLE "
+                                "kvshm_entries(key BLOB PRIMARY KEY)",
                                 NULL, NULL, NULL),
                    SQLITE_OK);
   sqlite3_close(db);
