@@ -59,6 +59,12 @@ uint64_t kvshm__wall_ms(void);
 static inline uint64_t kvshm__now_ms(kvshm *kv) {
   return kv->clock ? kv->clock(kv->clock_ctx) : kvshm__wall_ms();
 }
+/* The wall clock to a few ms (CLOCK_REALTIME_COARSE): plenty for the LFU's
+ * minutes, and several times cheaper than kvshm__wall_ms. */
+uint64_t kvshm__coarse_ms(void);
+static inline uint64_t kvshm__lfu_now_ms(kvshm *kv) {
+  return kv->clock ? kv->clock(kv->clock_ctx) : kvshm__coarse_ms();
+}
 uint32_t kvshm__hdr_check(const struct kvshm_hdr *h);
 /* Check a mapped header against itself and the file size; 0 or an error. */
 int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,

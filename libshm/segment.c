@@ -34,6 +34,12 @@
 #define OPEN_LOCK_WAIT_MS 5000
 #define MIN_SLOTS_PER_STRIPE 8u
 
+uint64_t kvshm__coarse_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 uint64_t kvshm__wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

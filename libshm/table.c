@@ -178,6 +178,10 @@ static int find_locked(kvshm *kv, uint32_t s, uint64_t h, const void *key,
     if (!kvshm__ref_ok(kv, r) || ++steps > kv->nslots)
       return corrupt_locked(kv, s, "bucket chain leaves the stripe");
     struct kvshm_head *hd = head_at(kv, s, r);
+    /* Ask for the slot's other cache lines now (key and value run into
+     * them): their misses overlap the head's instead of following it. */
+    for (uint32_t o = 64; o < kv->slot_size; o += 64)
+      __builtin_prefetch((const char *)hd + o);
     if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD)
       return corrupt_locked(kv, s, "bucket chain points at a non-entry");
     if (hd->klen == klen) {
@@ -450,6 +454,8 @@ static int op_begin(kvshm *kv, const void *key, size_t klen, struct op *op) {
     key = ""; /* NULL with length 0: memcmp(p, NULL, 0) is undefined */
   op->h = hash_key(key, klen);
   op->s = stripe_of(kv, op->h);
+  /* Start the bucket's cache miss before the lock's atomic op. */
+  __builtin_prefetch(bucket_of(kv, op->s, op->h));
   rc = kvshm__lock(kv, op->s);
   if (rc)
     return rc;
@@ -583,9 +589,10 @@ static int read_out_locked(kvshm *kv, struct op *op, size_t klen, void *buf,
     kvshm__entry_read_locked(kv, op->s, op->ref, klen, buf, hd->vlen);
   }
   if (!(kv->flags & KVSHM_RDONLY)) {
-    if (!op->now)
-      op->now = kvshm__now_ms(kv);
-    hd->lfu = kvshm__lfu_touch(kv, hd->lfu, op->now);
+    uint64_t now = op->now ? op->now : kvshm__lfu_now_ms(kv);
+    uint32_t lfu = kvshm__lfu_touch(kv, hd->lfu, now);
+    if (lfu != hd->lfu) /* mostly equal: leave the slot's line clean */
+      hd->lfu = lfu;
   }
   return KVSHM_OK;
 }
