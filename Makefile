@@ -27,11 +27,12 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
 TEST_UTIL:= tests/testutil.c tests/testutil.h
 
-.PHONY: all lib test test-c test-san bench demo format clean deps
+.PHONY: all lib test test-c test-san bench demo demo-c format clean deps
 .SECONDARY: $(SAN_OBJ)
 
 # Targets each subsystem adds (its own .mk file appends to these).
-ALL_TARGETS  := lib $(TESTS) $(BUILD)/bench/bench_shm $(BUILD)/demo/demo_shm
+ALL_TARGETS  := lib $(TESTS) $(BUILD)/bench/bench_shm $(BUILD)/bench/bench_store \
+                $(BUILD)/demo/demo_shm
 TEST_TARGETS := test-c test-san
 
 all: all-targets
@@ -104,10 +105,16 @@ test-san: $(SAN_TESTS)
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 KVSHM_SAN=1 \
 	  KVSHM_REAPER=off $$t || fail=1; done; exit $$fail
 
-bench: $(BUILD)/bench/bench_shm
+bench: $(BUILD)/bench/bench_shm $(BUILD)/bench/bench_store bench-node
 	$(BUILD)/bench/bench_shm
+	$(BUILD)/bench/bench_store
 
-demo: deps $(BUILD)/demo/demo_shm
+# The main job: an HTTP server on cluster workers sharing one SQLite-backed
+# cache, driven by a load generator (addon/addon.mk).  demo-c is the small
+# multi-process C demo.
+demo: demo-node
+
+demo-c: deps $(BUILD)/demo/demo_shm
 	$(BUILD)/demo/demo_shm
 
 format:

@@ -262,7 +262,11 @@ static int mutex_init_shared(pthread_mutex_t *m) {
 static int segment_init(int fd, const kvshm_config *c, const char *name,
                         const char *sqlite_abs, unsigned char **basep) {
   struct geom g;
-  geom_compute(c->memory_size, c->slot_size, c->stripes, &g);
+  /* config_resolve already checked this geometry; check again rather than
+   * use g uninitialised (gcc -O3 warns that it could be). */
+  if (geom_compute(c->memory_size, c->slot_size, c->stripes, &g))
+    return kvshm__fail(KVSHM_EINVAL, "cache '%s': geometry does not fit",
+                       name);
   if (ftruncate(fd, 0) || ftruncate(fd, (off_t)c->memory_size))
     return kvshm__fail(-errno, "cannot size segment '%s': %s", name,
                        strerror(errno));
