@@ -1,0 +1,46 @@
+# addon/addon.mk - the Node addon (included by the top Makefile).
+#
+#   make addon       build addon/build/Release/kvshm.node with node-gyp
+#   make test-node   the addon's tests (node's test runner)
+#   make bench-node  kvshm against Map, lmdb, Redis and a pipe (bench/node)
+#   make demo-node   HTTP cluster sharing one cache, driven by a load generator
+#
+# node-gyp is the pinned devDependency; addon/scripts/build.js points it at
+# the running Node's own headers (--nodedir), so nothing is downloaded.
+
+NODE        ?= node
+ADDON       := addon/build/Release/kvshm.node
+ADDON_SRC   := addon/binding.gyp $(wildcard addon/src/*.c addon/src/*.h) \
+               $(LIB_SRC) $(LIB_HDR) $(wildcard tools/kvshm-reaper.c)
+NODE_TESTS  := $(sort $(wildcard addon/test/*.test.js))
+NPM_STAMP   := node_modules/.kvshm-lock-stamp
+
+.PHONY: addon test-node bench-node demo-node clean-addon
+
+ALL_TARGETS  += addon
+TEST_TARGETS += test-node
+
+addon: $(ADDON)
+
+# gyp reads the libshm file list when it configures, so a rebuild picks up
+# new libshm files; -Werror here, warnings only when installed elsewhere.
+$(ADDON): $(ADDON_SRC) | $(NPM_STAMP)
+	$(NODE) addon/scripts/build.js --werror
+
+# node-gyp comes from npm ci (scripts/deps.sh writes this stamp).
+$(NPM_STAMP):
+	@scripts/deps.sh
+
+test-node: $(ADDON)
+	$(NODE) --test $(NODE_TESTS)
+
+bench-node: deps $(ADDON)
+	$(NODE) bench/node/bench.js
+
+demo-node: deps $(ADDON)
+	$(NODE) examples/http-cluster.js
+
+# `make clean` removes the addon's build too.
+clean: clean-addon
+clean-addon:
+	rm -rf addon/build

@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// loadgen.js - a small HTTP load generator for the demo: `concurrency`
+// keep-alive connections to 127.0.0.1 request /item/<id> for `seconds`,
+// ids drawn from a Zipf-like distribution (a few items are hot, most are
+// not), and report counts and latency percentiles.
+//
+//   node examples/loadgen.js PORT [seconds] [concurrency] [items]
+//   const { run } = require('./loadgen'); await run({ port, seconds })
+'use strict';
+const http = require('http');
+
+// Zipf-like: rank r with probability ~ 1/r, by inverse transform on a CDF.
+function zipf(items, s = 1.0) {
+  const cdf = new Float64Array(items);
+  let sum = 0;
+  for (let r = 1; r <= items; r++) cdf[r - 1] = (sum += 1 / r ** s);
+  for (let i = 0; i < items; i++) cdf[i] /= sum;
+  return () => {
+    const u = Math.random();
+    let lo = 0;
+    let hi = items - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid] < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo + 1;
+  };
+}
+
+function request(agent, port, path) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      let bytes = 0;
+      res.on('data', (d) => { bytes += d.length; });
+      res.on('end', () => resolve({ status: res.statusCode, cache: res.headers['x-cache'], bytes }));
+    });
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('request timed out')));
+  });
+}
+
+/** Drive http://127.0.0.1:port/item/<id>; resolves the totals. */
+async function run({ port, seconds = 4, concurrency = 32, items = 4000 }) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const pick = zipf(items);
+  const end = Date.now() + seconds * 1000;
+  const latencies = [];
+  const totals = { requests: 0, errors: 0, hits: 0, misses: 0, bytes: 0 };
+  async function client() {
+    while (Date.now() < end) {
+      const t0 = process.hrtime.bigint();
+      try {
+        const r = await request(agent, port, `/item/${pick()}`);
+        totals.requests++;
+        totals.bytes += r.bytes;
+        if (r.status !== 200) totals.errors++;
+        else if (r.cache === 'hit') totals.hits++;
+        else totals.misses++;
+      } catch {
+        totals.errors++;
+      }
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }
+  const started = Date.now();
+  await Promise.all(Array.from({ length: concurrency }, client));
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : 0);
+  return { ...totals, seconds: (Date.now() - started) / 1000, p50: pct(0.5), p99: pct(0.99), max: pct(1) };
+}
+
+module.exports = { run, zipf };
+
+if (require.main === module) {
+  const [port, seconds = 4, concurrency = 32, items = 4000] = process.argv.slice(2).map(Number);
+  if (!port) {
+    console.error('usage: node examples/loadgen.js PORT [seconds] [concurrency] [items]');
+    process.exit(2);
+  }
+  run({ port, seconds, concurrency, items }).then((r) => console.log(JSON.stringify(r)), (err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
