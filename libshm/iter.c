@@ -17,9 +17,12 @@ struct kvshm_iter {
   size_t plen;
   unsigned char *buf; /* key then value of the current entry */
   size_t bufsize;
-  unsigned flags;     /* KVSHM_ITER_STORE */
+  unsigned walk;      /* KVSHM_ITER_STORE */
   sqlite3_stmt *scan; /* the SQLite walk, once memory is done */
   bool scan_done;
+  size_t klen, vlen;   /* the current entry, at buf */
+  uint32_t flags;      /* its flags word */
+  uint64_t expires_ms; /* its expiry */
 };
 
 int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen, unsigned flags,
@@ -34,7 +37,7 @@ int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen, unsigned flags,
     return -ENOMEM;
   it->kv = kv;
   it->next = 1;
-  it->flags = kvshm__has_store(kv) ? flags : 0;
+  it->walk = kvshm__has_store(kv) ? flags : 0;
   if (plen) {
     it->prefix = malloc(plen);
     if (!it->prefix) {
@@ -83,9 +86,7 @@ static int scan_stripe_locked(kvshm_iter *it, uint64_t now) {
 
 /* The next SQLite row whose key memory does not know (live or deleted):
  * memory's entries were yielded already, its tombstones hide their rows. */
-static int store_next(kvshm_iter *it, const void **key, size_t *klen,
-                      const void **val, size_t *vlen, uint32_t *flags,
-                      uint64_t *expires_ms) {
+static int store_next(kvshm_iter *it) {
   kvshm *kv = it->kv;
   if (!it->scan) {
     int rc = kvshm__store_scan_open(kv, it->prefix, it->plen, &it->scan);
@@ -121,18 +122,10 @@ static int store_next(kvshm_iter *it, const void **key, size_t *klen,
       memcpy(it->buf, k, kl);
     if (vl)
       memcpy(it->buf + kl, v, vl);
-    if (key)
-      *key = it->buf;
-    if (klen)
-      *klen = kl;
-    if (val)
-      *val = it->buf + kl;
-    if (vlen)
-      *vlen = vl;
-    if (flags)
-      *flags = (uint32_t)sqlite3_column_int64(it->scan, 2);
-    if (expires_ms)
-      *expires_ms = (uint64_t)sqlite3_column_int64(it->scan, 3);
+    it->klen = kl;
+    it->vlen = vl;
+    it->flags = (uint32_t)sqlite3_column_int64(it->scan, 2);
+    it->expires_ms = (uint64_t)sqlite3_column_int64(it->scan, 3);
     return KVSHM_OK;
   }
 }
@@ -149,30 +142,38 @@ int kvshm_iter_next(kvshm_iter *it, const void **key, size_t *klen,
     rc = scan_stripe_locked(it, now);
     if (rc == 1) {
       struct kvshm_head *hd = (void *)kvshm__slot(kv, it->stripe, it->next - 1);
-      if (key)
-        *key = it->buf;
-      if (klen)
-        *klen = hd->klen;
-      if (val)
-        *val = it->buf + hd->klen;
-      if (vlen)
-        *vlen = hd->vlen;
-      if (flags)
-        *flags = hd->flags;
-      if (expires_ms)
-        *expires_ms = hd->expires_ms;
-      kvshm__unlock(kv, it->stripe);
-      return KVSHM_OK;
+      it->klen = hd->klen;
+      it->vlen = hd->vlen;
+      it->flags = hd->flags;
+      it->expires_ms = hd->expires_ms;
     }
     kvshm__unlock(kv, it->stripe);
+    if (rc == 1)
+      goto found;
     if (rc < 0)
       return rc;
     it->stripe++;
     it->next = 1;
   }
-  if ((it->flags & KVSHM_ITER_STORE) && !it->scan_done)
-    return store_next(it, key, klen, val, vlen, flags, expires_ms);
-  return KVSHM_ENOTFOUND;
+  if (!(it->walk & KVSHM_ITER_STORE) || it->scan_done)
+    return KVSHM_ENOTFOUND;
+  int rc = store_next(it);
+  if (rc)
+    return rc;
+found:
+  if (key)
+    *key = it->buf;
+  if (klen)
+    *klen = it->klen;
+  if (val)
+    *val = it->buf + it->klen;
+  if (vlen)
+    *vlen = it->vlen;
+  if (flags)
+    *flags = it->flags;
+  if (expires_ms)
+    *expires_ms = it->expires_ms;
+  return KVSHM_OK;
 }
 
 void kvshm_iter_close(kvshm_iter *it) {
