@@ -265,8 +265,7 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
   /* config_resolve already checked this geometry; check again rather than
    * use g uninitialised (gcc -O3 warns that it could be). */
   if (geom_compute(c->memory_size, c->slot_size, c->stripes, &g))
-    return kvshm__fail(KVSHM_EINVAL, "cache '%s': geometry does not fit",
-                       name);
+    return kvshm__fail(KVSHM_EINVAL, "cache '%s': geometry does not fit", name);
   if (ftruncate(fd, 0) || ftruncate(fd, (off_t)c->memory_size))
     return kvshm__fail(-errno, "cannot size segment '%s': %s", name,
                        strerror(errno));
