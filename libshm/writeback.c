@@ -179,6 +179,12 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
     uint32_t start = cursor;
     uint32_t spill0 = st->gen_spill;
     uint64_t clear0 = gen_load64(&kv->hdr->clear_gen);
+    if (kvshm__clearing(kv, kvshm__now_ms(kv), clear0)) {
+      /* A clear is emptying SQLite: what we wrote now could be deleted by
+       * it after we marked it clean.  Write it once the clear is done. */
+      kvshm__unlock(kv, s);
+      break;
+    }
     b->n = 0;
     b->used = 0;
     if (stale_runs >= LOCKED_AFTER) { /* no spill can interleave now */

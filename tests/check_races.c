@@ -9,6 +9,8 @@
  *                    overwrites a newer value, nor brings a deleted key back
  *   clear_vs_get     a get during kvshm_clear never promotes a cleared row
  *   expire_vs_get    a row read before a newer value expired is not promoted
+ *   set_during_clear a value set and written behind while kvshm_clear runs
+ *                    is not deleted from SQLite by that clear
  */
 #include "testutil.h"
 
@@ -196,6 +198,27 @@ START_TEST(test_expire_vs_get) {
 }
 END_TEST
 
+static void set_and_flush_during_clear(void) {
+  tu_assert_rc(kvshm_set(b, "new", 3, "after", 5, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(b), KVSHM_OK); /* must not write before SQLite
+                                             is emptied */
+}
+
+START_TEST(test_set_during_clear) {
+  char buf[16];
+  a = open_store(1 << 20, 0);
+  b = open_store(0, 0);
+  tu_assert_rc(kvshm_set(a, "old", 3, "before", 6, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  arm(a, set_and_flush_during_clear);
+  tu_assert_rc(kvshm_clear(a), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  ck_assert_int_eq(sql_value("old", buf, sizeof buf), -1);
+  ck_assert_int_eq(sql_value("new", buf, sizeof buf), 5);
+  ck_assert(memcmp(buf, "after", 5) == 0);
+}
+END_TEST
+
 static Suite *races_suite(void) {
   Suite *s = suite_create("races");
   TCase *tc = tu_tcase("two tiers", 30);
@@ -204,6 +227,7 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_flush_vs_flush);
   tcase_add_test(tc, test_clear_vs_get);
   tcase_add_test(tc, test_expire_vs_get);
+  tcase_add_test(tc, test_set_during_clear);
   suite_add_tcase(s, tc);
   return s;
 }
