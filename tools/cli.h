@@ -48,6 +48,9 @@ extern const struct cli_cmd *cli_cur;
 void cli_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a usage error and the command's synopsis; returns CLI_EXIT_USAGE. */
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The command takes exactly one operand, NAME, after its options: put it in
+ * *name (may be NULL) and return 0, or print usage and return non-zero. */
+int cli_one_name(int argc, char **argv, const char **name);
 /* Print the command's full help to stdout; returns CLI_EXIT_OK. */
 int cli_help(void);
 /* Print the command's help for -h, or a usage error for anything else getopt

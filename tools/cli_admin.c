@@ -41,9 +41,9 @@ static int cmd_verify(int argc, char **argv) {
       return cli_opt_default(c);
     }
   }
-  if (argc - optind != 1)
-    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
-  const char *name = argv[optind];
+  const char *name;
+  if (cli_one_name(argc, argv, &name))
+    return CLI_EXIT_USAGE;
   kvshm *kv;
   int rc = kvshm_open(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
   if (rc) {
@@ -106,8 +106,8 @@ static int cmd_header(int argc, char **argv) {
   int c;
   while ((c = cli_getopt(argc, argv, "h", opts)) != -1)
     return cli_opt_default(c);
-  if (argc - optind != 1)
-    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
+  if (cli_one_name(argc, argv, NULL))
+    return CLI_EXIT_USAGE;
   kvshm *kv;
   int rc = kvshm_open(argv[optind], NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
   if (rc == KVSHM_ECORRUPT || rc == KVSHM_EBADMAGIC) {
@@ -143,9 +143,9 @@ static int cmd_flush(int argc, char **argv) {
   int c;
   while ((c = cli_getopt(argc, argv, "h", opts)) != -1)
     return cli_opt_default(c);
-  if (argc - optind != 1)
-    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
-  const char *name = argv[optind];
+  const char *name;
+  if (cli_one_name(argc, argv, &name))
+    return CLI_EXIT_USAGE;
   kvshm *kv;
   int rc = cli_open_rw(name, NULL, &kv);
   if (rc)
@@ -188,9 +188,9 @@ static int cmd_clear(int argc, char **argv) {
   int c;
   while ((c = cli_getopt(argc, argv, "h", opts)) != -1)
     return cli_opt_default(c);
-  if (argc - optind != 1)
-    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
-  const char *name = argv[optind];
+  const char *name;
+  if (cli_one_name(argc, argv, &name))
+    return CLI_EXIT_USAGE;
   kvshm *kv;
   int rc = cli_open_rw(name, NULL, &kv);
   if (rc)
@@ -230,9 +230,9 @@ static int cmd_destroy(int argc, char **argv) {
       return cli_opt_default(c);
     }
   }
-  if (argc - optind != 1)
-    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
-  const char *name = argv[optind];
+  const char *name;
+  if (cli_one_name(argc, argv, &name))
+    return CLI_EXIT_USAGE;
   /* Look first; a segment that cannot be attached can still be removed. */
   kvshm *kv = NULL;
   int rc = kvshm_open(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);

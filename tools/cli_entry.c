@@ -402,8 +402,8 @@ static int cmd_keys(int argc, char **argv) {
       return cli_opt_default(c);
     }
   }
-  if (argc - optind != 1)
-    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
+  if (cli_one_name(argc, argv, NULL))
+    return CLI_EXIT_USAGE;
   struct arg pfx = {0};
   int rc;
   if (prefix && (rc = arg_take(&pfx, prefix, esc, "PREFIX")) != 0)

@@ -366,9 +366,9 @@ static int cmd_stats(int argc, char **argv) {
       return cli_opt_default(c);
     }
   }
-  if (argc - optind != 1)
-    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
-  const char *name = argv[optind];
+  const char *name;
+  if (cli_one_name(argc, argv, &name))
+    return CLI_EXIT_USAGE;
   kvshm *kv;
   int rc = cli_open_ro(name, &kv);
   if (rc)
@@ -480,9 +480,9 @@ static int cmd_top(int argc, char **argv) {
       return cli_opt_default(c);
     }
   }
-  if (argc - optind != 1)
-    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
-  const char *name = argv[optind];
+  const char *name;
+  if (cli_one_name(argc, argv, &name))
+    return CLI_EXIT_USAGE;
   kvshm *kv;
   int rc = cli_open_ro(name, &kv);
   if (rc)

@@ -52,6 +52,14 @@ int cli_usage(const char *fmt, ...) {
   return CLI_EXIT_USAGE;
 }
 
+int cli_one_name(int argc, char **argv, const char **name) {
+  if (argc - optind != 1)
+    return cli_usage(argc - optind ? "too many operands" : "missing NAME");
+  if (name)
+    *name = argv[optind];
+  return 0;
+}
+
 int cli_help(void) {
   printf("usage: kvshm-cli %s %s\n%s.\n\n%s", cli_cur->name, cli_cur->args,
          cli_cur->summary, cli_cur->help);
