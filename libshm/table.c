@@ -760,52 +760,48 @@ int kvshm_del(kvshm *kv, const void *key, size_t klen) {
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
-  int rc = check_key(key, klen);
-  /* Is it only in SQLite?  Then a tombstone must be written for it. */
-  bool in_store = false;
-  if (!rc && kvshm__has_store(kv)) {
-    rc = kvshm_in_memory(kv, key, klen);
-    if (rc == KVSHM_ENOTFOUND) {
+  kvshm__reaper_poll(kv);
+  /* Pass 0 looks in memory; only a miss in a SQLite cache asks SQLite, and
+   * pass 1 then writes a tombstone for a key that lives only there. */
+  for (int pass = 0;; pass++) {
+    struct op op;
+    int rc = op_begin(kv, key, klen, &op);
+    if (rc)
+      return rc;
+    struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
+    if (live_locked(kv, &op)) {
+      if (kvshm__has_store(kv)) {
+        tombstone_locked(kv, op.s, op.ref, kvshm__now_ms(kv));
+      } else {
+        *op.link = head_at(kv, op.s, op.ref)->hnext;
+        kvshm__entry_free_locked(kv, op.s, op.ref);
+      }
+      st->deletes++;
+    } else if (tomb_locked(kv, &op) || !kvshm__has_store(kv)) {
+      rc = KVSHM_ENOTFOUND;
+    } else if (pass == 1) {
+      op.now = kvshm__now_ms(kv);
+      struct write_req req = {key,
+                              klen,
+                              "",
+                              0,
+                              0,
+                              0,
+                              KVSHM_ST_TOMB | KVSHM_ST_DIRTY | KVSHM_ST_STORED,
+                              kvshm__lfu_new(kv, op.now)};
+      rc = write_locked(kv, op.s, op.h, op.ref, op.link, &req, op.now);
+      st->deletes += rc == KVSHM_OK;
+    } else {
+      kvshm__unlock(kv, op.s);
       struct kvshm_row row;
       rc = kvshm__store_fetch(kv, key, klen, kvshm__now_ms(kv), &row);
-      in_store = rc == KVSHM_OK;
-      if (rc == KVSHM_ENOTFOUND)
-        rc = KVSHM_OK;
+      if (rc)
+        return rc; /* KVSHM_ENOTFOUND: in neither tier */
+      continue;
     }
-  }
-  kvshm__reaper_poll(kv);
-  struct op op;
-  if (!rc)
-    rc = op_begin(kv, key, klen, &op);
-  if (rc)
+    kvshm__unlock(kv, op.s);
     return rc;
-  struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
-  bool tomb = tomb_locked(kv, &op);
-  if (live_locked(kv, &op)) {
-    if (kvshm__has_store(kv)) {
-      tombstone_locked(kv, op.s, op.ref, kvshm__now_ms(kv));
-    } else {
-      *op.link = head_at(kv, op.s, op.ref)->hnext;
-      kvshm__entry_free_locked(kv, op.s, op.ref);
-    }
-    st->deletes++;
-  } else if (in_store && !tomb) {
-    op.now = kvshm__now_ms(kv);
-    struct write_req req = {key,
-                            klen,
-                            "",
-                            0,
-                            0,
-                            0,
-                            KVSHM_ST_TOMB | KVSHM_ST_DIRTY | KVSHM_ST_STORED,
-                            kvshm__lfu_new(kv, op.now)};
-    rc = write_locked(kv, op.s, op.h, op.ref, op.link, &req, op.now);
-    st->deletes += rc == KVSHM_OK;
-  } else {
-    rc = KVSHM_ENOTFOUND;
   }
-  kvshm__unlock(kv, op.s);
-  return rc;
 }
 
 /* Parse a decimal int64 value ("-12"), strictly. */
