@@ -25,6 +25,8 @@ struct kvshm {
   uint32_t nstripes;            /* copies of header geometry, validated */
   uint32_t nslots;
   uint32_t nbuckets;
+  uint32_t lg_stripes; /* log2(nstripes) */
+  uint32_t lg_buckets; /* log2(nbuckets) */
   uint32_t slot_size;
   uint64_t region_off;
   uint64_t region_size;
@@ -38,11 +40,16 @@ struct kvshm {
   void *hook_ctx;
   kvshm_test_clock_fn clock;
   void *clock_ctx;
-  /* Scratch buffer for keys that span slots, and for incr. */
+  /* Scratch buffer for keys that span slots, and for incr; at least
+   * KVSHM_KEY_MAX bytes from open on. */
   unsigned char *scratch;
   size_t scratch_size;
+  uint32_t *repair_claimed;  /* nslots words for repair (lock.c) */
+  unsigned char *repair_key; /* KVSHM_KEY_MAX bytes for repair */
   struct kvshm_store *store; /* this process's SQLite connection, lazily */
   uint32_t ops_since_poll;   /* operations since the reaper was checked */
+  struct kvshm_watch *watch; /* the reaper watchdog thread, or NULL */
+  int seg_fd;                /* the segment's descriptor, -1 if none */
 };
 
 /* ---- errors.c ---- */
@@ -72,6 +79,22 @@ int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
 uint64_t kvshm__key_hash(const void *key, size_t klen);
 
 /* ---- geometry ---- */
+/* Where hash h lives: its stripe is the top lg_stripes bits of h and its
+ * bucket the next lg_buckets bits, so (stripe, bucket) order is h order. */
+static inline uint32_t kvshm__stripe_of(const kvshm *kv, uint64_t h) {
+  return kv->lg_stripes ? (uint32_t)(h >> (64 - kv->lg_stripes)) : 0;
+}
+static inline uint32_t kvshm__bucket_of(const kvshm *kv, uint64_t h) {
+  uint64_t rest = h << kv->lg_stripes;
+  return kv->lg_buckets ? (uint32_t)(rest >> (64 - kv->lg_buckets)) : 0;
+}
+/* The first hash of bucket b of stripe s (with n buckets after it, the
+ * range ends at kvshm__hash_lo(kv, s, b + n), or wraps to 0 at the end). */
+static inline uint64_t kvshm__hash_lo(const kvshm *kv, uint32_t s, uint64_t b) {
+  uint32_t lg = kv->lg_stripes + kv->lg_buckets;
+  uint64_t pos = ((uint64_t)s << kv->lg_buckets) + b;
+  return lg ? pos << (64 - lg) : 0;
+}
 static inline struct kvshm_stripe *kvshm__stripe(kvshm *kv, uint32_t s) {
   return &kv->stripes[s];
 }
@@ -111,8 +134,16 @@ static inline void kvshm__hook(kvshm *kv, kvshm_test_point p) {
 }
 
 /* ---- lock.c ---- */
-/* Lock stripe s, repairing it if the last holder died. */
+/* Lock stripe s, repairing it if the last holder died, and emptying it if
+ * a kvshm_clear happened since it was last locked. */
 int kvshm__lock(kvshm *kv, uint32_t s);
+/* The header's clear generation, as every tier must honour it. */
+static inline uint64_t kvshm__clear_gen(kvshm *kv) {
+  return atomic_load_explicit((_Atomic uint64_t *)&kv->hdr->clear_gen,
+                              memory_order_acquire);
+}
+/* Raise the header's clear generation to at least g. */
+void kvshm__clear_gen_raise(kvshm *kv, uint64_t g);
 void kvshm__unlock(kvshm *kv, uint32_t s);
 /* Rebuild stripe s's index, free list and derived counts from its slots. */
 void kvshm__repair_locked(kvshm *kv, uint32_t s);
@@ -134,18 +165,51 @@ void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
 bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
 /* 1 if key is live in memory, 2 if it is a tombstone there, 0 if absent. */
 int kvshm__memory_state(kvshm *kv, const void *key, size_t klen);
-/* Is a kvshm_clear running (clear_gen odd, and not left so by a clearer
- * that died)? */
-bool kvshm__clearing(kvshm *kv, uint64_t now, uint64_t gen);
+/* The bucket word of hash h in stripe s. */
+uint32_t *kvshm__bucket_word(kvshm *kv, uint32_t s, uint64_t h);
+/* Find key (hash h) in stripe s: *ref its head or 0, *link the chain word
+ * that points at it (or where to append).  ECORRUPT after repairing. */
+int kvshm__find_locked(kvshm *kv, uint32_t s, uint64_t h, const void *key,
+                       size_t klen, uint32_t *ref, uint32_t **link);
+/* Rebuild the stripe and return KVSHM_ECORRUPT with `what` as detail. */
+int kvshm__corrupt_locked(kvshm *kv, uint32_t s, const char *what);
+/* Turn entry ref into a tombstone in place (one atomic store). */
+void kvshm__tombstone_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t now);
+/* A new entry to write. */
+struct kvshm__write_req {
+  const void *key;
+  size_t klen;
+  const void *val;
+  size_t vlen;
+  uint32_t flags;
+  uint64_t expires_ms;
+  uint16_t state_bits; /* ST_* bits of the new entry */
+  uint32_t lfu;
+};
+/*
+ * Write a new entry for req into fresh slots and make it replace `old` (0 if
+ * none; *link is the chain word that points at it or where to append),
+ * copy-on-write.  Evicts clean entries for room; KVSHM__EDIRTY when only a
+ * write-back would make room.
+ */
+int kvshm__write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
+                        uint32_t *link, const struct kvshm__write_req *req,
+                        uint64_t now);
 /* Reset stripe s to empty. */
 void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
 int kvshm__scratch(kvshm *kv, size_t n);
 
 /* ---- reaper.c ---- */
-/* Every so many operations, check the reaper's heartbeat; restart it if
- * stale.  Call without a stripe lock held (it may fork). */
+/* Every so many operations, check that a reaper runs; start one if not.
+ * Call without a stripe lock held (it may fork). */
 void kvshm__reaper_poll(kvshm *kv);
 int kvshm__reaper_ensure(kvshm *kv);
+/* Does a reaper hold reaper_lock right now? */
+bool kvshm__reaper_alive(kvshm *kv);
+/* The watchdog thread of a SQLite cache's handle: it waits on reaper_lock
+ * and starts a new reaper as soon as the holder dies (watch.c). */
+int kvshm__watch_start(kvshm *kv);
+void kvshm__watch_stop(kvshm *kv);
 
 /* ---- lfu.c ---- */
 #define KVSHM_LFU_INIT 5u       /* counter of a new entry */
@@ -156,13 +220,15 @@ uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms);
 uint32_t kvshm__lfu_counter(uint32_t lfu, uint64_t now_ms);
 uint64_t kvshm__rand(kvshm *kv);
 /*
- * Evict entries of stripe s until it has `need` free slots, never evicting
- * `keep`.  A dirty victim is written to SQLite first (a spill), unless
- * clean_only, which stops at the first sample with nothing clean in it
- * (the reaper: it writes back before it evicts).  Returns 0, KVSHM_ETOOBIG
- * if nothing more can be evicted, or a spill's error.
+ * Evict clean entries of stripe s, coldest first, until it has `need` free
+ * slots, never evicting `keep`.  Dirty entries and tombstones are never
+ * evicted: SQLite does not have them yet, and no SQLite I/O happens under
+ * a stripe lock.  Returns 0, KVSHM__EDIRTY if only dirty entries are left
+ * (the caller unlocks, writes the stripe back, and tries again), or
+ * KVSHM_ETOOBIG if nothing more can be evicted.
  */
+#define KVSHM__EDIRTY (-30899) /* internal: write the stripe back first */
 int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
-                        bool clean_only, uint64_t now_ms);
+                        uint64_t now_ms);
 
 #endif /* KVSHM_INTERNAL_H */

@@ -1,29 +1,101 @@
 /*
- * iter.c - walking every live entry for tools (keys, dump, the addon's
- * iterators).  The walk holds one stripe lock at a time, and only while it
- * scans to the next entry and copies it out, so writers are never blocked
- * for more than one entry's copy.
+ * iter.c - walking every live entry of both tiers for tools (keys, dump,
+ * the addon's iterators).
+ *
+ * A walk goes through the key space in the order of the keys' hashes: one
+ * chunk of CHUNK_BUCKETS buckets of one stripe at a time.  A key's bucket
+ * never changes (an overwrite replaces the entry in its chain, copy-on-
+ * write), and SQLite keeps rows keyed by the same hash (store.c), so a
+ * chunk is a closed range of hashes in both tiers.  Each chunk is settled
+ * in one hold of its stripe lock, as a keyed operation settles its key
+ * (ops.c): the SQLite rows of the range are read between two lock holds
+ * that saw the same gen_evict and clear_gen (or, after two tries, under
+ * the lock with SQLite told never to wait), and under the second hold a
+ * row counts only if its key is not in memory (memory is newer; a
+ * tombstone hides its row).  So every key is judged once, at one instant,
+ * in whichever tier holds it then: a key that exists for the whole walk is
+ * returned exactly once, however it moves between the tiers; a key added
+ * or removed during the walk may or may not be.
+ *
+ * The chunk's entries are copied out, the lock is let go, and they are
+ * handed out one by one; no SQLite statement stays open between calls, so
+ * a walk never pins a snapshot of the file (it holds no read transaction
+ * between chunks, and other calls on the same handle see the newest data).
  */
 #include "store.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
+
+#define CHUNK_BUCKETS 64u
+#define UNLOCKED_TRIES 2
+
+struct item {
+  size_t off; /* key then value at buf + off */
+  size_t klen, vlen;
+  uint32_t flags;
+  uint64_t expires_ms;
+  uint64_t h; /* SQLite rows: the key's hash */
+};
+
+/* A list of copied entries with their bytes. */
+struct items {
+  struct item *v;
+  size_t n, cap;
+  unsigned char *buf;
+  size_t used, size;
+};
 
 struct kvshm_iter {
   kvshm *kv;
-  uint32_t stripe; /* stripe being walked */
-  uint32_t next;   /* next slot ref to look at in it */
+  uint32_t stripe; /* chunk being walked: stripe */
+  uint64_t bucket; /* and its first bucket */
   unsigned char *prefix;
   size_t plen;
-  unsigned char *buf; /* key then value of the current entry */
-  size_t bufsize;
-  unsigned walk;      /* KVSHM_ITER_STORE */
-  sqlite3_stmt *scan; /* the SQLite walk, once memory is done */
-  bool scan_done;
-  size_t klen, vlen;   /* the current entry, at buf */
-  uint32_t flags;      /* its flags word */
-  uint64_t expires_ms; /* its expiry */
+  unsigned walk;     /* KVSHM_ITER_STORE */
+  struct items out;  /* the current chunk's entries, handed out in order */
+  size_t pos;        /* next of them to hand out */
+  struct items rows; /* the current chunk's SQLite rows */
 };
+
+static void items_reset(struct items *l) {
+  l->n = 0;
+  l->used = 0;
+}
+
+static void items_free(struct items *l) {
+  free(l->v);
+  free(l->buf);
+}
+
+/* Append an entry of klen + vlen bytes; returns where to copy them. */
+static unsigned char *items_add(struct items *l, size_t klen, size_t vlen,
+                                uint32_t flags, uint64_t exp, uint64_t h) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 64;
+    struct item *v = realloc(l->v, cap * sizeof *v);
+    if (!v)
+      return NULL;
+    l->v = v;
+    l->cap = cap;
+  }
+  size_t need = l->used + klen + vlen;
+  if (need > l->size) {
+    size_t sz = l->size ? l->size : 4096;
+    while (sz < need)
+      sz *= 2;
+    unsigned char *b = realloc(l->buf, sz);
+    if (!b)
+      return NULL;
+    l->buf = b;
+    l->size = sz;
+  }
+  l->v[l->n++] = (struct item){l->used, klen, vlen, flags, exp, h};
+  unsigned char *p = l->buf + l->used;
+  l->used = need;
+  return p;
+}
 
 int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen, unsigned flags,
                     kvshm_iter **out) {
@@ -36,7 +108,6 @@ int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen, unsigned flags,
   if (!it)
     return -ENOMEM;
   it->kv = kv;
-  it->next = 1;
   it->walk = kvshm__has_store(kv) ? flags : 0;
   if (plen) {
     it->prefix = malloc(plen);
@@ -51,136 +122,192 @@ int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen, unsigned flags,
   return KVSHM_OK;
 }
 
-/* Copy out the first live entry at or after it->next in the locked stripe.
- * Returns 1 if one was copied, 0 if the stripe is done, <0 on error. */
-static int scan_stripe_locked(kvshm_iter *it, uint64_t now) {
-  kvshm *kv = it->kv;
-  uint32_t s = it->stripe;
-  for (; it->next <= kv->nslots; it->next++) {
-    uint32_t r = it->next;
-    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
-    if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD ||
-        (hd->state & KVSHM_ST_TOMB) ||
-        (hd->expires_ms && hd->expires_ms <= now))
-      continue;
-    if (kvshm__entry_check_locked(kv, s, r, true))
-      continue; /* broken: verify reports it, the next writer repairs it */
-    if (hd->klen < it->plen)
-      continue;
-    size_t total = (size_t)hd->klen + hd->vlen;
-    if (total > it->bufsize) {
-      unsigned char *b = realloc(it->buf, total ? total : 1);
-      if (!b)
-        return -ENOMEM;
-      it->buf = b;
-      it->bufsize = total;
-    }
-    kvshm__entry_read_locked(kv, s, r, 0, it->buf, total);
-    if (it->plen && memcmp(it->buf, it->prefix, it->plen) != 0)
-      continue;
-    it->next++;
-    return 1;
-  }
-  return 0;
+static bool prefixed(const kvshm_iter *it, const void *key, size_t klen) {
+  return klen >= it->plen &&
+         (!it->plen || memcmp(key, it->prefix, it->plen) == 0);
 }
 
-/* The next SQLite row whose key memory does not know (live or deleted):
- * memory's entries were yielded already, its tombstones hide their rows. */
-static int store_next(kvshm_iter *it) {
+/* Collect a SQLite row of the chunk (store scan callback). */
+static int take_row(void *ctx, uint64_t h, const void *key, size_t klen,
+                    const struct kvshm_row *row) {
+  kvshm_iter *it = ctx;
+  if (!prefixed(it, key, klen))
+    return KVSHM_OK;
+  unsigned char *p =
+      items_add(&it->rows, klen, row->vlen, row->flags, row->expires_ms, h);
+  if (!p)
+    return -ENOMEM;
+  memcpy(p, key, klen);
+  if (row->vlen)
+    memcpy(p + klen, row->val, row->vlen);
+  return KVSHM_OK;
+}
+
+/* Copy the live entries of one bucket chain.  Lock held. */
+static int take_chain_locked(kvshm_iter *it, uint32_t s, uint64_t b,
+                             uint64_t now) {
   kvshm *kv = it->kv;
-  if (!it->scan) {
-    int rc = kvshm__store_scan_open(kv, it->prefix, it->plen, &it->scan);
+  uint32_t *bw = kvshm__buckets(kv, s) + b;
+  uint32_t steps = 0;
+  for (uint32_t r = *bw; r;) {
+    if (!kvshm__ref_ok(kv, r) || ++steps > kv->nslots)
+      return kvshm__corrupt_locked(kv, s, "bucket chain leaves the stripe");
+    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
+    if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD)
+      return kvshm__corrupt_locked(kv, s, "bucket chain points at a non-entry");
+    uint32_t next = hd->hnext;
+    if (!(hd->state & KVSHM_ST_TOMB) &&
+        !(hd->expires_ms && hd->expires_ms <= now) && hd->klen >= it->plen) {
+      if (kvshm__entry_check_locked(kv, s, r, true))
+        return kvshm__corrupt_locked(kv, s, "entry fails its checksum");
+      size_t total = (size_t)hd->klen + hd->vlen;
+      unsigned char *p =
+          items_add(&it->out, hd->klen, hd->vlen, hd->flags, hd->expires_ms, 0);
+      if (!p)
+        return -ENOMEM;
+      kvshm__entry_read_locked(kv, s, r, 0, p, total);
+      if (!prefixed(it, p, hd->klen)) { /* take it back */
+        it->out.n--;
+        it->out.used -= total;
+      }
+    }
+    r = next;
+  }
+  return KVSHM_OK;
+}
+
+/* Settle the chunk [b, b + n) of stripe s into it->out.  Lock held. */
+static int settle_locked(kvshm_iter *it, uint32_t s, uint64_t b, uint64_t n,
+                         uint64_t now) {
+  kvshm *kv = it->kv;
+  items_reset(&it->out);
+  for (uint64_t i = 0; i < n; i++) {
+    int rc = take_chain_locked(it, s, b + i, now);
     if (rc)
       return rc;
   }
-  for (;;) {
-    int rc = sqlite3_step(it->scan);
-    if (rc == SQLITE_DONE) {
-      it->scan_done = true;
-      return KVSHM_ENOTFOUND;
-    }
-    if (rc != SQLITE_ROW)
-      return kvshm__fail(KVSHM_ESQLITE, "walking SQLite rows failed");
-    size_t kl = (size_t)sqlite3_column_bytes(it->scan, 0);
-    const void *k = sqlite3_column_blob(it->scan, 0);
-    if (kl < it->plen || (it->plen && memcmp(k, it->prefix, it->plen))) {
-      it->scan_done = true; /* ordered by key: past the prefix */
-      return KVSHM_ENOTFOUND;
-    }
-    if (kl > KVSHM_KEY_MAX || kvshm__memory_state(kv, k, kl) != 0)
-      continue;
-    size_t vl = (size_t)sqlite3_column_bytes(it->scan, 1);
-    const void *v = sqlite3_column_blob(it->scan, 1);
-    if (kl + vl > it->bufsize) {
-      unsigned char *b = realloc(it->buf, kl + vl);
-      if (!b)
-        return -ENOMEM;
-      it->buf = b;
-      it->bufsize = kl + vl;
-    }
-    if (kl)
-      memcpy(it->buf, k, kl);
-    if (vl)
-      memcpy(it->buf + kl, v, vl);
-    it->klen = kl;
-    it->vlen = vl;
-    it->flags = (uint32_t)sqlite3_column_int64(it->scan, 2);
-    it->expires_ms = (uint64_t)sqlite3_column_int64(it->scan, 3);
-    return KVSHM_OK;
+  for (size_t i = 0; i < it->rows.n; i++) {
+    struct item *row = &it->rows.v[i];
+    const unsigned char *k = it->rows.buf + row->off;
+    uint32_t ref, *link;
+    int rc = kvshm__find_locked(kv, s, row->h, k, row->klen, &ref, &link);
+    if (rc)
+      return rc;
+    if (ref)
+      continue; /* memory has it (or its tombstone): memory decides */
+    unsigned char *p = items_add(&it->out, row->klen, row->vlen, row->flags,
+                                 row->expires_ms, row->h);
+    if (!p)
+      return -ENOMEM;
+    memcpy(p, it->rows.buf + row->off, row->klen + row->vlen);
   }
+  return KVSHM_OK;
+}
+
+static void backoff(int attempt) {
+  struct timespec ts = {0, 100000L * (attempt < 20 ? attempt : 20)};
+  nanosleep(&ts, NULL);
+}
+
+/* Fill it->out with the next chunk that has entries, or run to the end. */
+static int next_chunk(kvshm_iter *it) {
+  kvshm *kv = it->kv;
+  bool store = it->walk & KVSHM_ITER_STORE;
+  while (it->stripe < kv->nstripes) {
+    uint32_t s = it->stripe;
+    uint64_t b = it->bucket;
+    uint64_t n =
+        kv->nbuckets - b < CHUNK_BUCKETS ? kv->nbuckets - b : CHUNK_BUCKETS;
+    /* The chunk's hashes: [lo, hi] as hpos values. */
+    uint64_t lo = kvshm__hash_lo(kv, s, b);
+    uint64_t hi = b + n == kv->nbuckets && s + 1 == kv->nstripes
+                      ? UINT64_MAX
+                      : kvshm__hash_lo(kv, s + (b + n == kv->nbuckets),
+                                       (b + n) % kv->nbuckets) -
+                            1;
+    int rc = KVSHM_OK;
+    for (int attempt = 0;; attempt++) {
+      rc = kvshm__lock(kv, s);
+      if (rc)
+        return rc;
+      uint64_t now = kvshm__now_ms(kv);
+      struct kvshm_stripe *st = kvshm__stripe(kv, s);
+      items_reset(&it->rows);
+      if (store) {
+        uint64_t gen = st->clear_gen;
+        uint32_t moved = st->gen_evict;
+        bool locked = attempt >= UNLOCKED_TRIES;
+        if (!locked)
+          kvshm__unlock(kv, s);
+        rc = kvshm__store_scan(kv, kvshm__hpos(lo), kvshm__hpos(hi), gen, now,
+                               locked, take_row, it);
+        if (!locked) {
+          int lrc = kvshm__lock(kv, s);
+          if (lrc)
+            return lrc;
+          if (!rc && (st->clear_gen != gen || st->gen_evict != moved))
+            rc = KVSHM__EBUSY; /* something left memory: read again */
+        }
+        if (rc) {
+          kvshm__unlock(kv, s);
+          if (rc != KVSHM__EBUSY)
+            return rc;
+          backoff(attempt);
+          continue;
+        }
+      }
+      rc = settle_locked(it, s, b, n, now);
+      kvshm__unlock(kv, s);
+      if (rc == KVSHM_ECORRUPT && attempt < 4)
+        continue; /* the stripe was rebuilt: settle the chunk again */
+      break;
+    }
+    if (rc)
+      return rc;
+    it->pos = 0;
+    it->bucket = b + n;
+    if (it->bucket == kv->nbuckets) {
+      it->stripe++;
+      it->bucket = 0;
+    }
+    if (it->out.n)
+      return KVSHM_OK;
+  }
+  return KVSHM_ENOTFOUND;
 }
 
 int kvshm_iter_next(kvshm_iter *it, const void **key, size_t *klen,
                     const void **val, size_t *vlen, uint32_t *flags,
                     uint64_t *expires_ms) {
-  kvshm *kv = it->kv;
-  uint64_t now = kvshm__now_ms(kv);
-  while (it->stripe < kv->nstripes) {
-    int rc = kvshm__lock(kv, it->stripe);
+  if (it->pos >= it->out.n) {
+    items_reset(&it->out);
+    it->pos = 0;
+    int rc = next_chunk(it);
     if (rc)
       return rc;
-    rc = scan_stripe_locked(it, now);
-    if (rc == 1) {
-      struct kvshm_head *hd = (void *)kvshm__slot(kv, it->stripe, it->next - 1);
-      it->klen = hd->klen;
-      it->vlen = hd->vlen;
-      it->flags = hd->flags;
-      it->expires_ms = hd->expires_ms;
-    }
-    kvshm__unlock(kv, it->stripe);
-    if (rc == 1)
-      goto found;
-    if (rc < 0)
-      return rc;
-    it->stripe++;
-    it->next = 1;
   }
-  if (!(it->walk & KVSHM_ITER_STORE) || it->scan_done)
-    return KVSHM_ENOTFOUND;
-  int rc = store_next(it);
-  if (rc)
-    return rc;
-found:
+  struct item *e = &it->out.v[it->pos++];
+  const unsigned char *p = it->out.buf + e->off;
   if (key)
-    *key = it->buf;
+    *key = p;
   if (klen)
-    *klen = it->klen;
+    *klen = e->klen;
   if (val)
-    *val = it->buf + it->klen;
+    *val = p + e->klen;
   if (vlen)
-    *vlen = it->vlen;
+    *vlen = e->vlen;
   if (flags)
-    *flags = it->flags;
+    *flags = e->flags;
   if (expires_ms)
-    *expires_ms = it->expires_ms;
+    *expires_ms = e->expires_ms;
   return KVSHM_OK;
 }
 
 void kvshm_iter_close(kvshm_iter *it) {
   if (!it)
     return;
-  sqlite3_finalize(it->scan);
+  items_free(&it->out);
+  items_free(&it->rows);
   free(it->prefix);
-  free(it->buf);
   free(it);
 }

@@ -56,7 +56,8 @@ typedef struct kvshm_iter kvshm_iter;
   X(SQLITE, -30815, "SQLite error")                                            \
   X(BADDB, -30816, "SQLite file is not a kvshm store, or is corrupt")          \
   X(NOTRECOVERABLE, -30817, "stripe lock is not recoverable")                  \
-  X(REAPER, -30818, "could not start the kvshm-reaper process")
+  X(REAPER, -30818, "could not start the kvshm-reaper process")                \
+  X(DESTROYED, -30819, "cache was destroyed while open; open it again")
 
 typedef enum {
   KVSHM_OK = 0,
@@ -137,8 +138,13 @@ KVSHM_API int kvshm_open(const char *name, const kvshm_config *cfg,
 KVSHM_API int kvshm_close(kvshm *kv);
 
 /*
- * Remove the segment's name (shm_unlink).  Processes that have it mapped
- * keep using it until they close; the next open creates a new one.
+ * Destroy the cache: mark its segment destroyed, write everything dirty to
+ * SQLite, and remove its name (shm_unlink); the reaper exits.  Processes
+ * that still have it open: a memory-only cache keeps working for them
+ * until they close (its memory is theirs alone now); a SQLite cache
+ * refuses every operation with KVSHM_EDESTROYED (its file belongs to the
+ * next segment of that name, which the next open creates).  No process
+ * starts a reaper for a destroyed segment.
  * Errors: KVSHM_EBADNAME, -ENOENT.
  */
 KVSHM_API int kvshm_unlink(const char *name);
@@ -200,7 +206,15 @@ KVSHM_API int kvshm_has(kvshm *kv, const void *key, size_t klen);
 KVSHM_API int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
                          uint32_t new_flags, int64_t *result);
 
-/* Remove every entry (stripe by stripe).  Errors: KVSHM_ERDONLY. */
+/*
+ * Remove every entry of both tiers, as one atomic step seen by every
+ * process: a clear interrupted at any instant has happened whole or not at
+ * all (memory is emptied stripe by stripe as each is next locked, SQLite's
+ * old rows are ignored at once and deleted by the reaper soon after).
+ * Errors: KVSHM_ERDONLY, KVSHM_EDESTROYED, KVSHM_ESQLITE (the clear
+ * happened, but recording it in the file failed: a segment made again over
+ * that file before any later write is written behind would not see it).
+ */
 KVSHM_API int kvshm_clear(kvshm *kv);
 
 /* ---- The reaper ------------------------------------------------------- */
@@ -248,12 +262,20 @@ typedef struct kvshm_stats {
   uint64_t expirations;    /* entries removed because their TTL passed */
   uint64_t corrupt;        /* entries dropped because they failed checks */
   uint64_t repairs;        /* stripes repaired after a process died */
-  uint64_t spills;         /* evictions written to SQLite inline by a writer */
+  uint64_t spills;         /* write-backs a writer ran itself, outside its
+                              stripe lock: its stripe was full of entries
+                              not yet in SQLite, or persistent mode's bound
+                              was near (the reaper is behind or dead) */
   uint64_t tombstones;     /* deleted keys waiting to be removed from SQLite */
   uint64_t dirty_age_ms;   /* the oldest dirty entry is at most this old */
   uint32_t persistent;     /* configuration: persistent mode */
   uint32_t flush_delay_ms; /* configuration: its bound */
   uint64_t reaper_starts;  /* times a reaper was started for this segment */
+  uint32_t reaper_alive;   /* 1 if a reaper holds the reaper lock now (in
+                              any PID namespace; reaper_pid is its pid as
+                              seen in its own namespace) */
+  uint32_t destroyed;      /* 1 once kvshm_unlink marked it destroyed */
+  uint64_t clear_gen;      /* clears so far (the clear generation) */
 } kvshm_stats;
 
 /* Sum every stripe's counters into *st. */

@@ -13,10 +13,13 @@
  *   ...
  *   region_off + S*region    end (<= memory_size)
  *
- * A key's 64-bit hash picks its stripe (low bits) and its bucket within the
- * stripe (high bits).  A stripe owns its region outright: its buckets, its N
- * slots, its free list and its counters, all guarded by its one mutex, so no
- * operation ever holds two stripe locks.
+ * A key's 64-bit hash h picks its stripe (the top log2(S) bits of h) and its
+ * bucket within the stripe (the next log2(B) bits), so walking stripes and
+ * buckets in order walks keys in the order of h: the SQLite tier keeps rows
+ * keyed by h as well (store.c), and a walk of both tiers goes through one
+ * range of h at a time (iter.c).  A stripe owns its region outright: its
+ * buckets, its N slots, its free list and its counters, all guarded by its one
+ * mutex, so no operation ever holds two stripe locks.
  *
  * Slots are referred to by "ref": the slot's index within its stripe plus one,
  * so that zero-filled memory (a fresh ftruncate) reads as "no slot" and needs
@@ -48,13 +51,12 @@
  * to the meaning of a field, or to the hash function (it places keys).
  * Attaching to a segment with another format is KVSHM_EVERSION.
  */
-#define KVSHM_FORMAT 1u
+#define KVSHM_FORMAT 2u
 
 #define KVSHM_HDR_SIZE 8192u
 #define KVSHM_STRIPE_SIZE 256u
 #define KVSHM_PATH_MAX 4096u
 #define KVSHM_NIL 0u /* "no slot" ref */
-#define KVSHM_CLEAR_MAX_MS 10000u
 
 /* ---- Header ------------------------------------------------------------
  * Written once by the creator while it holds the segment's flock (see
@@ -82,18 +84,27 @@ struct kvshm_hdr {
   uint32_t hdr_check; /* hash of every field above; a mismatch is corrupt */
   uint32_t pad0;      /* zero */
   /* Run-time fields, atomic access only: */
-  uint32_t reaper_pid;          /* pid of the running kvshm-reaper, 0 none */
-  uint32_t pad1;                /* zero */
-  uint64_t reaper_heartbeat_ms; /* reaper's last tick, wall clock ms */
+  uint32_t reaper_pid;          /* pid of the running kvshm-reaper (in its
+                                   own PID namespace), 0 none; for display
+                                   only: liveness is reaper_lock */
+  uint32_t destroyed;           /* 1 once kvshm_unlink began removing the
+                                   name: no new reaper, and a SQLite cache
+                                   refuses operations (KVSHM_EDESTROYED) */
+  uint64_t reaper_heartbeat_ms; /* reaper's last sign of work, wall clock */
   uint64_t reaper_starts;       /* times a reaper has been started */
-  uint64_t reaper_spawn_ms;     /* last time an opener spawned a reaper */
-  uint64_t clear_gen;           /* odd while kvshm_clear runs, moves at
-                                   its start and end; write-behind and
-                                   promotion from SQLite check it */
-  uint64_t clear_started_ms;    /* when the running clear began: an odd
-                                   clear_gen older than that plus
-                                   KVSHM_CLEAR_MAX_MS was left by a clearer
-                                   that died, and counts as over */
+  uint64_t reaper_spawn_ms;     /* last time a process spawned a reaper */
+  uint64_t clear_gen;           /* clear generation: kvshm_clear increments
+                                   it, and that one atomic step is the
+                                   clear.  A stripe whose clear_gen is
+                                   older is emptied by its next locker
+                                   (lock.c); a SQLite row whose gen differs
+                                   is not there (store.c). */
+  uint64_t pad2;                /* zero */
+  /* Lock rule: held by the running reaper for its whole life, by nothing
+   * else except for an instant (a check that finds it free releases it at
+   * once).  A trylock that succeeds or gets EOWNERDEAD means no reaper
+   * runs, in whatever PID namespace: liveness never depends on pids. */
+  pthread_mutex_t reaper_lock;
 };
 
 _Static_assert(offsetof(struct kvshm_hdr, magic) == 0, "magic first");
@@ -133,21 +144,28 @@ struct kvshm_stripe {
   uint64_t expirations;    /* kept: entries removed after their TTL */
   uint64_t corrupt;        /* kept: entries dropped for failing checks */
   uint64_t repairs;        /* kept: repairs after a holder died */
-  uint64_t spills;         /* kept: dirty victims written to SQLite inline */
+  uint64_t spills;         /* kept: write-backs a writer ran itself, outside
+                              the lock (its stripe was full of dirty
+                              entries, or persistent mode's bound neared) */
   uint32_t tombstones;     /* derived: entries with KVSHM_ST_TOMB */
   uint32_t gen_evict;      /* kept: bumped whenever an entry leaves memory
-                              (eviction, spill, clear); a reader that looked
-                              in SQLite without the lock promotes only if it
-                              did not move */
+                              (eviction, expiry, a written-back tombstone,
+                              clear, repair).  A key absent from memory has
+                              its newest value in SQLite, and nobody writes
+                              its row until it is back in memory, so a
+                              SQLite read done between two lock holds that
+                              saw the same gen_evict and clear_gen is still
+                              the key's truth at the second (table.c) */
   uint64_t dirty_since_ms; /* wall clock when `dirty` last went 0 -> 1: the
                               oldest dirty entry is at most this old; 0 if
                               none (repair sets it to the repair time) */
-  uint32_t gen_spill;      /* kept: bumped before a writer writes SQLite
-                              inline (spill) or clear empties it; the reaper
-                              discards a batch copied before a bump */
+  uint32_t pad_spill;      /* zero */
   uint32_t pad;            /* zero */
   uint64_t store_hits;     /* kept: gets that missed memory, found SQLite */
-  uint64_t pad2[7];        /* zero; room for more counters */
+  uint64_t clear_gen;      /* kept: the header's clear_gen this stripe was
+                              last emptied for; kvshm__lock empties it
+                              when the header's has moved on */
+  uint64_t pad2[6];        /* zero; room for more counters */
 };
 
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits a cache line");

@@ -14,9 +14,12 @@
  *    keys that were hot long ago make way for keys that are hot now.
  *
  * Eviction samples: for each victim it looks at up to EVICT_SAMPLES random
- * entries of the stripe and evicts the one with the lowest (decayed)
- * counter; an expired entry is always taken first.  This costs O(samples),
- * not O(stripe), and approximates exact LFU closely (Redis uses 5..10).
+ * clean entries of the stripe and evicts the one with the lowest (decayed)
+ * counter; an expired entry is always taken first.  Dirty entries and
+ * tombstones are never evicted (SQLite does not have them yet): a stripe
+ * full of them is written back first, outside its lock (table.c).  This costs
+ * O(samples), not O(stripe), and approximates exact LFU closely (Redis
+ * uses 5..10).
  */
 #include "store.h"
 
@@ -62,10 +65,12 @@ uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms) {
   return minutes(now_ms) << 8 | c;
 }
 
-/* Pick the coldest of a few random entries (never `keep`, and only clean
- * ones if clean_only); 0 if none. */
+/* Pick the coldest of a few random clean entries (never `keep`); if the
+ * samples find none, scan from a random point for any clean one.  0 if the
+ * stripe holds no clean entry; *dirty_seen says whether it holds dirty
+ * ones (then a write-back would make room). */
 static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
-                                   bool clean_only, uint64_t now_ms) {
+                                   uint64_t now_ms, bool *dirty_seen) {
   uint32_t best = KVSHM_NIL, best_score = UINT32_MAX;
   int seen = 0;
   for (int t = 0; t < EVICT_TRIES && seen < EVICT_SAMPLES; t++) {
@@ -73,9 +78,11 @@ static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
     if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD || r == keep)
       continue;
-    seen++;
-    if (clean_only && (hd->state & KVSHM_ST_DIRTY))
+    if (hd->state & KVSHM_ST_DIRTY) {
+      *dirty_seen = true;
       continue;
+    }
+    seen++;
     uint32_t score = hd->expires_ms && hd->expires_ms <= now_ms
                          ? 0
                          : 1 + kvshm__lfu_counter(hd->lfu, now_ms);
@@ -86,25 +93,47 @@ static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
         break;
     }
   }
-  if (best || clean_only)
+  /* Few clean entries among many dirty ones: those few are likely the hot
+   * keys (they stay clean while a writer floods), so rather than evict the
+   * coldest of them, have the stripe written back first: that makes the
+   * flood itself clean and evictable. */
+  if (*dirty_seen && seen < EVICT_SAMPLES / 4)
+    return KVSHM_NIL;
+  if (best)
     return best;
   /* Sampling found no entry (a stripe of mostly free or chained slots):
-   * fall back to a scan from a random point. */
+   * scan from a random point for the first few clean ones, and take the
+   * coldest of those. */
   uint32_t start = (uint32_t)(kvshm__rand(kv) % kv->nslots);
-  for (uint32_t i = 0; i < kv->nslots; i++) {
+  for (uint32_t i = 0; i < kv->nslots && seen < EVICT_SAMPLES; i++) {
     uint32_t r = 1 + (start + i) % kv->nslots;
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
-    if ((hd->state & KVSHM_KIND_MASK) == KVSHM_KIND_HEAD && r != keep)
-      return r;
+    if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD || r == keep)
+      continue;
+    if (hd->state & KVSHM_ST_DIRTY) {
+      *dirty_seen = true;
+      continue;
+    }
+    seen++;
+    uint32_t score = hd->expires_ms && hd->expires_ms <= now_ms
+                         ? 0
+                         : 1 + kvshm__lfu_counter(hd->lfu, now_ms);
+    if (score < best_score) {
+      best = r;
+      best_score = score;
+    }
   }
-  return KVSHM_NIL;
+  return best;
 }
 
 int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
-                        bool clean_only, uint64_t now_ms) {
+                        uint64_t now_ms) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   while (st->nfree < need) {
-    uint32_t v = pick_victim_locked(kv, s, keep, clean_only, now_ms);
+    bool dirty_seen = false;
+    uint32_t v = pick_victim_locked(kv, s, keep, now_ms, &dirty_seen);
+    if (!v && (dirty_seen || st->dirty))
+      return KVSHM__EDIRTY;
     if (!v)
       return kvshm__fail(KVSHM_ETOOBIG,
                          "stripe %u has no entry left to "
@@ -120,11 +149,6 @@ int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, v);
     bool exp = hd->expires_ms && hd->expires_ms <= now_ms;
     bool tomb = hd->state & KVSHM_ST_TOMB;
-    if (hd->state & KVSHM_ST_DIRTY) {
-      int rc = kvshm__spill_locked(kv, s, v);
-      if (rc)
-        return rc; /* never drop what SQLite does not have */
-    }
     kvshm__entry_remove_locked(kv, s, v);
     st->gen_evict++;
     if (exp)

@@ -18,7 +18,8 @@
  *   3. if the key is already indexed (a writer died between committing a new
  *      entry and freeing the old one), keep the higher version;
  *   4. every slot not claimed by a kept entry becomes free;
- *   5. recount entries, bytes, dirty and tombstones.
+ *   5. recount entries, bytes, dirty and tombstones, and move gen_evict
+ *      (dropped entries left memory: see layout.h).
  *
  * Because writes are copy-on-write (layout.h), a kept entry is always either
  * the old or the new value of the dead process's in-flight write: at most
@@ -33,7 +34,24 @@
 
 static int lock_failed(kvshm *kv, uint32_t s, int rc);
 
-int kvshm__lock(kvshm *kv, uint32_t s) {
+/* A kvshm_clear moved the header's generation: empty the stripe now.  The
+ * generation is stored last, so a locker killed half-way is followed by
+ * one that repairs (EOWNERDEAD) and then empties again. */
+static void catch_up_locked(kvshm *kv, uint32_t s, uint64_t gen) {
+  struct kvshm_stripe *st = kvshm__stripe(kv, s);
+  kvshm__stripe_clear_locked(kv, s);
+  atomic_store_explicit((_Atomic uint64_t *)&st->clear_gen, gen,
+                        memory_order_release);
+}
+
+void kvshm__clear_gen_raise(kvshm *kv, uint64_t g) {
+  _Atomic uint64_t *p = (_Atomic uint64_t *)&kv->hdr->clear_gen;
+  uint64_t cur = atomic_load(p);
+  while (cur < g && !atomic_compare_exchange_weak(p, &cur, g))
+    ;
+}
+
+static int lock_raw(kvshm *kv, uint32_t s) {
   pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
   int rc = pthread_mutex_trylock(m);
   if (rc == EBUSY) {
@@ -48,6 +66,21 @@ int kvshm__lock(kvshm *kv, uint32_t s) {
   if (rc == 0)
     return KVSHM_OK;
   return lock_failed(kv, s, rc);
+}
+
+int kvshm__lock(kvshm *kv, uint32_t s) {
+  int rc = lock_raw(kv, s);
+  if (rc)
+    return rc;
+  /* Generations only grow: a stripe ahead of the header proves the header
+   * word was overwritten, and raises it back rather than emptying a stripe
+   * no clear asked for. */
+  uint64_t gen = kvshm__clear_gen(kv), mine = kvshm__stripe(kv, s)->clear_gen;
+  if (mine > gen)
+    kvshm__clear_gen_raise(kv, mine);
+  else if (mine < gen) /* read-only handles too: the clear happened, */
+    catch_up_locked(kv, s, gen); /* this only shows it */
+  return KVSHM_OK;
 }
 
 void kvshm__unlock(kvshm *kv, uint32_t s) {
@@ -82,16 +115,15 @@ static int lock_failed(kvshm *kv, uint32_t s, int rc) {
                      s, kv->name, strerror(rc));
 }
 
-static uint32_t bucket_of(kvshm *kv, uint64_t h) {
-  return (uint32_t)(h >> 32) & (kv->nbuckets - 1);
-}
-
 void kvshm__repair_locked(kvshm *kv, uint32_t s) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   uint32_t *buckets = kvshm__buckets(kv, s);
   uint32_t n = kv->nslots;
-  /* claimed[i]: ref of the kept entry that owns slot i+1, 0 = unclaimed. */
-  uint32_t *claimed = calloc(n, sizeof *claimed);
+  /* claimed[i]: ref of the kept entry that owns slot i+1, 0 = unclaimed.
+   * Allocated at open (segment.c), with the key buffers: repair never
+   * allocates, so it never has to drop an entry for want of memory. */
+  uint32_t *claimed = kv->repair_claimed;
+  memset(claimed, 0, (size_t)n * sizeof *claimed);
   memset(buckets, 0, (size_t)kv->nbuckets * 4);
   uint64_t corrupt = 0;
   for (uint32_t r = 1; r <= n; r++) {
@@ -101,9 +133,9 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
     if (r == n / 2)
       kvshm__hook(kv, KVSHM_TP_REPAIR_HALF);
     struct kvshm_head *hd = (void *)slot;
-    if (!claimed || kvshm__entry_check_locked(kv, s, r, true)) {
+    if (kvshm__entry_check_locked(kv, s, r, true)) {
       hd->state = KVSHM_KIND_FREE;
-      corrupt += claimed != NULL;
+      corrupt++;
       continue;
     }
     /* Claim its chain; a slot claimed twice means a broken entry. */
@@ -119,16 +151,12 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
     /* A second committed copy of the same key: keep the newer. */
     unsigned char *key = slot + sizeof *hd;
     bool spans = hd->klen > KVSHM_HEAD_DATA(kv->slot_size);
-    if (spans) {
-      if (kvshm__scratch(kv, hd->klen)) { /* out of memory: cannot index */
-        hd->state = KVSHM_KIND_FREE;
-        continue;
-      }
+    if (spans) { /* scratch holds KVSHM_KEY_MAX bytes since open */
       kvshm__entry_read_locked(kv, s, r, 0, kv->scratch, hd->klen);
       key = kv->scratch;
     }
     uint64_t h = kvshm__hash(key, hd->klen, 0);
-    uint32_t *link = &buckets[bucket_of(kv, h)];
+    uint32_t *link = &buckets[kvshm__bucket_of(kv, h)];
     bool keep = true;
     for (uint32_t o = *link; o; o = *link) {
       struct kvshm_head *oh = (void *)kvshm__slot(kv, s, o);
@@ -136,13 +164,8 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
         unsigned char *ok = (unsigned char *)oh + sizeof *oh;
         bool same;
         if (spans) {
-          unsigned char *tmp = malloc(hd->klen);
-          same = tmp != NULL;
-          if (tmp) {
-            kvshm__entry_read_locked(kv, s, o, 0, tmp, hd->klen);
-            same = memcmp(tmp, key, hd->klen) == 0;
-            free(tmp);
-          }
+          kvshm__entry_read_locked(kv, s, o, 0, kv->repair_key, hd->klen);
+          same = memcmp(kv->repair_key, key, hd->klen) == 0;
         } else {
           same = memcmp(ok, key, hd->klen) == 0;
         }
@@ -173,8 +196,8 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
     for (uint32_t c = hd->cnext; c;
          c = ((struct kvshm_cont *)kvshm__slot(kv, s, c))->cnext)
       claimed[c - 1] = r;
-    hd->hnext = buckets[bucket_of(kv, h)];
-    buckets[bucket_of(kv, h)] = r;
+    hd->hnext = buckets[kvshm__bucket_of(kv, h)];
+    buckets[kvshm__bucket_of(kv, h)] = r;
   }
   /* Everything unclaimed is free; recount what is kept. */
   st->free_head = KVSHM_NIL;
@@ -184,7 +207,7 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
   st->bytes = 0;
   for (uint32_t r = n; r >= 1; r--) {
     unsigned char *slot = kvshm__slot(kv, s, r);
-    if (claimed && claimed[r - 1]) {
+    if (claimed[r - 1]) {
       struct kvshm_head *hd = (void *)slot;
       if (claimed[r - 1] == r) {
         st->entries++;
@@ -206,5 +229,5 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
     st->dirty_since_ms = kvshm__now_ms(kv);
   st->corrupt += corrupt;
   st->repairs++;
-  free(claimed);
+  st->gen_evict++; /* broken entries left memory */
 }

@@ -1,31 +1,36 @@
 /*
  * reaper.c - kvshm-reaper, the one background process per segment, and how
- * openers start it.
+ * processes start it.
  *
- * Election: the header's reaper_pid says who reaps.  A starting reaper takes
- * it with a compare-and-swap, but only if it is 0, or its process is gone,
- * or its heartbeat (reaper_heartbeat_ms, stored every tick) is older than
- * STALE_MS; otherwise it exits, so exactly one runs however many are started.
- * A reaper that finds reaper_pid taken by another (it was declared stale and
- * replaced) exits at its next tick.
+ * Election and liveness: the header's reaper_lock, a robust process-shared
+ * mutex.  A starting reaper waits a moment for it (CLAIM_WAIT_MS); if it
+ * gets it (or EOWNERDEAD: the last reaper died) it reaps, holding it for
+ * its whole life, else another reaper runs and it exits.  Whether a reaper
+ * runs is a trylock that fails with EBUSY, so it never depends on pids,
+ * which differ between PID namespaces sharing one /dev/shm (containers).
+ * reaper_pid and reaper_heartbeat_ms are for display (stats, top).
  *
- * Starting: kvshm_open, and every POLL_OPS reads or writes, check the
- * heartbeat;
- * if it is stale, the first process to move reaper_spawn_ms forward (CAS)
- * spawns `kvshm-reaper NAME` as a detached grandchild (double fork, setsid,
- * stdio on /dev/null, no inherited descriptors), from the absolute path in
- * KVSHM_REAPER_PATH (environment) or the one compiled in.  KVSHM_REAPER=off
- * in the environment disables starting it (tests that move the clock).
+ * Starting: kvshm_open, every POLL_OPS operations, and, for a SQLite
+ * cache, a watchdog thread in every process that has it open (watch.c),
+ * which waits on reaper_lock and wakes the instant its holder dies: a dead
+ * reaper is replaced within WATCH_RESPAWN_MS even when nobody writes.  The
+ * first process to move reaper_spawn_ms forward (CAS) spawns `kvshm-reaper
+ * NAME` as a detached grandchild (double fork, setsid, stdio on /dev/null,
+ * no inherited descriptors), from the absolute path in KVSHM_REAPER_PATH
+ * (environment) or the one compiled in.  KVSHM_REAPER=off in the
+ * environment disables starting it (tests that move the clock).
  *
- * Each tick (TICK_MS; persistent mode: a quarter of flush_delay_ms) does
- * bounded work per stripe:
- *   - write-behind of dirty entries and tombstones (writeback.c): all of
- *     them in persistent mode, at most WB_PER_TICK otherwise;
+ * Each tick (TICK_MS; persistent mode: a quarter of flush_delay_ms) works
+ * for at most TICK_BUDGET_MS, going round the stripes from where the last
+ * tick stopped:
+ *   - write-behind of dirty entries and tombstones (writeback.c);
  *   - expiry: scans SWEEP_PER_TICK slots from a cursor and removes expired
  *     entries (a dirty one becomes a tombstone, see table.c);
  *   - eviction: evicts clean entries, coldest first, until the stripe has
- *     low_water free slots, so writers rarely evict (and never spill) inline;
- * then deletes up to SQLITE_EXPIRE rows whose TTL passed from SQLite.
+ *     low_water free slots, so writers rarely have to make room;
+ * then deletes up to SQLITE_EXPIRE rows whose TTL passed from SQLite, and
+ * a window of rows left by a clear (older generations, store.c).  The
+ * heartbeat moves after every stripe, so it shows liveness, not tick length.
  * LFU decay needs no sweep: a counter's decay is computed from its
  * last-access minutes whenever it is read (lfu.c), as Redis does.
  *
@@ -36,7 +41,7 @@
  * evicting); a SQLite cache does not (KVSHM_EREAPER).
  *
  * On SIGTERM or SIGINT it writes everything dirty and exits; when the
- * segment is destroyed (its name unlinked) it does the same.
+ * segment is destroyed (kvshm_unlink) it does the same.
  */
 #include "store.h"
 
@@ -57,12 +62,14 @@
 #endif
 
 #define TICK_MS 100u
-#define STALE_MS 3000u
+#define TICK_BUDGET_MS 250u
+#define CLAIM_WAIT_MS 500u
 #define SPAWN_WINDOW_MS 100u /* a spawned reaper claims within ms */
 #define POLL_OPS 4096u
-#define WB_PER_TICK 8192u
 #define SWEEP_PER_TICK 4096u
 #define SQLITE_EXPIRE 1000
+#define GC_WINDOWS 4096u /* a clear's old rows go in this many windows */
+#define GC_BUDGET_MS 20u /* per tick */
 
 extern char **environ;
 
@@ -76,30 +83,22 @@ static void store64(uint64_t *p, uint64_t v) {
   atomic_store_explicit((_Atomic uint64_t *)p, v, memory_order_release);
 }
 
-/* Is pid a running process?  A zombie is not: an init that is slow to reap
- * (containers) leaves a killed reaper answering kill(pid, 0). */
-static bool pid_alive(uint32_t pid) {
-  if (!pid || (kill((pid_t)pid, 0) != 0 && errno != EPERM))
-    return false;
-  char path[64], buf[256];
-  snprintf(path, sizeof path, "/proc/%u/stat", pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return true; /* no /proc: trust kill() */
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
+bool kvshm__reaper_alive(kvshm *kv) {
+  pthread_mutex_t *m = &kv->hdr->reaper_lock;
+  int rc = pthread_mutex_trylock(m);
+  if (rc == EBUSY)
     return true;
-  buf[n] = '\0';
-  const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
-  return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+  if (rc == EOWNERDEAD) {
+    pthread_mutex_consistent(m);
+    rc = 0;
+  }
+  if (rc == 0)
+    pthread_mutex_unlock(m);
+  return false; /* free, dead, or unusable: no reaper holds it */
 }
 
-/* Is a live reaper with a fresh heartbeat registered? */
-static bool reaper_healthy(struct kvshm_hdr *h, uint64_t now) {
-  uint32_t pid = load32(&h->reaper_pid);
-  uint64_t hb = load64(&h->reaper_heartbeat_ms);
-  return pid_alive(pid) && hb + STALE_MS > now;
+static bool destroyed(kvshm *kv) {
+  return atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed) != 0;
 }
 
 /* ---- starting it ---- */
@@ -143,9 +142,9 @@ int kvshm__reaper_ensure(kvshm *kv) {
   if (mode && strcmp(mode, "off") == 0)
     return KVSHM_OK;
   struct kvshm_hdr *h = kv->hdr;
-  uint64_t now = kvshm__wall_ms();
-  if (reaper_healthy(h, now))
+  if (destroyed(kv) || kvshm__reaper_alive(kv))
     return KVSHM_OK;
+  uint64_t now = kvshm__wall_ms();
   uint64_t last = load64(&h->reaper_spawn_ms);
   if (last + SPAWN_WINDOW_MS > now && last <= now)
     return KVSHM_OK; /* someone started one moments ago */
@@ -209,21 +208,27 @@ __attribute__((format(printf, 2, 3))) static void logf_(int fd, const char *fmt,
   (void)!write(fd, line, n);
 }
 
-/* Take reaper_pid, unless a healthy reaper holds it. */
+/* Take reaper_lock, unless another reaper holds it. */
 static bool claim(kvshm *kv) {
-  struct kvshm_hdr *h = kv->hdr;
-  uint32_t me = (uint32_t)getpid();
-  for (;;) {
-    uint32_t cur = load32(&h->reaper_pid);
-    if (cur == me)
-      return true;
-    if (cur && reaper_healthy(h, kvshm__wall_ms()))
-      return false;
-    store64(&h->reaper_heartbeat_ms, kvshm__wall_ms());
-    if (atomic_compare_exchange_strong((_Atomic uint32_t *)&h->reaper_pid, &cur,
-                                       me))
-      return true;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += CLAIM_WAIT_MS / 1000;
+  ts.tv_nsec += (long)(CLAIM_WAIT_MS % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
   }
+  pthread_mutex_t *m = &kv->hdr->reaper_lock;
+  int rc = pthread_mutex_timedlock(m, &ts);
+  if (rc == EOWNERDEAD) {
+    pthread_mutex_consistent(m);
+    rc = 0;
+  }
+  if (rc)
+    return false;
+  store64(&kv->hdr->reaper_heartbeat_ms, kvshm__wall_ms());
+  atomic_store((_Atomic uint32_t *)&kv->hdr->reaper_pid, (uint32_t)getpid());
+  return true;
 }
 
 /* Remove expired entries from up to SWEEP_PER_TICK slots of stripe s. */
@@ -252,7 +257,7 @@ static int keep_free(kvshm *kv, uint32_t s, uint32_t low_water, uint64_t now) {
   if (rc)
     return rc;
   if (kvshm__stripe(kv, s)->nfree < low_water)
-    (void)kvshm__evict_locked(kv, s, low_water, KVSHM_NIL, true, now);
+    (void)kvshm__evict_locked(kv, s, low_water, KVSHM_NIL, now);
   kvshm__unlock(kv, s);
   return KVSHM_OK;
 }
@@ -269,9 +274,47 @@ static int open_log(kvshm *kv) {
   return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 }
 
-static bool segment_gone(int fd) {
+static bool segment_gone(kvshm *kv) {
   struct stat sb;
-  return fd < 0 || fstat(fd, &sb) != 0 || sb.st_nlink == 0;
+  return destroyed(kv) || kv->seg_fd < 0 || fstat(kv->seg_fd, &sb) != 0 ||
+         sb.st_nlink == 0;
+}
+
+/* Rows left by clears: delete one window of hashes at a time.  gc_gen in
+ * kvshm_meta is the clear generation whose old rows are all gone. */
+struct gc {
+  uint64_t target; /* the generation being cleaned for; 0 = idle */
+  uint32_t window; /* next window */
+};
+
+static int gc_step(kvshm *kv, struct gc *g) {
+  uint64_t gen = kvshm__clear_gen(kv);
+  if (g->target != gen) {
+    uint64_t done = 0;
+    int rc = kvshm__store_meta_get(kv, "gc_gen", &done);
+    if (rc)
+      return rc;
+    g->target = done == gen ? 0 : gen;
+    g->window = 0;
+    if (!g->target) {
+      g->target = gen; /* nothing to do until the next clear */
+      g->window = GC_WINDOWS;
+    }
+  }
+  uint64_t until = kvshm__wall_ms() + GC_BUDGET_MS;
+  while (g->window < GC_WINDOWS && kvshm__wall_ms() < until) {
+    uint64_t span = UINT64_MAX / GC_WINDOWS + 1;
+    uint64_t lo = (uint64_t)g->window * span;
+    uint64_t hi = g->window + 1 == GC_WINDOWS ? UINT64_MAX : lo + span - 1;
+    int removed = 0;
+    int rc =
+        kvshm__store_gc(kv, kvshm__hpos(lo), kvshm__hpos(hi), gen, &removed);
+    if (rc)
+      return rc;
+    if (++g->window == GC_WINDOWS)
+      return kvshm__store_meta_raise(kv, "gc_gen", gen);
+  }
+  return KVSHM_OK;
 }
 
 int kvshm_reaper_run(const char *name, int log_fd) {
@@ -299,37 +342,37 @@ int kvshm_reaper_run(const char *name, int log_fd) {
   sigaction(SIGINT, &sa, NULL);
   signal(SIGHUP, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
-  char path[KVSHM_NAME_MAX + 16];
-  snprintf(path, sizeof path, "/kvshm.%s", name);
-  int seg_fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
   bool store = kvshm__has_store(kv);
   if (store && (rc = kvshm__store_open_check(kv)) != KVSHM_OK)
     logf_(log_fd, "SQLite: %s (will retry)", kvshm_errdetail());
   struct kvshm_hdr *h = kv->hdr;
-  uint32_t me = (uint32_t)getpid();
   uint32_t tick = h->persistent ? h->flush_delay_ms / 4 : TICK_MS;
   tick = tick < 10 ? 10 : tick > TICK_MS ? TICK_MS : tick;
+  uint32_t budget = h->persistent && h->flush_delay_ms / 4 < TICK_BUDGET_MS
+                        ? h->flush_delay_ms / 4
+                        : TICK_BUDGET_MS;
+  budget = budget < 10 ? 10 : budget;
   uint32_t low_water = kv->nslots / 32 > 8 ? kv->nslots / 32 : 8;
   uint32_t *cursor = calloc(kv->nstripes, sizeof *cursor);
+  struct gc gc = {0, GC_WINDOWS};
+  uint32_t next_stripe = 0;
   logf_(log_fd, "reaping cache '%s'%s%s (tick %u ms)", name,
         store ? " into " : " (memory only)", store ? h->sqlite_path : "", tick);
   const char *why = "stopped by signal";
   uint64_t written = 0, last_report = kvshm__wall_ms();
   while (!stop_signal) {
-    uint64_t now = kvshm__wall_ms();
+    uint64_t now = kvshm__wall_ms(), deadline = now + budget;
     store64(&h->reaper_heartbeat_ms, now);
-    if (load32(&h->reaper_pid) != me) {
-      why = "replaced by another reaper";
-      break;
-    }
-    if (segment_gone(seg_fd)) {
+    if (segment_gone(kv)) {
       why = "segment destroyed";
       break;
     }
-    for (uint32_t s = 0; s < kv->nstripes && !stop_signal; s++) {
+    /* Round the stripes from where the last tick stopped, within budget. */
+    for (uint32_t i = 0; i < kv->nstripes && !stop_signal; i++) {
+      uint32_t s = next_stripe;
+      next_stripe = (next_stripe + 1) % kv->nstripes;
       if (store) {
-        rc = kvshm__writeback_stripe(kv, s, h->persistent ? 0 : WB_PER_TICK,
-                                     &written);
+        rc = kvshm__writeback_stripe(kv, s, 0, deadline, &written);
         if (rc)
           logf_(log_fd, "write-behind of stripe %u: %s", s, kvshm_errdetail());
       }
@@ -337,31 +380,32 @@ int kvshm_reaper_run(const char *name, int log_fd) {
         sweep_stripe(kv, s, &cursor[s], now);
       if (store)
         keep_free(kv, s, low_water, now);
+      store64(&h->reaper_heartbeat_ms, kvshm__wall_ms());
+      if (kvshm__wall_ms() >= deadline)
+        break;
     }
     int removed = 0;
     if (store && kvshm__store_expire(kv, now, SQLITE_EXPIRE, &removed))
       logf_(log_fd, "SQLite expiry: %s", kvshm_errdetail());
+    if (store && gc_step(kv, &gc))
+      logf_(log_fd, "removing cleared rows: %s", kvshm_errdetail());
     if (now - last_report >= 60000) {
       logf_(log_fd, "%llu entries written behind in the last minute",
             (unsigned long long)written);
       written = 0;
       last_report = now;
     }
-    struct timespec ts = {0, (long)tick * 1000000L};
-    nanosleep(&ts, NULL);
+    uint64_t spent = kvshm__wall_ms() - now;
+    if (spent < tick) {
+      struct timespec ts = {0, (long)(tick - spent) * 1000000L};
+      nanosleep(&ts, NULL);
+    }
   }
-  if (stop_signal || strcmp(why, "segment destroyed") == 0) {
-    rc = kvshm_flush(kv);
-    logf_(log_fd, "%s; final flush: %s", why, rc ? kvshm_errdetail() : "done");
-  } else {
-    logf_(log_fd, "%s; exiting", why);
-  }
-  uint32_t expected = me;
-  atomic_compare_exchange_strong((_Atomic uint32_t *)&h->reaper_pid, &expected,
-                                 0);
+  rc = kvshm_flush(kv);
+  logf_(log_fd, "%s; final flush: %s", why, rc ? kvshm_errdetail() : "done");
+  atomic_store((_Atomic uint32_t *)&h->reaper_pid, 0);
+  pthread_mutex_unlock(&h->reaper_lock);
   free(cursor);
-  if (seg_fd >= 0)
-    close(seg_fd);
   kvshm__store_close(kv);
   kvshm_close(kv);
   if (own_log >= 0)

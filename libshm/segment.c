@@ -318,6 +318,12 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
     }
     st[s].nfree = g.slots; /* every slot is fresh: fresh = 0 */
   }
+  rc = mutex_init_shared(&h->reaper_lock);
+  if (rc) {
+    munmap(base, c->memory_size);
+    return kvshm__fail(rc, "cannot initialise the reaper lock: %s",
+                       strerror(-rc));
+  }
   /* Buckets and slots are zero from ftruncate: empty, free. */
   atomic_store_explicit((_Atomic uint64_t *)&h->magic, KVSHM_MAGIC,
                         memory_order_release);
@@ -371,6 +377,8 @@ static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
   kv->nstripes = h->stripes;
   kv->nslots = h->slots;
   kv->nbuckets = h->buckets;
+  kv->lg_stripes = (uint32_t)__builtin_ctz(h->stripes);
+  kv->lg_buckets = (uint32_t)__builtin_ctz(h->buckets);
   kv->slot_size = h->slot_size;
   kv->region_off = h->region_off;
   kv->region_size = h->region_size;
@@ -385,7 +393,29 @@ static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
   if (!kv->rng)
     kv->rng = 1;
   snprintf(kv->name, sizeof kv->name, "%s", name);
+  /* Repair must never allocate (lock.c): its buffers are taken now. */
+  kv->repair_claimed = malloc((size_t)kv->nslots * sizeof(uint32_t));
+  kv->repair_key = malloc(KVSHM_KEY_MAX);
+  if (!kv->repair_claimed || !kv->repair_key ||
+      kvshm__scratch(kv, KVSHM_KEY_MAX))
+    return kvshm__fail(-ENOMEM, "no memory for cache '%s''s buffers", name);
   return KVSHM_OK;
+}
+
+/* A segment marked destroyed whose name is still there: give its remover
+ * a moment, then remove the name ourselves if it still is this file. */
+static void finish_unlink(int fd, const char *path) {
+  struct stat mine, there;
+  char full[KVSHM_NAME_MAX + 32];
+  snprintf(full, sizeof full, "/dev/shm%s", path);
+  for (int i = 0; i < 50; i++) {
+    if (fstat(fd, &mine) || mine.st_nlink == 0)
+      return;
+    usleep(2000);
+  }
+  if (stat(full, &there) == 0 && there.st_ino == mine.st_ino &&
+      there.st_dev == mine.st_dev)
+    shm_unlink(path);
 }
 
 static int open_once(const char *name, const char *path,
@@ -437,7 +467,15 @@ static int open_once(const char *name, const char *path,
                        "use the existing one, or destroy the cache first",
                        name, ((struct kvshm_hdr *)base)->sqlite_path,
                        sqlite_abs);
-    if (rc) {
+    if (!rc &&
+        atomic_load(
+            (_Atomic uint32_t *)&((struct kvshm_hdr *)base)->destroyed)) {
+      /* kvshm_unlink is removing this name: wait for it to go (or finish
+       * the removal if its remover died) and open what comes next. */
+      finish_unlink(fd, path);
+      *retry = true;
+    }
+    if (rc || *retry) {
       munmap(base, size);
       goto out;
     }
@@ -460,7 +498,8 @@ static int open_once(const char *name, const char *path,
       goto out;
     size = c->memory_size;
   }
-  handle_fill(kv, base, size, name, flags, want);
+  kv->seg_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  rc = handle_fill(kv, base, size, name, flags, want);
 out:
   flock(fd, LOCK_UN);
   close(fd);
@@ -492,6 +531,7 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
   kvshm *kv = calloc(1, sizeof *kv);
   if (!kv)
     return -ENOMEM;
+  kv->seg_fd = -1;
   for (int attempt = 0; attempt < 100; attempt++) {
     bool retry = false;
     rc = open_once(name, path, want, &c, sqlite_abs, flags, kv, &retry);
@@ -505,16 +545,17 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
                      name);
   /* A SQLite file that is not ours (or is corrupt) is refused now, not at
    * the first miss; and the reaper is started if none is healthy. */
+  /* The file's clear generation first (a segment made again over an old
+   * file must not see rows a clear removed); then the reaper, and for a
+   * SQLite cache the watchdog that replaces it whenever it dies. */
   if (!rc && kvshm__has_store(kv))
-    rc = kvshm__store_open_check(kv);
+    rc = kvshm__store_sync(kv);
   if (!rc && !(flags & (KVSHM_NOREAPER | KVSHM_RDONLY)))
     rc = kvshm__reaper_ensure(kv);
+  if (!rc && kvshm__has_store(kv) && !(flags & (KVSHM_NOREAPER | KVSHM_RDONLY)))
+    rc = kvshm__watch_start(kv);
   if (rc) {
-    if (kv->base) {
-      kvshm__store_close(kv);
-      munmap(kv->base, kv->size);
-    }
-    free(kv);
+    kvshm_close(kv);
     return rc;
   }
   *out = kv;
@@ -524,10 +565,15 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
 int kvshm_close(kvshm *kv) {
   if (!kv)
     return KVSHM_OK;
+  kvshm__watch_stop(kv);
   kvshm__store_close(kv);
   if (kv->base)
     munmap(kv->base, kv->size);
+  if (kv->seg_fd >= 0)
+    close(kv->seg_fd);
   free(kv->scratch);
+  free(kv->repair_claimed);
+  free(kv->repair_key);
   free(kv);
   return KVSHM_OK;
 }
@@ -538,6 +584,18 @@ int kvshm_unlink(const char *name) {
   int rc = check_name(name, path, sizeof path);
   if (rc)
     return rc;
+  /* Mark it destroyed first: from then on no reaper is started for it and
+   * a SQLite cache's operations are refused under their stripe lock, so
+   * the flush that follows carries every write it acknowledged.  Then the
+   * name goes; the next open makes a new segment over the same file. */
+  kvshm *kv = NULL;
+  if (kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv) == 0) {
+    atomic_store((_Atomic uint32_t *)&kv->hdr->destroyed, 1);
+    (void)kvshm_flush(kv); /* best effort: a broken file must not keep the
+                              name alive */
+    kvshm_close(kv);
+  }
+  kvshm__clear_detail();
   if (shm_unlink(path))
     return kvshm__fail(-errno, "cannot remove cache '%s': %s", name,
                        strerror(errno));

@@ -29,6 +29,9 @@ int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
   st.persistent = h->persistent;
   st.flush_delay_ms = h->flush_delay_ms;
   st.reaper_starts = atomic_load((_Atomic uint64_t *)&h->reaper_starts);
+  st.reaper_alive = kvshm__reaper_alive(kv);
+  st.clear_gen = kvshm__clear_gen(kv);
+  st.destroyed = atomic_load((_Atomic uint32_t *)&h->destroyed);
   uint64_t now = kvshm__now_ms(kv), oldest = 0;
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     int rc = kvshm__lock(kv, s);
@@ -120,6 +123,9 @@ int kvshm_header_dump(kvshm *kv, kvshm_report_fn line, void *ctx) {
   U(reaper_pid, "%llu")
   U(reaper_heartbeat_ms, "%llu")
   U(reaper_starts, "%llu")
+  U(reaper_spawn_ms, "%llu")
+  U(clear_gen, "%llu")
+  U(destroyed, "%llu")
 #undef U
   snprintf(buf, sizeof buf, "%6u  %-20s %u x %u bytes", KVSHM_HDR_SIZE,
            "stripe_headers", kv->nstripes, KVSHM_STRIPE_SIZE);

@@ -2,18 +2,31 @@
  * store.c - the SQLite tier: one connection per process (opened lazily,
  * never used across fork), prepared statements, and the file's schema.
  *
- * The file holds one table, keyed by the raw key bytes:
+ * The file holds two tables:
  *
- *   kvshm_entries(key BLOB PRIMARY KEY, value BLOB, flags INTEGER,
- *                 expires_ms INTEGER) WITHOUT ROWID
+ *   kvshm_entries(hpos INTEGER, key BLOB, value BLOB, flags INTEGER,
+ *                 expires_ms INTEGER, gen INTEGER,
+ *                 PRIMARY KEY(hpos, key)) WITHOUT ROWID
  *   kvshm_entries_expiry ON kvshm_entries(expires_ms) WHERE expires_ms > 0
+ *   kvshm_meta(k TEXT PRIMARY KEY, v INTEGER)   -- 'clear_gen', 'gc_gen'
+ *
+ * hpos is the key's 64-bit hash (the one that places it in memory) with its
+ * top bit flipped, so that SQLite's signed order is the hash's order: a
+ * walk reads one range of hashes from both tiers at once (iter.c).
+ *
+ * gen is the clear generation the row was written in.  A row whose gen is
+ * not the header's clear_gen does not exist: kvshm_clear is one atomic
+ * increment, and the reaper deletes the old rows later, a window of hashes
+ * per tick (kvshm__store_gc).  kvshm_meta's clear_gen is never behind any
+ * row's gen (a write-behind raises it in the same transaction), so a
+ * segment created again over this file starts from it (kvshm__store_sync).
  *
  * `PRAGMA application_id` marks the file as ours and `user_version` is its
  * format.  A file that is not SQLite, carries another application id, a newer
- * format, or a damaged schema is refused before anything is written to it.
- * Tuning: WAL, synchronous=NORMAL (a power cut may lose the last
- * transactions, never corrupt the file), a busy timeout, batched
- * transactions (writeback.c).
+ * format, or a damaged schema is refused before anything is written to it; a
+ * format-1 file is converted in one transaction.  Tuning: WAL,
+ * synchronous=NORMAL (a power cut may lose the last transactions, never
+ * corrupt the file), a busy timeout, batched transactions (writeback.c).
  */
 #include "internal.h"
 #include "store.h"
@@ -25,7 +38,7 @@
 #include <unistd.h>
 
 #define APP_ID 0x4b56534d /* "KVSM" */
-#define STORE_FORMAT 1
+#define STORE_FORMAT 2
 #define BUSY_TIMEOUT_MS 10000
 
 enum {
@@ -33,9 +46,11 @@ enum {
   Q_PUT,
   Q_DEL,
   Q_EXPIRE,
-  Q_CLEAR,
+  Q_GC,
   Q_COUNT,
   Q_SCAN,
+  Q_META_GET,
+  Q_META_RAISE,
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
@@ -43,20 +58,25 @@ enum {
 };
 
 static const char *const sql[Q_N] = {
-    [Q_GET] = "SELECT value, flags, expires_ms FROM kvshm_entries WHERE key=?",
-    [Q_PUT] = "INSERT OR REPLACE INTO kvshm_entries(key, value, flags, "
-              "expires_ms) VALUES (?, ?, ?, ?)",
-    [Q_DEL] = "DELETE FROM kvshm_entries WHERE key=?",
-    [Q_EXPIRE] = "DELETE FROM kvshm_entries WHERE key IN (SELECT key FROM "
-                 "kvshm_entries WHERE expires_ms > 0 AND expires_ms <= ? "
-                 "LIMIT ?)",
-    [Q_CLEAR] = "DELETE FROM kvshm_entries",
+    [Q_GET] = "SELECT value, flags, expires_ms FROM kvshm_entries "
+              "WHERE hpos=?1 AND key=?2 AND gen=?3",
+    [Q_PUT] = "INSERT OR REPLACE INTO kvshm_entries(hpos, key, value, flags, "
+              "expires_ms, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_DEL] = "DELETE FROM kvshm_entries WHERE hpos=?1 AND key=?2",
+    [Q_EXPIRE] = "DELETE FROM kvshm_entries WHERE (hpos, key) IN (SELECT hpos, "
+                 "key FROM kvshm_entries WHERE expires_ms > 0 AND "
+                 "expires_ms <= ?1 LIMIT ?2)",
+    [Q_GC] = "DELETE FROM kvshm_entries WHERE hpos BETWEEN ?1 AND ?2 AND "
+             "gen <> ?3",
     [Q_COUNT] = "SELECT count(*), coalesce(sum(length(key) + length(value)), "
-                "0), (SELECT count(*) FROM kvshm_entries WHERE expires_ms > 0 "
-                "AND expires_ms <= ?) FROM kvshm_entries",
-    [Q_SCAN] = "SELECT key, value, flags, expires_ms FROM kvshm_entries "
-               "WHERE key >= ? AND (expires_ms = 0 OR expires_ms > ?) "
-               "ORDER BY key",
+                "0), coalesce(sum(expires_ms > 0 AND expires_ms <= ?1), 0) "
+                "FROM kvshm_entries WHERE gen = ?2",
+    [Q_SCAN] = "SELECT hpos, key, value, flags, expires_ms FROM kvshm_entries "
+               "WHERE hpos BETWEEN ?1 AND ?2 AND gen = ?3 AND (expires_ms = 0 "
+               "OR expires_ms > ?4) ORDER BY hpos, key",
+    [Q_META_GET] = "SELECT v FROM kvshm_meta WHERE k=?1",
+    [Q_META_RAISE] = "INSERT INTO kvshm_meta(k, v) VALUES (?1, ?2) ON "
+                     "CONFLICT(k) DO UPDATE SET v = max(v, excluded.v)",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -95,7 +115,8 @@ static int pragma_int(sqlite3 *db, const char *q, int64_t *out) {
  * Decide whether `db` is ours, new, or to be refused, using reads only.
  * Returns KVSHM_OK with *fresh set when the schema must be created.
  */
-static int validate(kvshm *kv, sqlite3 *db, const char *path, bool *fresh) {
+static int validate(kvshm *kv, sqlite3 *db, const char *path, bool *fresh,
+                    int64_t *format) {
   int64_t app = 0, ver = 0, tables = 0;
   int rc = pragma_int(db, "PRAGMA application_id", &app);
   if (rc == SQLITE_NOTADB)
@@ -116,6 +137,7 @@ static int validate(kvshm *kv, sqlite3 *db, const char *path, bool *fresh) {
                        "'%s' cannot be read as a SQLite "
                        "database (%s); it was left untouched",
                        path, sqlite3_errmsg(db));
+  *format = ver;
   if (app == 0 && ver == 0 && tables == 0) {
     *fresh = true;
     return KVSHM_OK;
@@ -133,10 +155,13 @@ static int validate(kvshm *kv, sqlite3 *db, const char *path, bool *fresh) {
                        path, (long long)ver, STORE_FORMAT);
   int64_t ok = 0;
   if (pragma_int(db,
-                 "SELECT count(*) FROM sqlite_master WHERE type='table' "
-                 "AND name='kvshm_entries'",
+                 ver >= 2 ? "SELECT count(*) FROM sqlite_master WHERE "
+                            "type='table' AND name IN ('kvshm_entries', "
+                            "'kvshm_meta')"
+                          : "SELECT count(*) FROM sqlite_master WHERE "
+                            "type='table' AND name='kvshm_entries'",
                  &ok) ||
-      ok != 1)
+      ok != (ver >= 2 ? 2 : 1))
     return kvshm__fail(KVSHM_EBADDB,
                        "'%s' is marked as a kvshm store but "
                        "has no kvshm_entries table; it was left untouched",
@@ -145,12 +170,38 @@ static int validate(kvshm *kv, sqlite3 *db, const char *path, bool *fresh) {
   return KVSHM_OK;
 }
 
+#define ENTRIES_COLUMNS                                                        \
+  "(hpos INTEGER NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, flags "     \
+  "INTEGER NOT NULL, expires_ms INTEGER NOT NULL, gen INTEGER NOT NULL, "      \
+  "PRIMARY KEY(hpos, key)) WITHOUT ROWID;"
+#define SCHEMA_REST                                                            \
+  "CREATE INDEX kvshm_entries_expiry ON kvshm_entries(expires_ms) WHERE "      \
+  "expires_ms > 0;"                                                            \
+  "CREATE TABLE kvshm_meta(k TEXT PRIMARY KEY NOT NULL, v INTEGER NOT NULL);"
+
 static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS kvshm_entries(key BLOB PRIMARY KEY NOT NULL,"
-    " value BLOB NOT NULL, flags INTEGER NOT NULL, expires_ms INTEGER NOT "
-    "NULL) WITHOUT ROWID;"
-    "CREATE INDEX IF NOT EXISTS kvshm_entries_expiry ON "
-    "kvshm_entries(expires_ms) WHERE expires_ms > 0;";
+    "CREATE TABLE kvshm_entries" ENTRIES_COLUMNS SCHEMA_REST;
+
+/* Format 1 keyed rows by key alone and had no generations: rebuild the
+ * table keyed by hash, every row in generation 0. */
+static const char migrate_v1[] =
+    "CREATE TABLE kvshm_entries_v2" ENTRIES_COLUMNS
+    "INSERT INTO kvshm_entries_v2 SELECT kvshm_hpos(key), key, value, flags, "
+    "expires_ms, 0 FROM kvshm_entries;"
+    "DROP TABLE kvshm_entries;"
+    "ALTER TABLE kvshm_entries_v2 RENAME TO kvshm_entries;" SCHEMA_REST;
+
+int64_t kvshm__hpos(uint64_t h) {
+  return (int64_t)(h ^ (1ull << 63));
+}
+
+static void sql_hpos(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const void *k = sqlite3_value_blob(argv[0]);
+  int n = sqlite3_value_bytes(argv[0]);
+  sqlite3_result_int64(ctx,
+                       kvshm__hpos(kvshm__key_hash(n ? k : "", (size_t)n)));
+}
 
 static void store_free(struct kvshm_store *st) {
   for (int i = 0; i < Q_N; i++)
@@ -178,19 +229,24 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   }
   sqlite3_extended_result_codes(st->db, 0);
   sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  sqlite3_create_function(st->db, "kvshm_hpos", 1,
+                          SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hpos,
+                          NULL, NULL);
   /* Decide from one snapshot (another process may be creating the schema
-   * this very moment), then create it under the write lock, deciding again
-   * there: of several processes opening a new file, one creates it. */
+   * this very moment), then create or convert it under the write lock,
+   * deciding again there: of several processes opening a new file, one
+   * creates it. */
   bool fresh = false;
+  int64_t format = 0;
   rc = exec(st->db, "BEGIN") ? db_fail(kv, st->db, "BEGIN") : KVSHM_OK;
   if (!rc)
-    rc = validate(kv, st->db, path, &fresh);
+    rc = validate(kv, st->db, path, &fresh, &format);
   exec(st->db, rc ? "ROLLBACK" : "COMMIT");
   if (!rc && exec(st->db, "PRAGMA journal_mode=WAL"))
     rc = db_fail(kv, st->db, "PRAGMA journal_mode=WAL");
   if (!rc && exec(st->db, "PRAGMA synchronous=NORMAL"))
     rc = db_fail(kv, st->db, "PRAGMA synchronous");
-  if (!rc && fresh) {
+  if (!rc && (fresh || format < STORE_FORMAT)) {
     char init[128];
     snprintf(init, sizeof init,
              "PRAGMA application_id=%d; PRAGMA user_version=%d;", APP_ID,
@@ -198,9 +254,12 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
     if (exec(st->db, "BEGIN IMMEDIATE"))
       rc = db_fail(kv, st->db, "BEGIN IMMEDIATE");
     if (!rc)
-      rc = validate(kv, st->db, path, &fresh);
+      rc = validate(kv, st->db, path, &fresh, &format);
     if (!rc && fresh && (exec(st->db, schema) || exec(st->db, init)))
       rc = db_fail(kv, st->db, "creating the schema");
+    else if (!rc && !fresh && format < STORE_FORMAT &&
+             (exec(st->db, migrate_v1) || exec(st->db, init)))
+      rc = db_fail(kv, st->db, "converting the file to format 2");
     if (!rc && exec(st->db, "COMMIT"))
       rc = db_fail(kv, st->db, "COMMIT of the schema");
     if (rc)
@@ -247,14 +306,19 @@ static int step_done(kvshm *kv, struct kvshm_store *st, sqlite3_stmt *q,
   return rc == SQLITE_DONE ? KVSHM_OK : db_fail(kv, st->db, what);
 }
 
-int kvshm__store_fetch(kvshm *kv, const void *key, size_t klen, uint64_t now,
+int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
+                       uint64_t now, uint64_t gen, bool nowait,
                        struct kvshm_row *row) {
   struct kvshm_store *st;
   int rc = store_get_conn(kv, &st);
   if (rc)
     return rc;
   sqlite3_stmt *q = st->q[Q_GET];
-  sqlite3_bind_blob(q, 1, klen ? key : "", (int)klen, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 1, kvshm__hpos(h));
+  sqlite3_bind_blob(q, 2, klen ? key : "", (int)klen, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 3, (sqlite3_int64)gen);
+  if (nowait) /* under a stripe lock: never wait for another process */
+    sqlite3_busy_timeout(st->db, 0);
   rc = sqlite3_step(q);
   if (rc == SQLITE_ROW) {
     int64_t exp = sqlite3_column_int64(q, 2);
@@ -275,11 +339,15 @@ int kvshm__store_fetch(kvshm *kv, const void *key, size_t klen, uint64_t now,
     }
   } else if (rc == SQLITE_DONE) {
     rc = KVSHM_ENOTFOUND;
+  } else if (nowait && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)) {
+    rc = KVSHM__EBUSY;
   } else {
     rc = db_fail(kv, st->db, "reading a key");
   }
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
+  if (nowait)
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
   return rc;
 }
 
@@ -301,27 +369,31 @@ int kvshm__store_end(kvshm *kv, bool commit) {
   return rc;
 }
 
-int kvshm__store_put(kvshm *kv, const void *key, size_t klen, const void *val,
-                     size_t vlen, uint32_t flags, uint64_t expires_ms) {
+int kvshm__store_put(kvshm *kv, uint64_t h, const void *key, size_t klen,
+                     const void *val, size_t vlen, uint32_t flags,
+                     uint64_t expires_ms, uint64_t gen) {
   struct kvshm_store *st;
   int rc = store_get_conn(kv, &st);
   if (rc)
     return rc;
   sqlite3_stmt *q = st->q[Q_PUT];
-  sqlite3_bind_blob(q, 1, klen ? key : "", (int)klen, SQLITE_STATIC);
-  sqlite3_bind_blob64(q, 2, vlen ? val : "", vlen, SQLITE_STATIC);
-  sqlite3_bind_int64(q, 3, flags);
-  sqlite3_bind_int64(q, 4, (sqlite3_int64)expires_ms);
+  sqlite3_bind_int64(q, 1, kvshm__hpos(h));
+  sqlite3_bind_blob(q, 2, klen ? key : "", (int)klen, SQLITE_STATIC);
+  sqlite3_bind_blob64(q, 3, vlen ? val : "", vlen, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 4, flags);
+  sqlite3_bind_int64(q, 5, (sqlite3_int64)expires_ms);
+  sqlite3_bind_int64(q, 6, (sqlite3_int64)gen);
   return step_done(kv, st, q, "writing a key");
 }
 
-int kvshm__store_del(kvshm *kv, const void *key, size_t klen) {
+int kvshm__store_del(kvshm *kv, uint64_t h, const void *key, size_t klen) {
   struct kvshm_store *st;
   int rc = store_get_conn(kv, &st);
   if (rc)
     return rc;
   sqlite3_stmt *q = st->q[Q_DEL];
-  sqlite3_bind_blob(q, 1, klen ? key : "", (int)klen, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 1, kvshm__hpos(h));
+  sqlite3_bind_blob(q, 2, klen ? key : "", (int)klen, SQLITE_STATIC);
   return step_done(kv, st, q, "deleting a key");
 }
 
@@ -338,10 +410,57 @@ int kvshm__store_expire(kvshm *kv, uint64_t now, int limit, int *removed) {
   return rc;
 }
 
-int kvshm__store_clear(kvshm *kv) {
+int kvshm__store_gc(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
+                    int *removed) {
   struct kvshm_store *st;
   int rc = store_get_conn(kv, &st);
-  return rc ? rc : step_done(kv, st, st->q[Q_CLEAR], "clearing");
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_GC];
+  sqlite3_bind_int64(q, 1, lo);
+  sqlite3_bind_int64(q, 2, hi);
+  sqlite3_bind_int64(q, 3, (sqlite3_int64)gen);
+  rc = step_done(kv, st, q, "removing cleared rows");
+  *removed = rc ? 0 : sqlite3_changes(st->db);
+  return rc;
+}
+
+int kvshm__store_meta_get(kvshm *kv, const char *k, uint64_t *v) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_META_GET];
+  sqlite3_bind_text(q, 1, k, -1, SQLITE_STATIC);
+  *v = 0;
+  rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW)
+    *v = (uint64_t)sqlite3_column_int64(q, 0);
+  rc = rc == SQLITE_ROW || rc == SQLITE_DONE
+           ? KVSHM_OK
+           : db_fail(kv, st->db, "reading kvshm_meta");
+  sqlite3_reset(q);
+  sqlite3_clear_bindings(q);
+  return rc;
+}
+
+int kvshm__store_meta_raise(kvshm *kv, const char *k, uint64_t v) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_META_RAISE];
+  sqlite3_bind_text(q, 1, k, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, (sqlite3_int64)v);
+  return step_done(kv, st, q, "writing kvshm_meta");
+}
+
+int kvshm__store_sync(kvshm *kv) {
+  uint64_t g = 0;
+  int rc = kvshm__store_meta_get(kv, "clear_gen", &g);
+  if (!rc)
+    kvshm__clear_gen_raise(kv, g);
+  return rc;
 }
 
 int kvshm_store_stats_get(kvshm *kv, kvshm_store_stats *out) {
@@ -355,6 +474,7 @@ int kvshm_store_stats_get(kvshm *kv, kvshm_store_stats *out) {
     return rc;
   sqlite3_stmt *q = st->q[Q_COUNT];
   sqlite3_bind_int64(q, 1, (sqlite3_int64)kvshm__now_ms(kv));
+  sqlite3_bind_int64(q, 2, (sqlite3_int64)kvshm__clear_gen(kv));
   if (sqlite3_step(q) == SQLITE_ROW) {
     out->rows = (uint64_t)sqlite3_column_int64(q, 0);
     out->bytes = (uint64_t)sqlite3_column_int64(q, 1);
@@ -371,17 +491,48 @@ int kvshm_store_stats_get(kvshm *kv, kvshm_store_stats *out) {
 
 /* ---- scanning, for iteration over the SQLite tier ---- */
 
-int kvshm__store_scan_open(kvshm *kv, const void *from, size_t flen,
-                           sqlite3_stmt **out) {
+int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
+                      uint64_t now, bool nowait, kvshm__scan_fn fn, void *ctx) {
   struct kvshm_store *st;
   int rc = store_get_conn(kv, &st);
   if (rc)
     return rc;
-  if (sqlite3_prepare_v2(st->db, sql[Q_SCAN], -1, out, NULL))
-    return db_fail(kv, st->db, "preparing a scan");
-  sqlite3_bind_blob(*out, 1, flen ? from : "", (int)flen, SQLITE_TRANSIENT);
-  sqlite3_bind_int64(*out, 2, (sqlite3_int64)kvshm__now_ms(kv));
-  return KVSHM_OK;
+  sqlite3_stmt *q = st->q[Q_SCAN];
+  sqlite3_bind_int64(q, 1, lo);
+  sqlite3_bind_int64(q, 2, hi);
+  sqlite3_bind_int64(q, 3, (sqlite3_int64)gen);
+  sqlite3_bind_int64(q, 4, (sqlite3_int64)now);
+  if (nowait)
+    sqlite3_busy_timeout(st->db, 0);
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    size_t kl = (size_t)sqlite3_column_bytes(q, 1);
+    size_t vl = (size_t)sqlite3_column_bytes(q, 2);
+    const void *k = sqlite3_column_blob(q, 1);
+    const void *v = sqlite3_column_blob(q, 2);
+    int64_t exp = sqlite3_column_int64(q, 4);
+    if (kl > KVSHM_KEY_MAX || !k) /* not a key we could have written */
+      continue;
+    struct kvshm_row row = {v ? v : "", vl,
+                            (uint32_t)sqlite3_column_int64(q, 3),
+                            exp > 0 ? (uint64_t)exp : 0};
+    int frc = fn(ctx, (uint64_t)sqlite3_column_int64(q, 0) ^ (1ull << 63), k,
+                 kl, &row);
+    if (frc) {
+      rc = frc;
+      break;
+    }
+  }
+  if (rc == SQLITE_DONE)
+    rc = KVSHM_OK;
+  else if (nowait && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED))
+    rc = KVSHM__EBUSY;
+  else if (rc > 0)
+    rc = db_fail(kv, st->db, "walking rows");
+  sqlite3_reset(q); /* the read transaction ends here: no snapshot kept */
+  sqlite3_clear_bindings(q);
+  if (nowait)
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  return rc;
 }
 
 int kvshm__store_open_check(kvshm *kv) {

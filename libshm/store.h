@@ -26,18 +26,45 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
 /* Open (or reuse) this process's connection, validating the file. */
 int kvshm__store_open_check(kvshm *kv);
 void kvshm__store_close(kvshm *kv);
-/* KVSHM_OK with *row, KVSHM_ENOTFOUND (absent or expired), or an error. */
-int kvshm__store_fetch(kvshm *kv, const void *key, size_t klen, uint64_t now,
+/* The hpos column of a key with hash h (store.c). */
+int64_t kvshm__hpos(uint64_t h);
+/* SQLite was busy and the caller asked not to wait (internal). */
+#define KVSHM__EBUSY (-30898)
+/*
+ * Read key (hash h) as of clear generation gen.  KVSHM_OK with *row (its
+ * value in kv->scratch), KVSHM_ENOTFOUND (absent or expired), KVSHM__EBUSY
+ * (nowait, and SQLite would have had to wait for another process), or an
+ * error.
+ */
+int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
+                       uint64_t now, uint64_t gen, bool nowait,
                        struct kvshm_row *row);
-int kvshm__store_put(kvshm *kv, const void *key, size_t klen, const void *val,
-                     size_t vlen, uint32_t flags, uint64_t expires_ms);
-int kvshm__store_del(kvshm *kv, const void *key, size_t klen);
+int kvshm__store_put(kvshm *kv, uint64_t h, const void *key, size_t klen,
+                     const void *val, size_t vlen, uint32_t flags,
+                     uint64_t expires_ms, uint64_t gen);
+int kvshm__store_del(kvshm *kv, uint64_t h, const void *key, size_t klen);
 int kvshm__store_begin(kvshm *kv);
 int kvshm__store_end(kvshm *kv, bool commit);
 int kvshm__store_expire(kvshm *kv, uint64_t now, int limit, int *removed);
-int kvshm__store_clear(kvshm *kv);
-int kvshm__store_scan_open(kvshm *kv, const void *from, size_t flen,
-                           sqlite3_stmt **out);
+/* Delete the rows with hpos in [lo, hi] whose gen is not gen. */
+int kvshm__store_gc(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
+                    int *removed);
+int kvshm__store_meta_get(kvshm *kv, const char *k, uint64_t *v);
+/* kvshm_meta[k] = max(kvshm_meta[k], v). */
+int kvshm__store_meta_raise(kvshm *kv, const char *k, uint64_t v);
+/* Raise the header's clear_gen to the file's (a segment made again over an
+ * old file must not see rows that a clear removed). */
+int kvshm__store_sync(kvshm *kv);
+/*
+ * Call fn for each live row of generation gen with hpos in [lo, hi], in
+ * (hpos, key) order, in one read transaction that ends before this
+ * returns.  fn returns 0 to go on, or a status that stops the walk and is
+ * returned.  KVSHM__EBUSY as for fetch.
+ */
+typedef int (*kvshm__scan_fn)(void *ctx, uint64_t h, const void *key,
+                              size_t klen, const struct kvshm_row *row);
+int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
+                      uint64_t now, bool nowait, kvshm__scan_fn fn, void *ctx);
 
 /* PRAGMA quick_check of the file; calls problem() per issue, returns the
  * number found. */
@@ -48,14 +75,11 @@ int kvshm__store_verify(kvshm *kv, void (*problem)(void *, const char *),
 /*
  * Write the dirty entries and tombstones of stripe s to SQLite in batched
  * transactions, then mark clean those that did not change meanwhile.
- * max: stop after this many entries (0 = all).  *written counts them.
+ * max: stop after this many entries (0 = all); deadline_ms: stop after
+ * this wall-clock time (0 = none).  *written counts them.  Never holds
+ * the stripe lock while SQLite may wait.
  */
 int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
-                            uint64_t *written);
-/*
- * Under the stripe lock: write victim `ref` (dirty or a tombstone) to SQLite
- * before it is evicted (a "spill").
- */
-int kvshm__spill_locked(kvshm *kv, uint32_t s, uint32_t ref);
+                            uint64_t deadline_ms, uint64_t *written);
 
 #endif /* KVSHM_STORE_H */

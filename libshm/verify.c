@@ -85,8 +85,7 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
       unsigned char key[KVSHM_KEY_MAX];
       kvshm__entry_read_locked(kv, s, r, 0, key, hd->klen);
       uint64_t h = kvshm__key_hash(key, hd->klen);
-      if (((uint32_t)h & (kv->nstripes - 1)) != s ||
-          ((uint32_t)(h >> 32) & (kv->nbuckets - 1)) != b)
+      if (kvshm__stripe_of(kv, h) != s || kvshm__bucket_of(kv, h) != b)
         problem(v, "stripe %u slot %u: key is in the wrong bucket", s, r);
       mark[r] = OWNED;
       for (uint32_t c = hd->cnext; c;
@@ -152,13 +151,30 @@ int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
     return v.problems;
   }
   for (uint32_t s = 0; s < kv->nstripes; s++) {
+    /* A stripe's generation can never pass the header's. */
+    uint64_t sg =
+        atomic_load((_Atomic uint64_t *)&kvshm__stripe(kv, s)->clear_gen);
+    if (sg > kvshm__clear_gen(kv))
+      problem(&v, "stripe %u: clear_gen %llu is ahead of the header's %llu", s,
+              (unsigned long long)sg, (unsigned long long)kvshm__clear_gen(kv));
     int rc = kvshm__lock(kv, s);
     if (rc)
       return rc;
     verify_stripe_locked(kv, s, &v);
     kvshm__unlock(kv, s);
   }
-  if (kvshm__has_store(kv))
+  if (kvshm__has_store(kv)) {
     v.problems += kvshm__store_verify(kv, report_raw, &v);
+    /* The file's clear generation is never ahead of the segment's: a lower
+     * one in memory would make rows that a write-behind committed invisible
+     * (the header's run-time words are not covered by its checksum). */
+    uint64_t file = 0, mem = kvshm__clear_gen(kv);
+    if (kvshm__store_meta_get(kv, "clear_gen", &file) == KVSHM_OK && file > mem)
+      problem(&v,
+              "header: clear_gen is %llu but the SQLite file has reached "
+              "%llu: the header was overwritten; reopening the cache "
+              "(any process) raises it again",
+              (unsigned long long)mem, (unsigned long long)file);
+  }
   return v.problems;
 }

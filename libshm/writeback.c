@@ -2,31 +2,34 @@
  * writeback.c - carrying dirty entries and tombstones from shared memory to
  * SQLite.
  *
- * Write-behind (the reaper, and kvshm_flush) works one stripe at a time:
+ * Write-behind (the reaper, kvshm_flush, and a writer whose stripe is full
+ * of dirty entries) works one stripe at a time, one batch at a time:
  *
- *   1. under the stripe lock, copy out up to a batch of dirty entries (key,
- *      value, flags, expiry, and the slot + version that identify them);
- *   2. without the lock, write them in one SQLite transaction;
- *   3. under the lock again, mark clean each one whose slot still holds the
- *      same version (it did not change meanwhile); a tombstone whose delete
- *      reached SQLite is freed.
+ *   1. BEGIN IMMEDIATE: take SQLite's write lock, holding no stripe lock
+ *      (this is the only wait, and it happens unlocked);
+ *   2. under the stripe lock, copy out up to a batch of dirty entries (key,
+ *      value, flags, expiry, and the slot + version that identify them) and
+ *      the stripe's clear generation;
+ *   3. without the stripe lock, write them, raise kvshm_meta's clear_gen to
+ *      that generation, and COMMIT;
+ *   4. under the stripe lock again, mark clean each one whose slot still
+ *      holds the same version (it did not change meanwhile); a tombstone
+ *      whose delete reached SQLite is freed (and gen_evict moves).
  *
- * Races with other SQLite writers are settled by generation counters read
- * inside the write transaction (BEGIN IMMEDIATE serialises SQLite writers):
- * a writer that spills an entry inline bumps the stripe's gen_spill before
- * writing, and kvshm_clear bumps the header's clear_gen before emptying the
- * table.  A batch copied before either bump may be older than what SQLite
- * now holds, so it is rolled back and copied again.
+ * Because the copy is made while holding SQLite's write lock, no other
+ * write-behind can commit between our copy and our commit: whatever commits
+ * after us copied later, so SQLite never goes back to an older value.  An
+ * entry becomes evictable only once clean, i.e. after the commit that
+ * wrote it: so a key absent from memory has its newest value in SQLite,
+ * and no batch in flight can still change its row (a batch that copied it
+ * after that commit holds the same version).  A clear that happens while a
+ * batch is in flight makes the batch's rows invisible (their gen is old),
+ * and the stripe's next locker empties it, so nothing is marked clean.
  *
- * A stripe that keeps spilling (a writer flooding it) would starve that
- * optimistic loop, so after LOCKED_AFTER stale attempts a small batch is
- * written while holding the stripe lock, as a spill does (lock order:
- * stripe lock, then SQLite's write lock; nothing takes them the other way
- * round), which always makes progress.
- *
- * A spill is the inline form: a writer whose stripe is full of dirty entries
- * (the reaper is behind or dead) writes its victim to SQLite itself, under
- * the stripe lock, before reusing its slots.  Nothing is lost.
+ * Lock order: SQLite's write lock, then a stripe lock; nothing holds a
+ * stripe lock while it waits for SQLite.  A process killed at any step
+ * leaves SQLite's transaction rolled back (or committed) and the entries
+ * dirty, to be written again: nothing is lost.
  */
 #include "store.h"
 
@@ -36,8 +39,6 @@
 #define BATCH_ENTRIES 512
 #define BATCH_BYTES (4u << 20)
 #define SCAN_PER_LOCK 8192u
-#define LOCKED_AFTER 2
-#define LOCKED_BATCH 64
 
 struct wb_item {
   uint32_t ref, version;
@@ -102,42 +103,29 @@ static int collect_locked(kvshm *kv, uint32_t s, uint32_t *cursor,
   return KVSHM_OK;
 }
 
-static uint32_t gen_load(uint32_t *p) {
-  return atomic_load_explicit((_Atomic uint32_t *)p, memory_order_acquire);
-}
-
-static uint64_t gen_load64(uint64_t *p) {
-  return atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire);
-}
-
-/* Write the batch in one transaction unless a generation moved. */
-static int write_batch(kvshm *kv, uint32_t s, struct wb_batch *b,
-                       uint32_t spill0, uint64_t clear0, bool *stale) {
-  int rc = kvshm__store_begin(kv);
-  if (rc)
-    return rc;
-  struct kvshm_stripe *st = kvshm__stripe(kv, s);
-  *stale = gen_load(&st->gen_spill) != spill0 ||
-           gen_load64(&kv->hdr->clear_gen) != clear0;
-  /* Another write-behind of this stripe (kvshm_flush elsewhere, a second
-   * reaper) may hold a batch copied before ours: make it stale, or it would
-   * commit its older values (or resurrect a key we delete) after us. */
-  if (!*stale && b->n)
-    atomic_fetch_add_explicit((_Atomic uint32_t *)&st->gen_spill, 1,
-                              memory_order_acq_rel);
-  for (uint32_t i = 0; !rc && !*stale && i < b->n; i++) {
+/* Write the batch and commit the transaction begun by the caller. */
+static int write_batch(kvshm *kv, struct wb_batch *b, uint64_t gen) {
+  int rc = KVSHM_OK;
+  for (uint32_t i = 0; !rc && i < b->n; i++) {
     struct wb_item *it = &b->item[i];
     const unsigned char *k = b->buf + it->off;
-    rc = it->tomb ? kvshm__store_del(kv, k, it->klen)
-                  : kvshm__store_put(kv, k, it->klen, k + it->klen, it->vlen,
-                                     it->flags, it->expires_ms);
+    uint64_t h = kvshm__key_hash(it->klen ? k : (const void *)"", it->klen);
+    rc = it->tomb ? kvshm__store_del(kv, h, k, it->klen)
+                  : kvshm__store_put(kv, h, k, it->klen, k + it->klen, it->vlen,
+                                     it->flags, it->expires_ms, gen);
   }
-  return kvshm__store_end(kv, !rc && !*stale) ? KVSHM_ESQLITE : rc;
+  if (!rc && b->n)
+    rc = kvshm__store_meta_raise(kv, "clear_gen", gen);
+  int end = kvshm__store_end(kv, !rc);
+  return rc ? rc : end;
 }
 
 /* Mark clean what did not change since it was copied.  Lock held. */
-static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b) {
+static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b,
+                              uint64_t gen) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
+  if (st->clear_gen != gen)
+    return; /* cleared since: what we wrote is not there */
   for (uint32_t i = 0; i < b->n; i++) {
     struct wb_item *it = &b->item[i];
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, it->ref);
@@ -161,66 +149,51 @@ static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b) {
 }
 
 int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
-                            uint64_t *written) {
+                            uint64_t deadline_ms, uint64_t *written) {
   struct wb_batch *b = calloc(1, sizeof *b);
   if (!b)
     return -ENOMEM;
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
-  uint32_t cursor = 1, stale_runs = 0, done = 0;
+  uint32_t cursor = 1, done = 0;
   int rc = KVSHM_OK;
   while (cursor <= kv->nslots && (!max || done < max)) {
-    rc = kvshm__lock(kv, s);
+    if (deadline_ms && kvshm__wall_ms() >= deadline_ms)
+      break;
+    rc = kvshm__lock(kv, s); /* a clean stripe costs no SQLite lock */
     if (rc)
       break;
-    if (!st->dirty) {
-      kvshm__unlock(kv, s);
+    bool dirty = st->dirty != 0;
+    kvshm__unlock(kv, s);
+    if (!dirty)
+      break;
+    rc = kvshm__store_begin(kv);
+    if (rc)
+      break;
+    rc = kvshm__lock(kv, s);
+    if (rc) {
+      kvshm__store_end(kv, false);
       break;
     }
-    uint32_t start = cursor;
-    uint32_t spill0 = st->gen_spill;
-    uint64_t clear0 = gen_load64(&kv->hdr->clear_gen);
-    if (kvshm__clearing(kv, kvshm__now_ms(kv), clear0)) {
-      /* A clear is emptying SQLite: what we wrote now could be deleted by
-       * it after we marked it clean.  Write it once the clear is done. */
-      kvshm__unlock(kv, s);
-      break;
-    }
+    uint64_t gen = st->clear_gen;
     b->n = 0;
     b->used = 0;
-    if (stale_runs >= LOCKED_AFTER) { /* no spill can interleave now */
-      bool stale = false;
-      rc = collect_locked(kv, s, &cursor, b, LOCKED_BATCH);
-      if (!rc && b->n)
-        rc = write_batch(kv, s, b, spill0, clear0, &stale);
-      if (!rc && !stale)
-        mark_clean_locked(kv, s, b);
-      kvshm__unlock(kv, s);
-      if (rc)
-        break;
-      done += stale ? 0 : b->n;
-      stale_runs = 0;
-      continue;
-    }
-    rc = collect_locked(kv, s, &cursor, b, BATCH_ENTRIES);
+    rc = collect_locked(kv, s, &cursor, b,
+                        max && max - done < BATCH_ENTRIES ? max - done
+                                                          : BATCH_ENTRIES);
     kvshm__unlock(kv, s);
+    if (rc) {
+      kvshm__store_end(kv, false);
+      break;
+    }
+    rc = write_batch(kv, b, gen);
     if (rc)
       break;
     if (!b->n)
       continue;
-    bool stale = false;
-    rc = write_batch(kv, s, b, spill0, clear0, &stale);
-    if (rc)
-      break;
-    if (stale) {
-      stale_runs++;
-      cursor = start; /* copy again: SQLite may now hold newer data */
-      continue;
-    }
-    stale_runs = 0;
     rc = kvshm__lock(kv, s);
     if (rc)
       break;
-    mark_clean_locked(kv, s, b);
+    mark_clean_locked(kv, s, b, gen);
     kvshm__unlock(kv, s);
     done += b->n;
   }
@@ -231,26 +204,6 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
   return rc;
 }
 
-int kvshm__spill_locked(kvshm *kv, uint32_t s, uint32_t ref) {
-  struct kvshm_stripe *st = kvshm__stripe(kv, s);
-  struct kvshm_head *hd = (void *)kvshm__slot(kv, s, ref);
-  size_t n = hd->klen + (size_t)hd->vlen;
-  unsigned char *copy = malloc(n ? n : 1);
-  if (!copy)
-    return -ENOMEM;
-  kvshm__entry_read_locked(kv, s, ref, 0, copy, n);
-  atomic_fetch_add_explicit((_Atomic uint32_t *)&st->gen_spill, 1,
-                            memory_order_acq_rel);
-  int rc = hd->state & KVSHM_ST_TOMB
-               ? kvshm__store_del(kv, copy, hd->klen)
-               : kvshm__store_put(kv, copy, hd->klen, copy + hd->klen, hd->vlen,
-                                  hd->flags, hd->expires_ms);
-  free(copy);
-  if (!rc)
-    st->spills++;
-  return rc;
-}
-
 int kvshm_flush(kvshm *kv) {
   kvshm__clear_detail();
   if (!kvshm__has_store(kv))
@@ -258,7 +211,7 @@ int kvshm_flush(kvshm *kv) {
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
   for (uint32_t s = 0; s < kv->nstripes; s++) {
-    int rc = kvshm__writeback_stripe(kv, s, 0, NULL);
+    int rc = kvshm__writeback_stripe(kv, s, 0, 0, NULL);
     if (rc)
       return rc;
   }

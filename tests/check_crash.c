@@ -38,6 +38,8 @@ static const char *point_name(kvshm_test_point p) {
     return "REPAIR_HALF";
   case KVSHM_TP_EVICTING:
     return "EVICTING";
+  case KVSHM_TP_CLEAR_STEPPED:
+    return "CLEAR_STEPPED";
   }
   return "?";
 }

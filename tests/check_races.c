@@ -2,25 +2,39 @@
  * check_races.c - races between the two tiers, each stopped at its exact
  * instant: the binary is linked with -Wl,--wrap on the SQLite-tier calls
  * below, and a wrapper runs the other side of the race when it is armed.
+ * Each test failed on the protocol before format 2 (issue 8).
  *
  *   promote_scratch  a value read from SQLite is promoted intact even when
  *                    long keys reuse the handle's scratch buffer meanwhile
  *   flush_vs_flush   two write-behinds of one stripe: the older batch never
  *                    overwrites a newer value, nor brings a deleted key back
- *   clear_vs_get     a get during kvshm_clear never promotes a cleared row
+ *   clear_vs_get     a get racing kvshm_clear never returns a cleared row
  *   expire_vs_get    a row read before a newer value expired is not promoted
- *   set_during_clear a value set and written behind while kvshm_clear runs
- *                    is not deleted from SQLite by that clear
+ *   set_during_clear a value set and written behind while kvshm_clear
+ *                    records itself survives, and the old rows are gone
+ *   incr_vs_evict    incr of a key that moves between the tiers while it is
+ *                    read from SQLite counts from its true value
+ *   nx_xx_vs_evict   NX and XX decide on the key's true presence however it
+ *                    moves between the tiers meanwhile
+ *   walk_vs_move     a walk returns each key once while keys move between
+ *                    the tiers under it
+ *   walk_no_snapshot a paused walk pins no SQLite snapshot: a get sees the
+ *                    newest value, flush works, the WAL can be checkpointed
  */
 #include "testutil.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 int __real_kvshm__store_begin(kvshm *kv);
-int __real_kvshm__store_clear(kvshm *kv);
-int __real_kvshm__store_fetch(kvshm *kv, const void *key, size_t klen,
-                              uint64_t now, void *row);
+int __real_kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key,
+                              size_t klen, uint64_t now, uint64_t gen,
+                              bool nowait, void *row);
+typedef int (*scan_fn)(void *, uint64_t, const void *, size_t, const void *);
+int __real_kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
+                             uint64_t now, bool nowait, scan_fn fn, void *ctx);
 
 static char dir[64], db[128];
 static kvshm *victim;      /* the handle whose call is wrapped */
@@ -44,22 +58,47 @@ int __wrap_kvshm__store_begin(kvshm *kv) {
   fire(kv);
   return __real_kvshm__store_begin(kv);
 }
-int __wrap_kvshm__store_clear(kvshm *kv);
-int __wrap_kvshm__store_clear(kvshm *kv) {
-  fire(kv);
-  return __real_kvshm__store_clear(kv);
+int __wrap_kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key,
+                              size_t klen, uint64_t now, uint64_t gen,
+                              bool nowait, void *row);
+int __wrap_kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key,
+                              size_t klen, uint64_t now, uint64_t gen,
+                              bool nowait, void *row) {
+  int rc = __real_kvshm__store_fetch(kv, h, key, klen, now, gen, nowait, row);
+  if (!nowait)
+    fire(kv); /* the row is read; the reader holds no lock */
+  return rc;
 }
-int __wrap_kvshm__store_fetch(kvshm *kv, const void *key, size_t klen,
-                              uint64_t now, void *row);
-int __wrap_kvshm__store_fetch(kvshm *kv, const void *key, size_t klen,
-                              uint64_t now, void *row) {
-  int rc = __real_kvshm__store_fetch(kv, key, klen, now, row);
-  fire(kv); /* the row is read; the reader holds no lock */
+int __wrap_kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
+                             uint64_t now, bool nowait, scan_fn fn, void *ctx);
+int __wrap_kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
+                             uint64_t now, bool nowait, scan_fn fn, void *ctx) {
+  int rc = __real_kvshm__store_scan(kv, lo, hi, gen, now, nowait, fn, ctx);
+  if (!nowait)
+    fire(kv); /* the rows are read; the walker holds no lock */
   return rc;
 }
 
 static char name[TU_NAME_SIZE];
 static kvshm *a, *b; /* two handles on one cache, as two processes would */
+
+/* Push key out of memory (it must be clean): fill its stripe with other
+ * keys, read a few times (hotter than it), written behind, until it is
+ * evicted. */
+static void evict(kvshm *kv, const char *key, size_t klen) {
+  char other[100], buf[8];
+  static int serial;
+  for (int i = 0; kvshm_in_memory(kv, key, klen) == KVSHM_OK; i++) {
+    ck_assert_int_lt(i, 100000);
+    snprintf(other, sizeof other, "filler-%08d", serial++);
+    tu_assert_rc(kvshm_set(kv, other, strlen(other), "f", 1, 0, 0, 0),
+                 KVSHM_OK);
+    for (int r = 0; r < 4; r++)
+      tu_get(kv, other, strlen(other), buf, sizeof buf, NULL);
+    if (i % 16 == 0)
+      tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
+  }
+}
 
 static kvshm *open_store(uint64_t mem, uint32_t slot) {
   kvshm_config c;
@@ -93,8 +132,12 @@ static int sql_value(const char *key, char *out, size_t cap) {
   sqlite3_stmt *q;
   int n = -1;
   ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), 0);
-  sqlite3_prepare_v2(h, "SELECT value FROM kvshm_entries WHERE key=?", -1, &q,
-                     NULL);
+  /* A row counts if it is of the file's current clear generation. */
+  sqlite3_prepare_v2(h,
+                     "SELECT value FROM kvshm_entries WHERE key=? AND gen = "
+                     "(SELECT coalesce(max(v), 0) FROM kvshm_meta WHERE "
+                     "k='clear_gen')",
+                     -1, &q, NULL);
   sqlite3_bind_blob(q, 1, key, (int)strlen(key), SQLITE_STATIC);
   if (sqlite3_step(q) == SQLITE_ROW) {
     n = sqlite3_column_bytes(q, 0);
@@ -153,9 +196,8 @@ START_TEST(test_flush_vs_flush) {
 }
 END_TEST
 
-static void get_during_clear(void) {
-  char buf[16];
-  tu_get(b, "key", 3, buf, sizeof buf, NULL); /* memory cleared, SQLite not */
+static void clear_by_b(void) {
+  tu_assert_rc(kvshm_clear(b), KVSHM_OK);
 }
 
 START_TEST(test_clear_vs_get) {
@@ -164,9 +206,11 @@ START_TEST(test_clear_vs_get) {
   b = open_store(0, 0);
   tu_assert_rc(kvshm_set(a, "key", 3, "v1", 2, 0, 0, 0), KVSHM_OK);
   tu_assert_rc(kvshm_flush(a), KVSHM_OK);
-  arm(a, get_during_clear);
-  tu_assert_rc(kvshm_clear(a), KVSHM_OK);
+  evict(a, "key", 3);
+  arm(a, clear_by_b); /* a read v1 from SQLite; b clears before a decides */
   tu_assert_rc(tu_get(a, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  tu_assert_rc(tu_get(b, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  ck_assert_int_eq(sql_value("key", buf, sizeof buf), -1);
 }
 END_TEST
 
@@ -200,8 +244,7 @@ END_TEST
 
 static void set_and_flush_during_clear(void) {
   tu_assert_rc(kvshm_set(b, "new", 3, "after", 5, 0, 0, 0), KVSHM_OK);
-  tu_assert_rc(kvshm_flush(b), KVSHM_OK); /* must not write before SQLite
-                                             is emptied */
+  tu_assert_rc(kvshm_flush(b), KVSHM_OK); /* after the clear's step: kept */
 }
 
 START_TEST(test_set_during_clear) {
@@ -216,6 +259,176 @@ START_TEST(test_set_during_clear) {
   ck_assert_int_eq(sql_value("old", buf, sizeof buf), -1);
   ck_assert_int_eq(sql_value("new", buf, sizeof buf), 5);
   ck_assert(memcmp(buf, "after", 5) == 0);
+  /* And on a segment made again over the file (a reboot): the same. */
+  kvshm_close(a);
+  kvshm_close(b);
+  b = NULL;
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+  a = open_store(1 << 20, 0);
+  tu_assert_rc(tu_get(a, "old", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  tu_assert_value(a, "new", 3, "after", 5);
+}
+END_TEST
+
+/* ---- items 1-3 of issue 8 ---- */
+
+static void move_key_around(void) {
+  /* b brings "ctr" into memory with its own incr, writes it behind and
+   * lets it be evicted again: SQLite now holds 6, memory nothing. */
+  int64_t v = 0;
+  tu_assert_rc(kvshm_incr(b, "ctr", 3, 1, 0, &v), KVSHM_OK);
+  ck_assert_int_eq(v, 6);
+  tu_assert_rc(kvshm_flush(b), KVSHM_OK);
+  evict(b, "ctr", 3);
+}
+
+START_TEST(test_incr_vs_evict) {
+  a = open_store(256 << 10, 64);
+  b = open_store(0, 0);
+  int64_t v = 0;
+  tu_assert_rc(kvshm_incr(a, "ctr", 3, 5, 0, &v), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "ctr", 3);
+  arm(a, move_key_around); /* a read 5 from SQLite, holding no lock */
+  tu_assert_rc(kvshm_incr(a, "ctr", 3, 1, 0, &v), KVSHM_OK);
+  ck_assert_int_eq(v, 7); /* not 6: b's increment counts */
+  tu_assert_value(b, "ctr", 3, "7", 1);
+}
+END_TEST
+
+static void promote_and_evict(void) {
+  char buf[16];
+  tu_assert_rc(tu_get(b, "k", 1, buf, sizeof buf, NULL), KVSHM_OK);
+  evict(b, "k", 1);
+}
+static void delete_it(void) {
+  tu_assert_rc(kvshm_del(b, "k", 1), KVSHM_OK);
+}
+
+START_TEST(test_nx_xx_vs_evict) {
+  a = open_store(256 << 10, 64);
+  b = open_store(0, 0);
+  tu_assert_rc(kvshm_set(a, "k", 1, "v1", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "k", 1);
+  arm(a, promote_and_evict);
+  tu_assert_rc(kvshm_set(a, "k", 1, "nx", 2, 0, 0, KVSHM_NX), KVSHM_EEXIST);
+  evict(a, "k", 1);
+  arm(a, promote_and_evict);
+  tu_assert_rc(kvshm_set(a, "k", 1, "xx", 2, 0, 0, KVSHM_XX), KVSHM_OK);
+  tu_assert_value(b, "k", 1, "xx", 2);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "k", 1);
+  arm(a, delete_it); /* a read "xx"; b deletes it before a decides */
+  tu_assert_rc(kvshm_set(a, "k", 1, "nx2", 3, 0, 0, KVSHM_NX), KVSHM_OK);
+  tu_assert_value(b, "k", 1, "nx2", 3);
+}
+END_TEST
+
+#define WALK_KEYS 400
+
+static void walk_key(int i, char *k) {
+  snprintf(k, 16, "w%05d", i);
+}
+
+/* Move keys the other way round: promote the ones in SQLite, evict the
+ * ones in memory, through b. */
+static int moves;
+static void move_all(void) {
+  char k[16], buf[16];
+  for (int i = 0; i < WALK_KEYS; i++) {
+    walk_key(i, k);
+    if (kvshm_in_memory(b, k, strlen(k)) == KVSHM_OK)
+      continue;
+    tu_assert_rc(tu_get(b, k, strlen(k), buf, sizeof buf, NULL), KVSHM_OK);
+  }
+  tu_assert_rc(kvshm_flush(b), KVSHM_OK);
+  for (int i = 0; i < WALK_KEYS; i += 10) {
+    walk_key(i, k);
+    evict(b, k, strlen(k));
+  }
+  if (++moves < 4)
+    arm(a, move_all); /* again, at the next chunk */
+}
+
+START_TEST(test_walk_vs_move) {
+  a = open_store(256 << 10, 64);
+  b = open_store(0, 0);
+  char k[16];
+  for (int i = 0; i < WALK_KEYS; i++) {
+    walk_key(i, k);
+    tu_assert_rc(kvshm_set(a, k, strlen(k), "v", 1, 0, 0, 0), KVSHM_OK);
+  }
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  for (int i = 0; i < WALK_KEYS; i += 2) {
+    walk_key(i, k);
+    evict(a, k, strlen(k));
+  }
+  int seen[WALK_KEYS] = {0};
+  kvshm_iter *it;
+  tu_assert_rc(kvshm_iter_open(a, "w", 1, KVSHM_ITER_STORE, &it), KVSHM_OK);
+  moves = 0;
+  arm(a, move_all);
+  const void *key;
+  size_t klen;
+  int n = 0;
+  while (kvshm_iter_next(it, &key, &klen, NULL, NULL, NULL, NULL) == KVSHM_OK) {
+    ck_assert_uint_eq(klen, 6);
+    int i = atoi((const char *)key + 1);
+    ck_assert_int_lt(i, WALK_KEYS);
+    seen[i]++;
+    n++;
+  }
+  kvshm_iter_close(it);
+  race = NULL;
+  for (int i = 0; i < WALK_KEYS; i++)
+    ck_assert_msg(seen[i] == 1, "key %d seen %d times", i, seen[i]);
+  ck_assert_int_eq(n, WALK_KEYS);
+}
+END_TEST
+
+START_TEST(test_walk_no_snapshot) {
+  a = open_store(256 << 10, 64);
+  b = open_store(0, 0);
+  char k[16], buf[16];
+  for (int i = 0; i < WALK_KEYS; i++) {
+    walk_key(i, k);
+    tu_assert_rc(kvshm_set(a, k, strlen(k), "old", 3, 0, 0, 0), KVSHM_OK);
+  }
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  for (int i = 0; i < WALK_KEYS; i++) {
+    walk_key(i, k);
+    evict(a, k, strlen(k));
+  }
+  kvshm_iter *it;
+  tu_assert_rc(kvshm_iter_open(a, NULL, 0, KVSHM_ITER_STORE, &it), KVSHM_OK);
+  tu_assert_rc(kvshm_iter_next(it, NULL, NULL, NULL, NULL, NULL, NULL),
+               KVSHM_OK);
+  /* Paused mid-walk: another process writes every key anew. */
+  for (int i = 0; i < WALK_KEYS; i++) {
+    walk_key(i, k);
+    tu_assert_rc(kvshm_set(b, k, strlen(k), "new", 3, 0, 0, 0), KVSHM_OK);
+  }
+  tu_assert_rc(kvshm_flush(b), KVSHM_OK);
+  for (int i = 0; i < WALK_KEYS; i += 7) {
+    walk_key(i, k);
+    evict(b, k, strlen(k));
+    tu_assert_value(a, k, strlen(k), "new", 3); /* not the snapshot's */
+  }
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK); /* no "database is locked" */
+  sqlite3 *h;
+  sqlite3_stmt *q;
+  ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(h, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &q, NULL),
+      SQLITE_OK);
+  ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+  ck_assert_int_eq(sqlite3_column_int(q, 0), 0); /* not busy: the walk */
+  ck_assert_int_eq(sqlite3_column_int(q, 1), 0); /* holds no reader back */
+  sqlite3_finalize(q);
+  sqlite3_close(h);
+  (void)buf;
+  kvshm_iter_close(it);
 }
 END_TEST
 
@@ -228,6 +441,10 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_clear_vs_get);
   tcase_add_test(tc, test_expire_vs_get);
   tcase_add_test(tc, test_set_during_clear);
+  tcase_add_test(tc, test_incr_vs_evict);
+  tcase_add_test(tc, test_nx_xx_vs_evict);
+  tcase_add_test(tc, test_walk_vs_move);
+  tcase_add_test(tc, test_walk_no_snapshot);
   suite_add_tcase(s, tc);
   return s;
 }

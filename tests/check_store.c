@@ -178,8 +178,15 @@ START_TEST(test_ttl_both_tiers) {
   tu_assert_rc(kvshm_set(kv, "long", 4, "v", 1, 0, 600000, 0), KVSHM_OK);
   tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
   ck_assert_int_eq(db_rows(db, "WHERE expires_ms > 0"), 2);
-  /* clear empties both tiers. */
+  /* clear empties both tiers: at once in effect, and the reaper deletes
+   * the old rows soon after. */
   tu_assert_rc(kvshm_clear(kv), KVSHM_OK);
+  ck_assert_int_eq(db_rows(db, "WHERE gen = (SELECT v FROM kvshm_meta WHERE "
+                               "k = 'clear_gen')"),
+                   0);
+  uint64_t gc_end = tu_mono_ms() + 5000;
+  while (db_rows(db, "") != 0 && tu_mono_ms() < gc_end)
+    tu_sleep_ms(50);
   ck_assert_int_eq(db_rows(db, ""), 0);
   tu_assert_rc(tu_get(kv, "long", 4, got, sizeof got, NULL), KVSHM_ENOTFOUND);
   tu_assert_rc(kvshm_set(kv, "short", 5, "v", 1, 0, 300, 0), KVSHM_OK);
@@ -204,8 +211,8 @@ START_TEST(test_ttl_both_tiers) {
 }
 END_TEST
 
-/* No reaper at all and a full cache: writers spill their victims to SQLite
- * themselves; nothing is lost. */
+/* No reaper at all and a full cache: writers write their stripe back to
+ * SQLite themselves (outside the lock) to make room; nothing is lost. */
 START_TEST(test_spill_without_reaper) {
   char name[TU_NAME_SIZE], k[32], v[160], got[256];
   tu_name(name);
@@ -220,7 +227,7 @@ START_TEST(test_spill_without_reaper) {
                  KVSHM_OK);
   kvshm_stats st = tu_stats(kv);
   ck_assert_uint_eq(st.reaper_pid, 0);
-  ck_assert_uint_gt(st.spills, (uint64_t)n / 2);
+  ck_assert_uint_gt(st.spills, 0); /* writers wrote back themselves */
   for (int i = 0; i < n; i++) {
     size_t len;
     tu_assert_rc(tu_get(kv, k, (size_t)key_of(k, i), got, sizeof got, &len),

@@ -1,0 +1,132 @@
+/*
+ * watch.c - the reaper watchdog: one thread per handle of a SQLite cache,
+ * so that a dead reaper is replaced even when nobody writes (persistent
+ * mode's bound depends on it).
+ *
+ * The thread waits on the header's reaper_lock (layout.h) with a timed
+ * lock: while a reaper holds it, the wait costs nothing; the instant the
+ * reaper dies the kernel hands the lock to a waiter with EOWNERDEAD.  The
+ * watchdog marks it consistent, lets go at once, and starts a reaper
+ * (kvshm__reaper_ensure: of all the processes whose watchdogs wake, the
+ * first to move reaper_spawn_ms spawns it).  So a reaper killed at any
+ * instant is replaced within about SPAWN_WINDOW_MS plus the exec of
+ * kvshm-reaper, whatever the processes are doing.
+ *
+ * The thread maps the header on its own (from the segment's descriptor),
+ * so kvshm_close only raises `stop` and leaves: the thread notices within
+ * WATCH_PERIOD_MS and exits.  It never touches the handle, which may be
+ * gone by then; the watch itself is freed by whichever of the two lets go
+ * of it last.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define WATCH_PERIOD_MS 500u
+#define WATCH_RETRY_MS 200u
+
+struct kvshm_watch {
+  _Atomic int stop; /* set by kvshm_close */
+  _Atomic int refs; /* the handle and the thread: the last one frees */
+  kvshm view;       /* a handle over the thread's own header mapping */
+};
+
+static void watch_put(struct kvshm_watch *w) {
+  if (atomic_fetch_sub(&w->refs, 1) == 1) {
+    munmap(w->view.base, w->view.size);
+    free(w);
+  }
+}
+
+static struct timespec in_ms(uint32_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
+static void nap(uint32_t ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static void *watch_main(void *arg) {
+  struct kvshm_watch *w = arg;
+  struct kvshm_hdr *h = w->view.hdr;
+  pthread_mutex_t *m = &h->reaper_lock;
+  while (!atomic_load(&w->stop) &&
+         !atomic_load((_Atomic uint32_t *)&h->destroyed)) {
+    struct timespec until = in_ms(WATCH_PERIOD_MS);
+    int rc = pthread_mutex_timedlock(m, &until);
+    if (rc == ETIMEDOUT)
+      continue; /* a reaper holds it: alive */
+    if (rc == EOWNERDEAD) {
+      pthread_mutex_consistent(m);
+      rc = 0;
+    }
+    if (rc == 0) {
+      pthread_mutex_unlock(m);
+      if (!atomic_load(&w->stop))
+        (void)kvshm__reaper_ensure(&w->view);
+      nap(WATCH_RETRY_MS);
+      continue;
+    }
+    nap(WATCH_PERIOD_MS); /* an unusable lock: verify reports it */
+  }
+  watch_put(w);
+  return NULL;
+}
+
+int kvshm__watch_start(kvshm *kv) {
+  const char *mode = getenv("KVSHM_REAPER");
+  if (kv->watch || kv->seg_fd < 0 || (mode && strcmp(mode, "off") == 0))
+    return KVSHM_OK;
+  struct kvshm_watch *w = calloc(1, sizeof *w);
+  if (!w)
+    return -ENOMEM;
+  void *base = mmap(NULL, KVSHM_HDR_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                    kv->seg_fd, 0);
+  if (base == MAP_FAILED) {
+    int e = errno;
+    free(w);
+    return kvshm__fail(-e, "cannot map cache '%s' for its watchdog: %s",
+                       kv->name, strerror(e));
+  }
+  atomic_store(&w->refs, 2);
+  w->view.base = base;
+  w->view.size = KVSHM_HDR_SIZE;
+  w->view.hdr = base;
+  w->view.seg_fd = -1;
+  memcpy(w->view.name, kv->name, sizeof w->view.name);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256u << 10);
+  pthread_t t;
+  int rc = pthread_create(&t, &attr, watch_main, w);
+  pthread_attr_destroy(&attr);
+  if (rc) {
+    munmap(base, KVSHM_HDR_SIZE);
+    free(w);
+    return kvshm__fail(-rc, "cannot start the watchdog of cache '%s': %s",
+                       kv->name, strerror(rc));
+  }
+  kv->watch = w;
+  return KVSHM_OK;
+}
+
+void kvshm__watch_stop(kvshm *kv) {
+  if (kv->watch) {
+    atomic_store(&kv->watch->stop, 1);
+    watch_put(kv->watch);
+  }
+  kv->watch = NULL;
+}

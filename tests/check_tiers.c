@@ -1,0 +1,532 @@
+/*
+ * check_tiers.c - the guarantees of a SQLite-backed cache with real
+ * processes, real eviction and a real reaper (issue 8, one test per item):
+ *
+ *   incr_nx_xx_under_eviction  incr, NX and XX stay atomic while big values
+ *                              push keys between the tiers and the reaper
+ *                              is killed
+ *   walk_exactly_once          a walk returns each stable key once while
+ *                              another process overwrites them all
+ *   persistent_bound           an acknowledged write reaches SQLite within
+ *                              flush_delay + margin after the reaper is
+ *                              killed, with slow writers and with none
+ *   clear_interrupted          a clearer killed right after its step: the
+ *                              clear is whole, write-behind goes on, no row
+ *                              comes back, not even on a new segment
+ *   heartbeat_in_long_tick     a bulk write-behind keeps the heartbeat fresh
+ *                              and starts no second reaper
+ *   no_sqlite_wait_under_lock  a writer that waits for SQLite blocks no
+ *                              reader of its stripe
+ *   destroy_while_attached     destroy flushes, refuses the orphan's
+ *                              operations, starts no reaper storm
+ */
+#include "testutil.h"
+
+#include "layout.h" /* to damage one header word on purpose */
+
+#include <errno.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static char dir[64];
+
+static void setup(void) {
+  setenv("KVSHM_REAPER", "on", 1);
+  snprintf(dir, sizeof dir, "/tmp/kvshm-tiers-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  (void)!system(cmd);
+}
+
+static const char *db_path(const char *file) {
+  static char p[128];
+  snprintf(p, sizeof p, "%s/%s", dir, file);
+  return p;
+}
+
+static kvshm *open_cache(const char *name, uint64_t mem, uint32_t stripes,
+                         const char *db, unsigned flags) {
+  kvshm_config c;
+  tu_config(&c, mem, 0, stripes);
+  c.sqlite_path = db;
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, &c, flags, &kv), KVSHM_OK);
+  return kv;
+}
+
+/* Is pid running (not a zombie: an init slow to reap leaves killed
+ * reapers answering kill(pid, 0))? */
+static int running(pid_t pid) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *paren = strrchr(buf, ')');
+  return !(paren && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
+/* The running reaper's pid, once it is not `not`. */
+static pid_t reaper_other(kvshm *kv, pid_t not, unsigned timeout_ms) {
+  uint64_t end = tu_mono_ms() + timeout_ms;
+  for (;;) {
+    kvshm_stats st = tu_stats(kv);
+    if (st.reaper_alive && st.reaper_pid &&
+        (pid_t)st.reaper_pid != not &&running((pid_t)st.reaper_pid))
+      return (pid_t)st.reaper_pid;
+    ck_assert_msg(tu_mono_ms() < end, "no reaper within %u ms", timeout_ms);
+    tu_sleep_ms(5);
+  }
+}
+
+static pid_t reaper_of(kvshm *kv, unsigned timeout_ms) {
+  return reaper_other(kv, 0, timeout_ms);
+}
+
+/* Value of key in the SQLite file (visible rows only), -1 if none. */
+static int sql_get(const char *db, const char *key, char *out, size_t cap) {
+  sqlite3 *h;
+  sqlite3_stmt *q;
+  int n = -1;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+    return -2;
+  sqlite3_busy_timeout(h, 2000);
+  if (sqlite3_prepare_v2(h,
+                         "SELECT value FROM kvshm_entries WHERE key=? AND "
+                         "gen = (SELECT coalesce(max(v), 0) FROM kvshm_meta "
+                         "WHERE k='clear_gen')",
+                         -1, &q, NULL) == SQLITE_OK) {
+    sqlite3_bind_blob(q, 1, key, (int)strlen(key), SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+      n = sqlite3_column_bytes(q, 0);
+      memcpy(out, sqlite3_column_blob(q, 0), (size_t)n < cap ? (size_t)n : cap);
+    }
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(h);
+  return n;
+}
+
+/* Write big values to random keys until told to stop: eviction pressure. */
+static void flood(const char *name, int id, unsigned ms) {
+  kvshm *kv = NULL;
+  TU_CHILD_RC(kvshm_open(name, NULL, 0, &kv), KVSHM_OK);
+  static char big[100 << 10];
+  uint64_t rng = (uint64_t)id * 7919 + 1, end = tu_mono_ms() + ms;
+  char k[32];
+  for (int i = 0; tu_mono_ms() < end; i++) {
+    memset(big, 'a' + i % 26, sizeof big);
+    int n = snprintf(k, sizeof k, "big-%d-%d", id, (int)(tu_rand(&rng) % 64));
+    int rc = kvshm_set(kv, k, (size_t)n, big,
+                       sizeof big / 4 + tu_rand(&rng) % (sizeof big * 3 / 4), 0,
+                       0, 0);
+    TU_CHILD_CHECK(rc == KVSHM_OK);
+  }
+  kvshm_close(kv);
+  _exit(0);
+}
+
+#define COUNTERS 300
+
+/* Item 1: incr, NX and XX across the tiers, with eviction and reaper kills. */
+START_TEST(test_incr_nx_xx_under_eviction) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  const char *db = db_path("incr.db");
+  kvshm *kv = open_cache(name, 2u << 20, 4, db, 0);
+  for (int i = 0; i < 50; i++) { /* present keys for NX/XX */
+    char k[16];
+    int n = snprintf(k, sizeof k, "px-%d", i);
+    tu_assert_rc(kvshm_set(kv, k, (size_t)n, "x", 1, 0, 0, 0), KVSHM_OK);
+  }
+  unsigned run_ms = 4000;
+  pid_t fl[2];
+  for (int f = 0; f < 2; f++)
+    if ((fl[f] = tu_fork()) == 0)
+      flood(name, f, run_ms);
+  pid_t inc = tu_fork();
+  if (inc == 0) {
+    kvshm *h = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, 0, &h), KVSHM_OK);
+    int64_t last[COUNTERS] = {0};
+    uint64_t end = tu_mono_ms() + run_ms, rng = 99;
+    char k[16];
+    for (int i = 0; tu_mono_ms() < end; i++) {
+      int c = (int)(tu_rand(&rng) % COUNTERS);
+      int n = snprintf(k, sizeof k, "ctr-%d", c);
+      int64_t v = 0;
+      TU_CHILD_RC(kvshm_incr(h, k, (size_t)n, 1, 0, &v), KVSHM_OK);
+      if (v != last[c] + 1) {
+        fprintf(stderr, "counter %d went from %lld to %lld\n", c,
+                (long long)last[c], (long long)v);
+        _exit(TU_CHILD_FAILED);
+      }
+      last[c] = v;
+      n = snprintf(k, sizeof k, "px-%d", i % 50);
+      TU_CHILD_RC(kvshm_set(h, k, (size_t)n, "y", 1, 0, 0, KVSHM_NX),
+                  KVSHM_EEXIST);
+      TU_CHILD_RC(kvshm_set(h, k, (size_t)n, "z", 1, 0, 0, KVSHM_XX), KVSHM_OK);
+    }
+    for (int c = 0; c < COUNTERS; c++) { /* the final values, exactly */
+      int n = snprintf(k, sizeof k, "ctr-%d", c);
+      int64_t v = -1;
+      TU_CHILD_RC(kvshm_incr(h, k, (size_t)n, 0, 0, &v), KVSHM_OK);
+      TU_CHILD_CHECK(v == last[c]);
+    }
+    kvshm_close(h);
+    _exit(0);
+  }
+  /* Kill the reaper a few times meanwhile. */
+  int kills = 0;
+  for (uint64_t end = tu_mono_ms() + run_ms - 500; tu_mono_ms() < end;) {
+    tu_sleep_ms(600);
+    pid_t r = reaper_of(kv, 3000);
+    kill(r, SIGKILL);
+    kills++;
+  }
+  tu_wait_ok(inc, 60000, "incr/NX/XX process");
+  for (int f = 0; f < 2; f++)
+    tu_wait_ok(fl[f], 60000, "flooder");
+  kvshm_stats st = tu_stats(kv);
+  ck_assert_uint_gt(st.evictions, 100); /* the keys did move */
+  ck_assert_int_ge(kills, 3);
+  ck_assert_int_eq(tu_verify(kv), 0);
+  kvshm_close(kv);
+}
+END_TEST
+
+#define STABLE 5001
+
+/* Item 2: walks while another process overwrites every key. */
+START_TEST(test_walk_exactly_once) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  kvshm *kv = open_cache(name, 1u << 20, 4, db_path("walk.db"), 0);
+  char k[16], v[200];
+  memset(v, 'v', sizeof v);
+  for (int i = 0; i < STABLE; i++) {
+    int n = snprintf(k, sizeof k, "s%05d", i);
+    tu_assert_rc(kvshm_set(kv, k, (size_t)n, v, 150, 0, 0, 0), KVSHM_OK);
+  }
+  unsigned run_ms = 3000;
+  pid_t w = tu_fork();
+  if (w == 0) {
+    kvshm *h = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, 0, &h), KVSHM_OK);
+    uint64_t rng = 5, end = tu_mono_ms() + run_ms;
+    char buf[200];
+    while (tu_mono_ms() < end) {
+      int i = (int)(tu_rand(&rng) % STABLE);
+      int n = snprintf(k, sizeof k, "s%05d", i);
+      memset(buf, 'a' + (int)(tu_rand(&rng) % 26), sizeof buf);
+      TU_CHILD_RC(
+          kvshm_set(h, k, (size_t)n, buf, 100 + tu_rand(&rng) % 100, 0, 0, 0),
+          KVSHM_OK);
+      if (i % 7 == 0) /* and read some back: promotions */
+        TU_CHILD_RC(kvshm_get(h, k, (size_t)n, buf, sizeof buf, NULL, NULL),
+                    KVSHM_OK);
+    }
+    kvshm_close(h);
+    _exit(0);
+  }
+  static unsigned char seen[STABLE];
+  int walks = 0;
+  uint64_t end = tu_mono_ms() + run_ms;
+  while (tu_mono_ms() < end || walks < 2) {
+    memset(seen, 0, sizeof seen);
+    kvshm_iter *it;
+    tu_assert_rc(kvshm_iter_open(kv, "s", 1, KVSHM_ITER_STORE, &it), KVSHM_OK);
+    const void *key;
+    size_t klen;
+    int rc;
+    while ((rc = kvshm_iter_next(it, &key, &klen, NULL, NULL, NULL, NULL)) ==
+           KVSHM_OK) {
+      ck_assert_uint_eq(klen, 6);
+      int i = atoi((const char *)key + 1);
+      ck_assert_msg(++seen[i] == 1, "walk %d: key %d twice", walks, i);
+    }
+    tu_assert_rc(rc, KVSHM_ENOTFOUND);
+    kvshm_iter_close(it);
+    for (int i = 0; i < STABLE; i++)
+      ck_assert_msg(seen[i] == 1, "walk %d: key %d missing", walks, i);
+    walks++;
+  }
+  tu_wait_ok(w, 60000, "overwriter");
+  kvshm_stats st = tu_stats(kv);
+  ck_assert_uint_gt(st.evictions, 0); /* most keys lived in SQLite */
+  ck_assert_int_eq(tu_verify(kv), 0);
+  kvshm_close(kv);
+}
+END_TEST
+
+/* Item 4: persistent mode's bound with the reaper killed. */
+START_TEST(test_persistent_bound) {
+  char name[TU_NAME_SIZE], got[64];
+  tu_name(name);
+  const char *db = db_path("pers.db");
+  kvshm_config c;
+  tu_config(&c, 1u << 20, 0, 4);
+  c.sqlite_path = db;
+  c.persistent = 1;
+  c.flush_delay_ms = 500;
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+  /* Slow writers (5 sets a second), the reaper killed twice meanwhile: each
+   * write must be in the file within flush_delay + 500 ms. */
+  uint64_t worst = 0;
+  pid_t first = reaper_of(kv, 3000), last = 0; /* last: killed */
+  for (int i = 0; i < 12; i++) {
+    char k[16], v[16];
+    int n = snprintf(k, sizeof k, "p%d", i);
+    snprintf(v, sizeof v, "v%d", i);
+    if (i == 2 || i == 7) {
+      pid_t r = reaper_other(kv, last, 3000);
+      kill(r, SIGKILL);
+      last = r;
+    }
+    tu_assert_rc(kvshm_set(kv, k, (size_t)n, v, strlen(v), 0, 0, 0), KVSHM_OK);
+    uint64_t t0 = tu_mono_ms();
+    while (sql_get(db, k, got, sizeof got) != (int)strlen(v)) {
+      ck_assert_msg(tu_mono_ms() - t0 < 2000, "write %d not in SQLite", i);
+      tu_sleep_ms(5);
+    }
+    if (tu_mono_ms() - t0 > worst)
+      worst = tu_mono_ms() - t0;
+    tu_sleep_ms(200);
+  }
+  ck_assert_uint_le(worst, c.flush_delay_ms + 500);
+  /* Nobody writes: a killed reaper is replaced all the same, and what was
+   * dirty gets written. */
+  pid_t r = reaper_other(kv, last, 3000);
+  ck_assert_int_ne(r, first);
+  kill(r, SIGSTOP); /* hold a write dirty, then kill the reaper */
+  tu_assert_rc(kvshm_set(kv, "idle", 4, "w", 1, 0, 0, 0), KVSHM_OK);
+  kill(r, SIGKILL);
+  uint64_t t0 = tu_mono_ms();
+  reaper_other(kv, r, 2000); /* replaced, though nobody writes */
+  while (sql_get(db, "idle", got, sizeof got) != 1) {
+    ck_assert_msg(tu_mono_ms() - t0 < c.flush_delay_ms + 1000,
+                  "idle write not in SQLite");
+    tu_sleep_ms(5);
+  }
+  kvshm_close(kv);
+}
+END_TEST
+
+static void die_at_clear(kvshm *kv, kvshm_test_point p, void *ctx) {
+  (void)kv;
+  (void)ctx;
+  if (p == KVSHM_TP_CLEAR_STEPPED)
+    raise(SIGKILL);
+}
+
+/* Item 5: a clearer killed right after its step. */
+START_TEST(test_clear_interrupted) {
+  char name[TU_NAME_SIZE], got[64], k[16];
+  tu_name(name);
+  const char *db = db_path("clear.db");
+  kvshm *kv = open_cache(name, 256u << 10, 1, db, 0);
+  for (int i = 0; i < 3000; i++) { /* most live only in SQLite */
+    int n = snprintf(k, sizeof k, "old%d", i);
+    tu_assert_rc(kvshm_set(kv, k, (size_t)n, "before", 6, 0, 0, 0), KVSHM_OK);
+  }
+  tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
+  pid_t p = tu_fork();
+  if (p == 0) {
+    kvshm *h = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, 0, &h), KVSHM_OK);
+    kvshm_test_set_hook(h, die_at_clear, NULL);
+    kvshm_clear(h);
+    _exit(0);
+  }
+  int status = 0;
+  ck_assert_int_eq(tu_wait(p, 10000, &status), 0);
+  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  for (int i = 0; i < 3000; i += 7) {
+    int n = snprintf(k, sizeof k, "old%d", i);
+    tu_assert_rc(tu_get(kv, k, (size_t)n, got, sizeof got, NULL),
+                 KVSHM_ENOTFOUND);
+  }
+  /* Write-behind goes on at once. */
+  tu_assert_rc(kvshm_set(kv, "new", 3, "after", 5, 0, 0, 0), KVSHM_OK);
+  uint64_t t0 = tu_mono_ms();
+  while (sql_get(db, "new", got, sizeof got) != 5) {
+    ck_assert_msg(tu_mono_ms() - t0 < 3000, "write-behind stopped");
+    tu_sleep_ms(10);
+  }
+  ck_assert_int_eq(tu_verify(kv), 0);
+  /* A reboot: every process gone, the segment too. */
+  kvshm_close(kv);
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+  kv = open_cache(name, 256u << 10, 1, db, 0);
+  tu_assert_value(kv, "new", 3, "after", 5);
+  for (int i = 0; i < 3000; i += 7) {
+    int n = snprintf(k, sizeof k, "old%d", i);
+    tu_assert_rc(tu_get(kv, k, (size_t)n, got, sizeof got, NULL),
+                 KVSHM_ENOTFOUND);
+  }
+  /* A header whose clear_gen was overwritten lower: verify says so, the
+   * next locker raises it back (a stripe's is a floor), nothing is wiped
+   * and write-behind goes on. */
+  kvshm_stats st = tu_stats(kv);
+  ck_assert_uint_ge(st.clear_gen, 1);
+  uint64_t zero = 0;
+  tu_poke(name, offsetof(struct kvshm_hdr, clear_gen), &zero, sizeof zero);
+  char m[1024] = "";
+  ck_assert_int_ge(tu_verify_capture(kv, m, sizeof m), 1);
+  ck_assert_msg(strstr(m, "clear_gen") != NULL, "verify said: %s", m);
+  ck_assert_int_eq(tu_verify(kv), 0);
+  ck_assert_uint_eq(tu_stats(kv).clear_gen, st.clear_gen);
+  tu_assert_value(kv, "new", 3, "after", 5);
+  tu_assert_rc(kvshm_set(kv, "new2", 4, "later", 5, 0, 0, 0), KVSHM_OK);
+  t0 = tu_mono_ms();
+  while (sql_get(db, "new2", got, sizeof got) != 5) {
+    ck_assert_msg(tu_mono_ms() - t0 < 3000, "write-behind stopped");
+    tu_sleep_ms(10);
+  }
+  kvshm_close(kv);
+}
+END_TEST
+
+/* Item 6: a long write-behind keeps the heartbeat fresh. */
+START_TEST(test_heartbeat_in_long_tick) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  kvshm *kv = open_cache(name, 64u << 20, 64, db_path("hb.db"), 0);
+  pid_t r = reaper_of(kv, 3000);
+  kill(r, SIGSTOP);
+  char k[24], v[100];
+  memset(v, 'x', sizeof v);
+  for (int i = 0; i < 150000; i++) {
+    int n = snprintf(k, sizeof k, "bulk-%d", i);
+    tu_assert_rc(kvshm_set(kv, k, (size_t)n, v, sizeof v, 0, 0, 0), KVSHM_OK);
+  }
+  uint64_t starts = tu_stats(kv).reaper_starts;
+  kill(r, SIGCONT);
+  uint64_t worst = 0, end = tu_mono_ms() + 60000;
+  kvshm_stats st;
+  while ((st = tu_stats(kv)).dirty && tu_mono_ms() < end) {
+    uint64_t now = (uint64_t)time(NULL) * 1000;
+    if (st.reaper_heartbeat_ms && now > st.reaper_heartbeat_ms &&
+        now - st.reaper_heartbeat_ms > worst)
+      worst = now - st.reaper_heartbeat_ms;
+    tu_sleep_ms(20);
+  }
+  ck_assert_uint_eq(st.dirty, 0);
+  ck_assert_uint_le(worst, 1500); /* seconds-granular clock: 1 s slack */
+  ck_assert_uint_eq(tu_stats(kv).reaper_starts, starts);
+  ck_assert_int_eq((int)tu_stats(kv).reaper_pid, r);
+  kvshm_close(kv);
+}
+END_TEST
+
+/* Item 7: SQLite held by someone else; a writer must wait for it, readers
+ * of its stripe must not. */
+START_TEST(test_no_sqlite_wait_under_lock) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  const char *db = db_path("wait.db");
+  kvshm *kv = open_cache(name, 256u << 10, 1, db, KVSHM_NOREAPER);
+  tu_assert_rc(kvshm_set(kv, "probe", 5, "p", 1, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
+  /* Fork first: a process must not inherit SQLite's lock state. */
+  tu_gate gate;
+  tu_gate_init(&gate);
+  pid_t w = tu_fork();
+  if (w == 0) { /* fills its only stripe with dirty entries, then waits */
+    kvshm *x = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, KVSHM_NOREAPER, &x), KVSHM_OK);
+    tu_gate_wait(&gate);
+    char k[16], v[100];
+    memset(v, 'w', sizeof v);
+    for (int i = 0; i < 4000; i++) {
+      int n = snprintf(k, sizeof k, "w%d", i);
+      TU_CHILD_RC(kvshm_set(x, k, (size_t)n, v, sizeof v, 0, 0, 0), KVSHM_OK);
+    }
+    kvshm_close(x);
+    _exit(0);
+  }
+  sqlite3 *h;
+  ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                   SQLITE_OK);
+  tu_gate_open(&gate, 1);
+  /* While the writer waits for SQLite, gets of the same stripe answer. */
+  uint64_t worst = 0, end = tu_mono_ms() + 2500;
+  char got[8];
+  while (tu_mono_ms() < end) {
+    uint64_t t0 = tu_mono_ms();
+    tu_assert_rc(tu_get(kv, "probe", 5, got, sizeof got, NULL), KVSHM_OK);
+    if (tu_mono_ms() - t0 > worst)
+      worst = tu_mono_ms() - t0;
+    tu_sleep_ms(5);
+  }
+  ck_assert_uint_lt(worst, 200);
+  ck_assert_int_eq(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(h);
+  tu_wait_ok(w, 30000, "writer that needed room");
+  ck_assert_int_eq(tu_verify(kv), 0);
+  kvshm_close(kv);
+}
+END_TEST
+
+/* Item 8: destroy while another process has the cache open. */
+START_TEST(test_destroy_while_attached) {
+  char name[TU_NAME_SIZE], got[16], k[16];
+  tu_name(name);
+  const char *db = db_path("destroy.db");
+  kvshm *kv = open_cache(name, 1u << 20, 2, db, 0);
+  pid_t r = reaper_of(kv, 3000);
+  kill(r, SIGSTOP); /* keep them dirty */
+  for (int i = 0; i < 100; i++) {
+    int n = snprintf(k, sizeof k, "d%d", i);
+    tu_assert_rc(kvshm_set(kv, k, (size_t)n, "kept", 4, 0, 0, 0), KVSHM_OK);
+  }
+  ck_assert_uint_eq(tu_stats(kv).dirty, 100);
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK); /* as another process would */
+  kill(r, SIGCONT);
+  tu_assert_rc(tu_get(kv, "d1", 2, got, sizeof got, NULL), KVSHM_EDESTROYED);
+  tu_assert_rc(kvshm_set(kv, "x", 1, "y", 1, 0, 0, 0), KVSHM_EDESTROYED);
+  ck_assert(strstr(kvshm_errdetail(), "open the cache again") != NULL);
+  uint64_t starts = tu_stats(kv).reaper_starts;
+  tu_sleep_ms(1000);
+  ck_assert(!running(r));                                /* its reaper left */
+  ck_assert_uint_eq(tu_stats(kv).reaper_starts, starts); /* no storm */
+  kvshm_close(kv);
+  kv = open_cache(name, 1u << 20, 2, db, 0); /* a new segment, same file */
+  for (int i = 0; i < 100; i++) {
+    int n = snprintf(k, sizeof k, "d%d", i);
+    tu_assert_value(kv, k, (size_t)n, "kept", 4);
+  }
+  kvshm_close(kv);
+}
+END_TEST
+
+static Suite *tiers_suite(void) {
+  Suite *s = suite_create("tiers");
+  TCase *tc = tu_tcase("sqlite-backed", 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_incr_nx_xx_under_eviction);
+  tcase_add_test(tc, test_walk_exactly_once);
+  tcase_add_test(tc, test_persistent_bound);
+  tcase_add_test(tc, test_clear_interrupted);
+  tcase_add_test(tc, test_heartbeat_in_long_tick);
+  tcase_add_test(tc, test_no_sqlite_wait_under_lock);
+  tcase_add_test(tc, test_destroy_while_attached);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  Suite *s[] = {tiers_suite()};
+  return tu_run_suites(s, 1);
+}
