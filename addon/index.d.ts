@@ -201,8 +201,13 @@ export interface Stats {
   layoutVersion: number;
   /** When the cache was created, in ms since the epoch. */
   createdAt: number;
-  /** The kvshm-reaper's pid, 0 if none. */
+  /** The kvshm-reaper's pid as seen in its own PID namespace, 0 if none. */
   reaperPid: number;
+  /** Whether a reaper runs now (from its lock, not its pid: right across
+   * containers that share /dev/shm). */
+  reaperAlive: boolean;
+  /** How many times the cache was cleared. */
+  clears: number;
   /** Its last heartbeat, in ms since the epoch (0: never). */
   reaperHeartbeat: number;
   /** Times a reaper was started for this cache. */
@@ -304,10 +309,12 @@ export class Cache implements Iterable<[string, Value]> {
    */
   close(): void;
   /**
-   * close(), then remove the cache's segment: the next open creates a new,
-   * empty cache.  Processes that have it open keep using the old one until
-   * they close it.  The SQLite file, if any, stays.  Returns whether the
-   * segment existed.
+   * close(), then destroy the cache: what is not yet in SQLite is written
+   * there, and the segment is removed; the next open creates a new one
+   * (over the same SQLite file, if any, which stays).  Processes that have
+   * it open: a memory-only cache keeps working for them until they close
+   * it; a SQLite-backed one throws KvshmError 'EDESTROYED' on every call
+   * (reopen it).  Returns whether the segment existed.
    */
   destroy(): boolean;
 }
@@ -327,8 +334,8 @@ export class Cache implements Iterable<[string, Value]> {
 export function open(name: string, options?: OpenOptions): Cache;
 
 /**
- * Remove the cache called name (its /dev/shm segment).  Processes that have
- * it open keep using it until they close it.  Returns whether it existed.
+ * Destroy the cache called name, as {@link Cache.destroy} does.  Returns
+ * whether it existed.
  */
 export function destroy(name: string): boolean;
 

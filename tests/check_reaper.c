@@ -2,7 +2,8 @@
  * check_reaper.c - kvshm-reaper's life: exactly one per segment however
  * many processes start it, restarted after SIGKILL without losing an
  * acknowledged write in persistent mode, background expiry for memory-only
- * caches, a final flush on SIGTERM, and exit when the segment is destroyed.
+ * caches, a final flush on SIGTERM, exit when the segment is destroyed, and
+ * liveness that holds across PID namespaces sharing one /dev/shm.
  */
 #include "testutil.h"
 
@@ -253,11 +254,91 @@ START_TEST(test_missing_binary) {
 }
 END_TEST
 
+static const char *reaper_path(void) {
+  return getenv("KVSHM_REAPER_PATH") ? getenv("KVSHM_REAPER_PATH")
+                                     : KVSHM_TEST_REAPER;
+}
+
+/* The only child of pid (the process `unshare -f` forked), or 0. */
+static pid_t child_of(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+  FILE *f = fopen(path, "r");
+  int c = 0;
+  if (f) {
+    if (fscanf(f, "%d", &c) != 1)
+      c = 0;
+    fclose(f);
+  }
+  return (pid_t)c;
+}
+
+/* Two PID namespaces share one segment, as containers sharing /dev/shm
+ * do: a reaper in the other namespace (pid 1 there, some other process's
+ * pid here) counts as alive here, a second one is not started, and when it
+ * dies one is started here at once (no pid is ever compared). */
+START_TEST(test_pid_namespaces) {
+  if (system("unshare -p -f true >/dev/null 2>&1") != 0) {
+    fprintf(stderr, "pid_namespaces: unshare -p not permitted; skipped\n");
+    return;
+  }
+  char name[TU_NAME_SIZE], db[128];
+  tu_name(name);
+  snprintf(db, sizeof db, "%s/ns.db", dir);
+  kvshm_config c;
+  tu_config(&c, 1u << 20, 0, 1);
+  c.sqlite_path = db;
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
+  pid_t ns = tu_fork();
+  if (ns == 0) {
+    execlp("unshare", "unshare", "-p", "-f", reaper_path(), name, (char *)NULL);
+    _exit(127);
+  }
+  uint64_t end = tu_mono_ms() + 5000;
+  kvshm_stats st;
+  while (!((st = tu_stats(kv)).reaper_alive && st.reaper_pid == 1)) {
+    ck_assert_msg(tu_mono_ms() < end, "the namespaced reaper did not start");
+    tu_sleep_ms(10);
+  }
+  pid_t inner = child_of(ns); /* its pid here */
+  ck_assert_int_gt(inner, 1);
+  /* An opener here sees it alive: no second reaper. */
+  uint64_t starts = st.reaper_starts;
+  kvshm *user = NULL;
+  tu_assert_rc(kvshm_open(name, NULL, 0, &user), KVSHM_OK);
+  tu_sleep_ms(300);
+  ck_assert_uint_eq(tu_stats(kv).reaper_starts, starts);
+  ck_assert_int_eq(count_reapers(name, NULL), 1);
+  /* It dies: this namespace's watchdog starts one here at once. */
+  kill(inner, SIGKILL);
+  int status;
+  tu_wait(ns, 5000, &status);
+  end = tu_mono_ms() + 3000;
+  while (!((st = tu_stats(kv)).reaper_alive && st.reaper_pid != 1)) {
+    ck_assert_msg(tu_mono_ms() < end, "no reaper replaced the dead one");
+    tu_sleep_ms(10);
+  }
+  pid_t here = (pid_t)st.reaper_pid;
+  /* And the other way round: a reaper started in another namespace finds
+   * this one alive and leaves at once. */
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "timeout 10 unshare -p -f %s %s", reaper_path(),
+           name);
+  ck_assert_int_eq(system(cmd), 0);
+  ck_assert_uint_eq(tu_stats(kv).reaper_pid, (uint32_t)here);
+  ck_assert_int_eq(kill(here, 0), 0);
+  kvshm_close(user);
+  kvshm_close(kv);
+}
+END_TEST
+
 static Suite *reaper_suite(void) {
   Suite *s = suite_create("reaper");
   TCase *tc = tu_tcase("lifecycle", 120);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_exactly_one);
+  tcase_add_test(tc, test_pid_namespaces);
   tcase_add_test(tc, test_kill_mid_batch);
   tcase_add_test(tc, test_memory_only_expiry);
   tcase_add_test(tc, test_sigterm_and_destroy);

@@ -181,7 +181,5 @@ void cli_json_null(struct cli_json *j, const char *key);
 void cli_count_attached(const ino_t *inodes, int n, int *counts);
 /* Processes that have /dev/shm/kvshm.NAME mapped, or -1 if it is missing. */
 int cli_attached(const char *name);
-/* Is the process alive (kill(pid, 0) succeeds or says EPERM)? */
-bool cli_pid_alive(uint32_t pid);
 
 #endif /* KVSHM_CLI_H */

@@ -115,7 +115,7 @@ static void reaper_text(const struct snap *s, char *buf, size_t n) {
     snprintf(buf, n, "none%s", s->memory_only ? " (memory only)" : "");
     return;
   }
-  bool alive = cli_pid_alive(s->st.reaper_pid);
+  bool alive = s->st.reaper_alive; /* the reaper lock, not the pid */
   if (!s->st.reaper_heartbeat_ms)
     snprintf(a, sizeof a, "never");
   else if (s->wall_ms >= s->st.reaper_heartbeat_ms)
@@ -318,7 +318,7 @@ static void stats_json(struct cli_json *j, const char *name,
   } else {
     cli_json_obj(j, "reaper");
     cli_json_u64(j, "pid", st->reaper_pid);
-    cli_json_bool(j, "alive", cli_pid_alive(st->reaper_pid));
+    cli_json_bool(j, "alive", st->reaper_alive);
     cli_json_u64(j, "heartbeat_ms", st->reaper_heartbeat_ms);
     if (st->reaper_heartbeat_ms && s->wall_ms >= st->reaper_heartbeat_ms)
       cli_json_u64(j, "heartbeat_age_ms", s->wall_ms - st->reaper_heartbeat_ms);
@@ -579,7 +579,7 @@ static void reaper_short(const struct seg *g, uint64_t now, char *buf,
     snprintf(buf, n, "-");
     return;
   }
-  if (!cli_pid_alive(g->st.reaper_pid)) {
+  if (!g->st.reaper_alive) {
     snprintf(buf, n, "%" PRIu32 " dead", g->st.reaper_pid);
     return;
   }
@@ -684,7 +684,7 @@ static int cmd_ls(int argc, char **argv) {
         if (g->st.reaper_pid) {
           cli_json_obj(&j, "reaper");
           cli_json_u64(&j, "pid", g->st.reaper_pid);
-          cli_json_bool(&j, "alive", cli_pid_alive(g->st.reaper_pid));
+          cli_json_bool(&j, "alive", g->st.reaper_alive);
           if (g->st.reaper_heartbeat_ms && now >= g->st.reaper_heartbeat_ms)
             cli_json_u64(&j, "heartbeat_age_ms",
                          now - g->st.reaper_heartbeat_ms);

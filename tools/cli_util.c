@@ -691,9 +691,3 @@ int cli_attached(const char *name) {
   cli_count_attached(&ino, 1, &count);
   return count;
 }
-
-bool cli_pid_alive(uint32_t pid) {
-  if (pid == 0 || pid > INT32_MAX)
-    return false;
-  return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}

@@ -263,6 +263,10 @@ static napi_value cache_stats(napi_env env, napi_callback_info info) {
   put(env, o, "reaperPid", st.reaper_pid);
   put(env, o, "reaperHeartbeat", (double)st.reaper_heartbeat_ms);
   put(env, o, "reaperStarts", (double)st.reaper_starts);
+  napi_value alive;
+  napi_get_boolean(env, st.reaper_alive != 0, &alive);
+  napi_set_named_property(env, o, "reaperAlive", alive);
+  put(env, o, "clears", (double)st.clear_gen);
   return o;
 }
 

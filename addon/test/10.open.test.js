@@ -272,3 +272,30 @@ test('storeStats and flush on a memory-only cache', (t) => {
   c.flush();
   assert.deepEqual(c.storeStats(), { rows: 0, bytes: 0, fileBytes: 0, expired: 0 });
 });
+
+test('destroy while another handle has a SQLite cache open', (t) => {
+  const dir = tmpDir(t);
+  const name = uniqueName('dst');
+  const a = adopt(t, kvshm.open(name, { memory: '4mb', sqlite: path.join(dir, 'd.db') }));
+  for (let i = 0; i < 50; i++) a.set(`k${i}`, `v${i}`);
+  assert.equal(kvshm.destroy(name), true); // as another process would
+  assert.throws(() => a.get('k1'), (e) => e.code === 'EDESTROYED' && /open the cache again/.test(e.message));
+  assert.throws(() => a.set('x', 'y'), { code: 'EDESTROYED' });
+  a.close();
+  // Nothing was lost: the destroy wrote it to SQLite first.
+  const b = adopt(t, kvshm.open(name, { sqlite: path.join(dir, 'd.db') }));
+  for (let i = 0; i < 50; i++) assert.equal(b.get(`k${i}`), `v${i}`);
+  assert.equal(b.stats().reaperAlive || b.stats().reaperStarts >= 1, true);
+});
+
+test('destroy while another handle has a memory-only cache open', (t) => {
+  const name = uniqueName('dsm');
+  const a = adopt(t, kvshm.open(name, { memory: '4mb' }));
+  a.set('k', 'v');
+  assert.equal(kvshm.destroy(name), true);
+  assert.equal(a.get('k'), 'v'); // its memory is this handle's alone now
+  a.set('k2', 'v2');
+  assert.equal(a.get('k2'), 'v2');
+  const b = adopt(t, kvshm.open(name, { memory: '4mb' }));
+  assert.equal(b.get('k'), undefined);
+});
