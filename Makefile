@@ -84,7 +84,8 @@ $(BUILD)/demo/%: examples/%.c $(BUILD)/libkvshm.a
 # check_races stops the SQLite tier's calls at the instant of a race.
 $(BUILD)/tests/check_races $(BUILD)/san-tests/check_races: TEST_LDFLAGS = \
   -Wl,--wrap=kvshm__store_begin -Wl,--wrap=kvshm__store_scan \
-  -Wl,--wrap=kvshm__store_fetch
+  -Wl,--wrap=kvshm__store_fetch -Wl,--wrap=malloc -Wl,--wrap=calloc \
+  -Wl,--wrap=realloc
 
 deps:
 	@scripts/deps.sh

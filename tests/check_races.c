@@ -20,13 +20,33 @@
  *                    the tiers under it
  *   walk_no_snapshot a paused walk pins no SQLite snapshot: a get sees the
  *                    newest value, flush works, the WAL can be checkpointed
+ *   repair_no_memory repair after a lock holder died, with every allocation
+ *                    failing, keeps every dirty entry (it once freed them)
  */
 #include "testutil.h"
 
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+static int fail_alloc; /* nonzero: every allocation fails */
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n) {
+  return fail_alloc ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m) {
+  return fail_alloc ? NULL : __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n) {
+  return fail_alloc ? NULL : __real_realloc(p, n);
+}
 
 int __real_kvshm__store_begin(kvshm *kv);
 int __real_kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key,
@@ -432,6 +452,46 @@ START_TEST(test_walk_no_snapshot) {
 }
 END_TEST
 
+static void die_half_written(kvshm *kv, kvshm_test_point p, void *ctx) {
+  (void)kv;
+  (void)ctx;
+  if (p == KVSHM_TP_SET_HALF_WRITTEN)
+    raise(SIGKILL);
+}
+
+START_TEST(test_repair_no_memory) {
+  a = open_store(1 << 20, 0);
+  char k[16];
+  for (int i = 0; i < 200; i++) {
+    int n = snprintf(k, sizeof k, "dirty%d", i);
+    tu_assert_rc(kvshm_set(a, k, (size_t)n, "d", 1, 0, 0, 0), KVSHM_OK);
+  }
+  ck_assert_uint_eq(tu_stats(a).dirty, 200);
+  pid_t p = tu_fork();
+  if (p == 0) { /* dies holding the stripe lock, mid-write */
+    kvshm *h = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, KVSHM_NOREAPER, &h), KVSHM_OK);
+    kvshm_test_set_hook(h, die_half_written, NULL);
+    kvshm_set(h, "dirty0", 6, "new", 3, 0, 0, 0);
+    _exit(0);
+  }
+  int status;
+  ck_assert_int_eq(tu_wait(p, 10000, &status), 0);
+  fail_alloc = 1; /* the repair that follows may not allocate */
+  int rc = kvshm_in_memory(a, "dirty1", 6);
+  fail_alloc = 0;
+  tu_assert_rc(rc, KVSHM_OK);
+  kvshm_stats st = tu_stats(a);
+  ck_assert_uint_eq(st.repairs, 1);
+  ck_assert_uint_eq(st.dirty, 200);
+  for (int i = 1; i < 200; i++) {
+    int n = snprintf(k, sizeof k, "dirty%d", i);
+    tu_assert_value(a, k, (size_t)n, "d", 1);
+  }
+  ck_assert_int_eq(tu_verify(a), 0);
+}
+END_TEST
+
 static Suite *races_suite(void) {
   Suite *s = suite_create("races");
   TCase *tc = tu_tcase("two tiers", 30);
@@ -445,6 +505,7 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_nx_xx_vs_evict);
   tcase_add_test(tc, test_walk_vs_move);
   tcase_add_test(tc, test_walk_no_snapshot);
+  tcase_add_test(tc, test_repair_no_memory);
   suite_add_tcase(s, tc);
   return s;
 }
