@@ -175,7 +175,8 @@ export interface Stats {
   dirty: number;
   /** The oldest unwritten change is at most this old, in ms. */
   dirtyAge: number;
-  /** Evictions a writer had to write to SQLite itself. */
+  /** Write-backs a writer ran itself (its stripe was full of unwritten
+   * entries, or persistent mode's bound was near). */
   spills: number;
   /** Deleted keys waiting to be removed from SQLite. */
   tombstones: number;

@@ -200,11 +200,11 @@ static void stats_text(FILE *f, const char *name, const struct snap *s,
   counter_row(f, "corrupt dropped", st->corrupt, PREV(corrupt), secs);
   counter_row(f, "lock repairs", st->repairs, PREV(repairs), secs);
   if (s->memory_only) {
-    ROW("inline spills", "-");
+    ROW("writer write-backs", "-");
     ROW("dirty", "-");
     ROW("tombstones", "-");
   } else {
-    counter_row(f, "inline spills", st->spills, PREV(spills), secs);
+    counter_row(f, "writer write-backs", st->spills, PREV(spills), secs);
     if (st->dirty)
       ROW("dirty", "%" PRIu64 " waiting for write-behind, oldest %s", st->dirty,
           cli_fmt_ms(st->dirty_age_ms, a, sizeof a));
