@@ -288,6 +288,16 @@ struct gc {
 };
 
 static int gc_step(kvshm *kv, struct gc *g) {
+  /* Never clean for a generation behind the file's: a header word lowered
+   * by damage would make the newest rows look old.  Raise it instead. */
+  uint64_t file = 0;
+  int frc = kvshm__store_meta_get(kv, "clear_gen", &file);
+  if (frc)
+    return frc;
+  if (file > kvshm__clear_gen(kv)) {
+    kvshm__clear_gen_raise(kv, file);
+    return KVSHM_OK;
+  }
   uint64_t gen = kvshm__clear_gen(kv);
   if (g->target != gen) {
     uint64_t done = 0;

@@ -155,6 +155,7 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
     return -ENOMEM;
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   uint32_t cursor = 1, done = 0;
+  uint64_t start_ms = kvshm__now_ms(kv);
   int rc = KVSHM_OK;
   while (cursor <= kv->nslots && (!max || done < max)) {
     if (deadline_ms && kvshm__wall_ms() >= deadline_ms)
@@ -196,6 +197,15 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
     mark_clean_locked(kv, s, b, gen);
     kvshm__unlock(kv, s);
     done += b->n;
+  }
+  /* A whole pass wrote every entry that was dirty when it began (one that
+   * was rewritten since is dirty from a later time): what is still dirty
+   * is younger than start_ms.  Without this, a stripe never quite clean
+   * would look ever older to persistent mode's writers. */
+  if (!rc && cursor > kv->nslots && kvshm__lock(kv, s) == KVSHM_OK) {
+    if (st->dirty && st->dirty_since_ms < start_ms)
+      st->dirty_since_ms = start_ms;
+    kvshm__unlock(kv, s);
   }
   if (written)
     *written += done;
