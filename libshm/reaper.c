@@ -18,7 +18,9 @@
  * NAME` as a detached grandchild (double fork, setsid, stdio on /dev/null,
  * no inherited descriptors), from the absolute path in KVSHM_REAPER_PATH
  * (environment) or the one compiled in.  KVSHM_REAPER=off in the
- * environment disables starting it (tests that move the clock).
+ * environment disables starting it (tests that move the clock);
+ * KVSHM_REAPER_PAUSE=FILE makes it idle, between ticks, while FILE exists
+ * (tests that hold write-behind back; it writes FILE.ack while idle).
  *
  * Each tick (TICK_MS; persistent mode: a quarter of flush_delay_ms) works
  * for at most TICK_BUDGET_MS, going round the stripes from where the last
@@ -280,6 +282,20 @@ static bool segment_gone(kvshm *kv) {
          sb.st_nlink == 0;
 }
 
+/* Is the test pause file there?  Says so in <file>.ack once. */
+static bool paused(const char *file) {
+  char ack[KVSHM_PATH_MAX + 8];
+  snprintf(ack, sizeof ack, "%s.ack", file);
+  if (access(file, F_OK) != 0) {
+    unlink(ack);
+    return false;
+  }
+  int fd = open(ack, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    close(fd);
+  return true;
+}
+
 /* Rows left by clears: delete one window of hashes at a time.  gc_gen in
  * kvshm_meta is the clear generation whose old rows are all gone. */
 struct gc {
@@ -370,12 +386,20 @@ int kvshm_reaper_run(const char *name, int log_fd) {
         store ? " into " : " (memory only)", store ? h->sqlite_path : "", tick);
   const char *why = "stopped by signal";
   uint64_t written = 0, last_report = kvshm__wall_ms();
+  /* Tests hold write-behind back at a safe point (no lock held) with a
+   * pause file, where SIGSTOP could freeze the reaper holding a lock. */
+  const char *pause = getenv("KVSHM_REAPER_PAUSE");
   while (!stop_signal) {
     uint64_t now = kvshm__wall_ms(), deadline = now + budget;
     store64(&h->reaper_heartbeat_ms, now);
     if (segment_gone(kv)) {
       why = "segment destroyed";
       break;
+    }
+    if (pause && *pause && paused(pause)) {
+      struct timespec ts = {0, (long)tick * 1000000L};
+      nanosleep(&ts, NULL);
+      continue;
     }
     /* Round the stripes from where the last tick stopped, within budget. */
     for (uint32_t i = 0; i < kv->nstripes && !stop_signal; i++) {

@@ -402,20 +402,39 @@ static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
   return KVSHM_OK;
 }
 
-/* A segment marked destroyed whose name is still there: give its remover
- * a moment, then remove the name ourselves if it still is this file. */
-static void finish_unlink(int fd, const char *path) {
+/* Remove the name if it still is the file behind fd. */
+static void unlink_if_same(int fd, const char *path) {
   struct stat mine, there;
   char full[KVSHM_NAME_MAX + 32];
   snprintf(full, sizeof full, "/dev/shm%s", path);
-  for (int i = 0; i < 50; i++) {
-    if (fstat(fd, &mine) || mine.st_nlink == 0)
-      return;
-    usleep(2000);
-  }
-  if (stat(full, &there) == 0 && there.st_ino == mine.st_ino &&
-      there.st_dev == mine.st_dev)
+  if (fstat(fd, &mine) == 0 && mine.st_nlink > 0 && stat(full, &there) == 0 &&
+      there.st_ino == mine.st_ino && there.st_dev == mine.st_dev)
     shm_unlink(path);
+}
+
+static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
+                       const char *name, unsigned flags,
+                       const kvshm_config *want);
+
+/*
+ * A segment marked destroyed whose name is still there, found while we hold
+ * its flock: kvshm_unlink holds that flock from marking to removing, so its
+ * caller died half-way.  Carry out the rest: write what is dirty (nothing
+ * may be lost), then remove the name.
+ */
+static void finish_unlink(int fd, const char *path, unsigned char *base,
+                          size_t size, const char *name) {
+  kvshm_config zero;
+  kvshm_config_init(&zero);
+  kvshm *tmp = calloc(1, sizeof *tmp);
+  if (tmp) {
+    tmp->seg_fd = -1;
+    if (handle_fill(tmp, base, size, name, KVSHM_NOREAPER, &zero) == 0)
+      (void)kvshm_flush(tmp);
+    tmp->base = NULL; /* the caller's mapping */
+    kvshm_close(tmp);
+  }
+  unlink_if_same(fd, path);
 }
 
 static int open_once(const char *name, const char *path,
@@ -472,7 +491,7 @@ static int open_once(const char *name, const char *path,
             (_Atomic uint32_t *)&((struct kvshm_hdr *)base)->destroyed)) {
       /* kvshm_unlink is removing this name: wait for it to go (or finish
        * the removal if its remover died) and open what comes next. */
-      finish_unlink(fd, path);
+      finish_unlink(fd, path, base, size, name);
       *retry = true;
     }
     if (rc || *retry) {
@@ -590,10 +609,23 @@ int kvshm_unlink(const char *name) {
    * name goes; the next open makes a new segment over the same file. */
   kvshm *kv = NULL;
   if (kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv) == 0) {
+    /* Openers wait on the flock meanwhile, and then make a new segment:
+     * none attaches to this one after the flush. */
+    bool locked = kv->seg_fd >= 0 && flock_wait(kv->seg_fd, LOCK_EX, name) == 0;
     atomic_store((_Atomic uint32_t *)&kv->hdr->destroyed, 1);
     (void)kvshm_flush(kv); /* best effort: a broken file must not keep the
                               name alive */
+    struct stat sb;
+    bool ours = kv->seg_fd >= 0 && fstat(kv->seg_fd, &sb) == 0 && sb.st_nlink;
+    if (ours)
+      unlink_if_same(kv->seg_fd, path);
+    if (locked)
+      flock(kv->seg_fd, LOCK_UN);
     kvshm_close(kv);
+    kvshm__clear_detail();
+    return ours
+               ? KVSHM_OK
+               : kvshm__fail(-ENOENT, "cache '%s' was removed meanwhile", name);
   }
   kvshm__clear_detail();
   if (shm_unlink(path))

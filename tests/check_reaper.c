@@ -17,6 +17,9 @@ static void setup(void) {
   setenv("KVSHM_REAPER", "on", 1);
   snprintf(dir, sizeof dir, "/tmp/kvshm-reaper-XXXXXX");
   ck_assert_ptr_nonnull(mkdtemp(dir));
+  char pause[128];
+  snprintf(pause, sizeof pause, "%s/pause", dir);
+  setenv("KVSHM_REAPER_PAUSE", pause, 1);
 }
 
 static void teardown(void) {
@@ -208,14 +211,13 @@ START_TEST(test_sigterm_and_destroy) {
   kvshm *kv = NULL;
   tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
   pid_t r = wait_reaper(&kv, 0, 5000);
-  kill(r, SIGSTOP); /* hold write-behind back */
+  tu_reaper_pause(); /* hold write-behind back */
   for (int i = 0; i < 500; i++)
     tu_assert_rc(
         kvshm_set(kv, k, (size_t)sprintf(k, "t%d", i), "v", 1, 0, 0, 0),
         KVSHM_OK);
   ck_assert_uint_eq(tu_stats(kv).dirty, 500);
-  kill(r, SIGTERM);
-  kill(r, SIGCONT);
+  kill(r, SIGTERM); /* it leaves its pause for the final flush */
   uint64_t end = tu_mono_ms() + 5000;
   while (kill(r, 0) == 0 && tu_mono_ms() < end)
     tu_sleep_ms(20);

@@ -460,3 +460,25 @@ void tu_gate_open(tu_gate *g, int n) {
   close(g->ready[0]);
   close(g->go[1]); /* every blocked read returns 0 now */
 }
+
+void tu_reaper_pause(void) {
+  const char *f = getenv("KVSHM_REAPER_PAUSE");
+  ck_assert_msg(f && *f, "set KVSHM_REAPER_PAUSE before starting the reaper");
+  char ack[512];
+  snprintf(ack, sizeof ack, "%s.ack", f);
+  unlink(ack);
+  FILE *p = fopen(f, "w");
+  ck_assert_ptr_nonnull(p);
+  fclose(p);
+  uint64_t end = tu_mono_ms() + 5000;
+  while (access(ack, F_OK) != 0) {
+    ck_assert_msg(tu_mono_ms() < end, "the reaper did not pause");
+    tu_sleep_ms(5);
+  }
+}
+
+void tu_reaper_resume(void) {
+  const char *f = getenv("KVSHM_REAPER_PAUSE");
+  if (f && *f)
+    unlink(f);
+}

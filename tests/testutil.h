@@ -125,6 +125,14 @@ int tu_wait(pid_t pid, unsigned timeout_ms, int *status);
 const char *tu_status_str(int status, char *buf, size_t n);
 /* Assert that pid exits with code 0 within timeout_ms. */
 void tu_wait_ok(pid_t pid, unsigned timeout_ms, const char *what);
+/*
+ * Hold the reaper idle between two ticks, where it holds no lock (SIGSTOP
+ * could freeze it holding one), and wait until it is; resume lets it go.
+ * Reapers read the file's path from $KVSHM_REAPER_PAUSE, which the test
+ * sets before it starts them.
+ */
+void tu_reaper_pause(void);
+void tu_reaper_resume(void);
 /* Sleep ms milliseconds. */
 void tu_sleep_ms(unsigned ms);
 /* Monotonic milliseconds. */
