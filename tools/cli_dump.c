@@ -280,13 +280,18 @@ static int cmd_load(int argc, char **argv) {
   } else if (!rc && !ended) {
     cli_msg("%s:%" PRIu64 ": no end line: the dump was cut short (%" PRIu64
             " entries before it were %s)",
-            shown, lineno, entries, check ? "well-formed" : "stored");
+            shown, lineno, entries,
+            check        ? "well-formed"
+            : co.created ? "read"
+                         : "stored");
     rc = CLI_EXIT_ERROR;
   }
   free(line);
   if (!from_stdin)
     fclose(f);
   kvshm_close(kv);
+  if (rc)
+    cli_create_undo(name, &co); /* a cache it made holds a partial load */
   if (!rc) {
     if (check)
       printf("%s: %" PRIu64 " well-formed entries\n", shown, entries);
@@ -307,7 +312,8 @@ const struct cli_cmd cli_cmd_load = {
     "Each\nentry keeps its flags and its absolute expiry; entries already "
     "expired\nare skipped.  Existing keys are overwritten unless --nx.  A "
     "malformed\nline or a missing end line stops the load with status 3 "
-    "(entries before\nit are stored).\n"
+    "(entries before\nit are stored, unless --create made the cache: then "
+    "it is removed).\n"
     "\nOptions:\n"
     "  -c, --check            only check that FILE is a well-formed dump\n"
     "      --nx               keep keys that already exist\n" CLI_CREATE_HELP

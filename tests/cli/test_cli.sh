@@ -468,6 +468,33 @@ printf '# kvshm-dump 1\nk v 0 0\n# end 5\n' >"$T/bad.dump"
 expect 3 "load with a wrong end count: status 3" "$K" load "$P-p" "$T/bad.dump"
 expect 3 "load of a missing file: status 3" "$K" load "$P-p" "$T/nonexistent"
 
+# A command that fails after --create made the cache removes it again (and
+# the SQLite file it made), never a cache or a file that was there before.
+L=$P-smalls-undo
+printf '# kvshm-dump 1\nkey value 0 0\nkey two spaces 0 0\n# end 2\n' >"$T/malformed.dump"
+for f in cut junk malformed; do
+  expect 3 "load --create of a bad dump ($f): status 3" "$K" load --create "$L" "$T/$f.dump"
+  check "a failed load --create ($f) leaves no cache behind" gone "$L"
+done
+check "and says it removed the cache it created" has "removed '$L', which it had created" "$ERR"
+expect 3 "load --create of an unreadable file (a directory): status 3" "$K" load --create "$L" "$T"
+check "a failed load --create (unreadable file) leaves no cache behind" gone "$L"
+run "$K" load --create "$L" - </dev/null
+check "load --create of an empty stdin: status 3, no cache left" eval '[ "$RC" = 3 ] && gone "$L"'
+expect 3 "load --create --sqlite of a cut dump: status 3" \
+  "$K" load --create --sqlite "$T/undo.db" "$L" "$T/cut.dump"
+check "no cache and no SQLite file left" eval 'gone "$L" && ! ls "$T"/undo.db* 2>/dev/null'
+: >"$T/kept.db"
+expect 3 "load --create --sqlite FILE, FILE already there, of a cut dump" \
+  "$K" load --create --sqlite "$T/kept.db" "$L" "$T/cut.dump"
+check "the SQLite file that was there is kept" test -e "$T/kept.db"
+check "the new cache is removed" gone "$L"
+expect 3 "load --create into an existing cache of a cut dump: status 3" \
+  "$K" load --create "$P-p" "$T/cut.dump"
+check "a failed load --create keeps a cache that was there" exists "$P-p"
+check "with its entries" test "$("$K" get "$P-p" plain)" = 'hello world'
+check "and does not say it removed it" lacks "removed" <<<"$ERR"
+
 # ---- flush / clear ------------------------------------------------------------
 expect 0 "flush of a memory-only cache: status 0" "$K" flush "$A"
 check "flush says there is nothing to write" has "memory only" "$OUT"
