@@ -91,7 +91,8 @@ struct cli_create {
   {"default-ttl", required_argument, NULL, 0x105}
 /* clang-format on */
 #define CLI_CREATE_HELP                                                        \
-  "      --create           create the cache if it is missing, with:\n"        \
+  "      --create           create the cache if it is missing (removed\n"      \
+  "                         again if the command fails), with:\n"              \
   "      --memory SIZE      its size: 64mb, 1g, ... (default 32mb)\n"          \
   "      --slot-size BYTES  its slot size, a multiple of 8 (default 160)\n"    \
   "      --stripes N        its lock stripes, a power of two\n"                \

@@ -494,6 +494,21 @@ expect 3 "load --create into an existing cache of a cut dump: status 3" \
 check "a failed load --create keeps a cache that was there" exists "$P-p"
 check "with its entries" test "$("$K" get "$P-p" plain)" = 'hello world'
 check "and does not say it removed it" lacks "removed" <<<"$ERR"
+# The same for set and incr.
+head -c 3000000 /dev/urandom >"$T/huge"
+expect 3 "set --create of a value too big for the new cache: status 3" \
+  "$K" set --create --memory 1mb "$L" k --file "$T/huge"
+check "a failed set --create leaves no cache behind" gone "$L"
+expect 1 "set --create --xx on a new cache: status 1" "$K" set --create --xx "$L" k v
+check "a set --create that wrote nothing leaves no cache behind" gone "$L"
+expect 3 "incr --create of a key over the limit: status 3" \
+  "$K" incr --create "$L" "$(head -c 5000 /dev/zero | tr '\0' k)"
+check "a failed incr --create leaves no cache behind" gone "$L"
+expect 1 "set --create --xx on an existing cache: status 1" "$K" set --create --xx "$P-p" nokey v
+check "a failed set --create keeps a cache that was there" exists "$P-p"
+expect 0 "set --create that works keeps the cache it created" "$K" set --create "$L" k v
+check "the cache is there" exists "$L"
+"$K" destroy --yes "$L" >/dev/null
 
 # ---- flush / clear ------------------------------------------------------------
 expect 0 "flush of a memory-only cache: status 0" "$K" flush "$A"
