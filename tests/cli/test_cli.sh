@@ -509,6 +509,26 @@ check "a failed set --create keeps a cache that was there" exists "$P-p"
 expect 0 "set --create that works keeps the cache it created" "$K" set --create "$L" k v
 check "the cache is there" exists "$L"
 "$K" destroy --yes "$L" >/dev/null
+# A load --create stopped by a signal while it reads (from a FIFO whose
+# writer stalls) is a failed load too; then it dies of the signal.  Job
+# control (set -m) keeps SIGINT from being ignored by a background job.
+mkfifo "$T/fifo"
+for sig in INT TERM HUP; do
+  (set -m
+   (printf '# kvshm-dump 1\nk v 0 0\n'; exec sleep 30) >"$T/fifo" &
+   w=$!
+   "$K" load --create "$L" "$T/fifo" >"$T/out" 2>"$T/err" &
+   l=$!
+   for _ in $(seq 200); do exists "$L" && break; sleep 0.02; done
+   sleep 0.1
+   kill -"$sig" "$l"; wait "$l" 2>/dev/null; echo $? >"$T/rc"
+   kill "$w" 2>/dev/null; wait "$w" 2>/dev/null)
+  ERR=$(cat "$T/err")
+  check "load --create stopped by SIG$sig dies of it" \
+    test "$(cat "$T/rc")" = $((128 + $(kill -l "$sig")))
+  check "load --create stopped by SIG$sig leaves no cache behind" gone "$L"
+  check "and says so" has "stopped by .*removed '$L', which it had created" "$(tr '\n' ' ' <"$T/err")"
+done
 
 # ---- flush / clear ------------------------------------------------------------
 expect 0 "flush of a memory-only cache: status 0" "$K" flush "$A"
