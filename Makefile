@@ -27,7 +27,8 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
 TEST_UTIL:= tests/testutil.c tests/testutil.h
 
-.PHONY: all lib test test-c test-san bench demo demo-c format clean deps
+.PHONY: all lib test test-c test-san test-demo-c bench demo demo-c format clean \
+        deps
 .SECONDARY: $(SAN_OBJ)
 
 # Targets each subsystem adds (its own .mk file appends to these).
@@ -117,6 +118,13 @@ demo: demo-node
 
 demo-c: deps $(BUILD)/demo/demo_shm
 	$(BUILD)/demo/demo_shm
+
+# The C demo's tests: a run, a cache left under an earlier run's name, and
+# runs stopped by Ctrl-C, SIGTERM and SIGHUP at any instant.
+test-demo-c: $(BUILD)/demo/demo_shm $(BUILD)/kvshm-cli
+	@tests/demo/test_demo_c.sh $(BUILD)/demo/demo_shm $(BUILD)/kvshm-cli
+
+TEST_TARGETS += test-demo-c
 
 format:
 	clang-format -i libshm/*.[ch] tests/*.[ch] bench/*.c examples/*.c tools/*.c \

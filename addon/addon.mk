@@ -1,7 +1,7 @@
 # addon/addon.mk - the Node addon (included by the top Makefile).
 #
 #   make addon       build addon/build/Release/kvshm.node with node-gyp
-#   make test-node   the addon's tests (node's test runner)
+#   make test-node   the addon's tests (node's test runner, KVSHM_TESTING=1)
 #   make bench-node  kvshm against Map, lmdb, Redis and a pipe (bench/node)
 #   make demo-node   HTTP cluster sharing one cache, driven by a load generator
 #
@@ -31,8 +31,10 @@ $(ADDON): $(ADDON_SRC) | $(NPM_STAMP)
 $(NPM_STAMP):
 	@scripts/deps.sh
 
+# KVSHM_TESTING=1 gives handles the hooks of lib/testing.js (clock, signals);
+# the test files and the processes they spawn inherit it.
 test-node: $(ADDON)
-	$(NODE) --test $(NODE_TESTS)
+	KVSHM_TESTING=1 $(NODE) --test $(NODE_TESTS)
 
 bench-node: deps $(ADDON)
 	$(NODE) bench/node/bench.js

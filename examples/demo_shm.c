@@ -1,15 +1,21 @@
 /*
  * demo_shm.c - several processes sharing one kvshm cache.
  *
- * The parent creates the cache "demo-<pid>" and forks four workers.  Each
- * worker opens the cache by name (a handle is not inherited across fork),
- * writes 1000 keys of its own, and waits at a pipe barrier until every
- * worker has written.  Then it reads every other worker's keys, checking each
- * value byte for byte, and increments one shared counter once per key read,
- * so four processes increment the same key at the same time.  The workers
- * send what they saw to the parent, which prints it, the cache's statistics,
- * and the counter's total next to the exact value it must have; then it
- * removes the segment.
+ * The parent creates the cache "demo-<pid>-<random>" (a name no earlier run
+ * left behind) and forks four workers.  Each worker opens the cache by name
+ * (a handle is not inherited across fork), writes 1000 keys of its own, and
+ * waits at a pipe barrier until every worker has written.  Then it reads
+ * every other worker's keys, checking each value byte for byte, and
+ * increments one shared counter once per key read, so four processes
+ * increment the same key at the same time.  The workers send what they saw
+ * to the parent, which prints it, the cache's statistics, and the counter's
+ * total next to the exact value it must have.
+ *
+ * Once every worker has opened the cache, the parent removes its name: the
+ * memory stays until the last process unmaps it, so the demo goes on, and
+ * from then on nothing (not even kill -9) can leave the segment behind.
+ * Before that, Ctrl-C, SIGTERM or SIGHUP make the parent stop its workers
+ * and remove the segment, then die of that signal.
  *
  * Exit status: 0 if every read returned the right value and the counter is
  * exact, 1 otherwise.
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +53,14 @@ struct report {
   uint32_t errors;           /* any other failed call */
   int32_t first_error;       /* the first of those */
 };
+
+/* The signal that stops the demo (SIGINT, SIGTERM, SIGHUP), 0 if none. */
+static volatile sig_atomic_t stop_sig;
+
+static void on_stop(int sig) {
+  if (!stop_sig)
+    stop_sig = sig;
+}
 
 static void key_of(int worker, int i, char *buf, size_t size) {
   snprintf(buf, size, "w%d:key:%04d", worker, i);
@@ -75,10 +90,13 @@ static bool write_all(int fd, const void *p, size_t n) {
   return true;
 }
 
-/* Read exactly n bytes within timeout_ms; false on EOF, error or timeout. */
+/*
+ * Read exactly n bytes within timeout_ms; false on EOF, error, timeout or a
+ * stop signal.
+ */
 static bool read_all(int fd, void *p, size_t n, int timeout_ms) {
   char *c = p;
-  while (n) {
+  while (n && !stop_sig) {
     struct pollfd pf = {fd, POLLIN, 0};
     int pr = poll(&pf, 1, timeout_ms);
     if (pr < 0 && errno == EINTR)
@@ -93,7 +111,7 @@ static bool read_all(int fd, void *p, size_t n, int timeout_ms) {
     c += got;
     n -= (size_t)got;
   }
-  return true;
+  return n == 0;
 }
 
 /*
@@ -228,15 +246,57 @@ static int fail(const char *what, int rc) {
   return 1;
 }
 
+/*
+ * A name for this run's cache that no cache has: "demo-<pid>-<random>".  A
+ * name made of the pid alone can be a dead run's (pids are reused, and a new
+ * container starts them from 1 again), and opening that would attach to
+ * what it left.  kvshm_open has no "create only", so check it is missing.
+ */
+static int pick_name(char *name, size_t size) {
+  for (int tries = 0; tries < 16; tries++) {
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+      r = (uint32_t)clock() ^ (uint32_t)tries * 2654435761u;
+    snprintf(name, size, "demo-%ld-%08" PRIx32, (long)getpid(), r);
+    kvshm *kv;
+    int rc = kvshm_open(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+    if (rc == -ENOENT)
+      return 0;
+    if (!rc)
+      kvshm_close(kv);
+  }
+  return -EEXIST;
+}
+
+/* Remove the cache's name once; the status of the first removal. */
+static int remove_name(const char *name, bool *removed) {
+  if (*removed)
+    return 0;
+  *removed = true;
+  return kvshm_unlink(name);
+}
+
 int main(void) {
+  /* A stop signal (Ctrl-C, SIGTERM, SIGHUP) is only noted: the parent then
+   * stops its workers, removes the cache and dies of it (see the top). */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop; /* no SA_RESTART: waits return EINTR */
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+
   char name[64];
-  snprintf(name, sizeof name, "demo-%ld", (long)getpid());
+  int rc = pick_name(name, sizeof name);
+  if (rc)
+    return fail("choosing a cache name", rc);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   kvshm *kv;
-  int rc = kvshm_open(name, NULL, KVSHM_NOREAPER, &kv);
+  rc = kvshm_open(name, NULL, KVSHM_NOREAPER, &kv);
   if (rc)
     return fail("creating the cache", rc);
+  bool removed = false;
   kvshm_stats st;
   if ((rc = kvshm_stats_get(kv, &st))) {
     kvshm_close(kv);
@@ -260,13 +320,16 @@ int main(void) {
   }
   pid_t pids[WORKERS];
   int started = 0;
-  for (; started < WORKERS; started++) {
+  for (; started < WORKERS && !stop_sig; started++) {
     pid_t pid = fork();
     if (pid < 0) {
       perror("demo: fork");
       break;
     }
     if (pid == 0) {
+      signal(SIGINT, SIG_DFL); /* the parent stops its workers */
+      signal(SIGTERM, SIG_DFL);
+      signal(SIGHUP, SIG_DFL);
       close(written[0]);
       close(go[1]);
       close(reports[0]);
@@ -284,6 +347,9 @@ int main(void) {
     char c;
     ok = read_all(written[0], &c, 1, BARRIER_TIMEOUT_MS);
   }
+  /* Every worker has opened the cache (or failed to): its name is no longer
+   * needed, and without it nothing can be left behind. */
+  int unlink_rc = ok ? remove_name(name, &removed) : 0;
   close(go[1]);
   struct report reps[WORKERS];
   bool have[WORKERS] = {false};
@@ -295,8 +361,11 @@ int main(void) {
       have[r.id] = true;
     }
   }
-  if (!ok) {
-    fprintf(stderr, "demo: a worker did not report in time; stopping them\n");
+  if (!ok || stop_sig) {
+    if (stop_sig)
+      fprintf(stderr, "demo: %s: stopping the workers\n", strsignal(stop_sig));
+    else
+      fprintf(stderr, "demo: a worker did not report in time; stopping them\n");
     for (int i = 0; i < started; i++)
       kill(pids[i], SIGKILL); /* only our own workers */
   }
@@ -313,6 +382,14 @@ int main(void) {
   }
   close(written[0]);
   close(reports[0]);
+  if (stop_sig) {
+    kvshm_close(kv);
+    remove_name(name, &removed);
+    fprintf(stderr, "demo: removed the cache \"%s\"\n", name);
+    signal(stop_sig, SIG_DFL);
+    raise(stop_sig);
+    return 1;
+  }
 
   for (int w = 0; w < WORKERS; w++) {
     if (!have[w]) {
@@ -352,11 +429,16 @@ int main(void) {
   ok = ok && problems == 0;
 
   kvshm_close(kv);
-  rc = kvshm_unlink(name);
+  rc = removed ? unlink_rc : remove_name(name, &removed);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
               (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
   printf("demo: removed the segment%s; %.0f ms; %s\n", rc ? " (FAILED)" : "",
          ms, ok && !rc ? "OK" : "FAILED");
+  if (stop_sig) { /* came after the workers were done: die of it all the same */
+    fflush(stdout);
+    signal(stop_sig, SIG_DFL);
+    raise(stop_sig);
+  }
   return ok && !rc ? 0 : 1;
 }

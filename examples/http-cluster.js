@@ -11,6 +11,9 @@
 //
 // A response rendered by one worker is a hit for every other worker: that
 // is the point of sharing one cache instead of one per process.
+//
+// Ctrl-C, SIGTERM or SIGHUP stop it early and it still cleans up; each run
+// also removes what a run killed outright (SIGKILL) left behind.
 'use strict';
 const cluster = require('cluster');
 const crypto = require('crypto');
@@ -25,7 +28,9 @@ const SECONDS = Number(process.env.DEMO_SECONDS || 4);
 const WORKERS = Number(process.env.DEMO_WORKERS || 4);
 const CONCURRENCY = Number(process.env.DEMO_CONCURRENCY || 32);
 const ITEMS = Number(process.env.DEMO_ITEMS || 4000);
-const NAME = process.env.KVSHM_DEMO_NAME || `kvshm-demo-${process.pid}`;
+// Each run's cache is PREFIX-<pid>-<random>, so a run never meets what an
+// earlier one left; KVSHM_DEMO_NAME fixes the name instead.
+const PREFIX = process.env.KVSHM_DEMO_PREFIX || 'kvshm-demo';
 
 // The "backend": half a millisecond of work per page.
 function render(id) {
@@ -89,41 +94,149 @@ function alive(pid) {
   try {
     process.kill(pid, 0);
     return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait up to ms for process pid to be gone; true if it is. */
+async function gone(pid, ms) {
+  for (let t = 0; pid && alive(pid) && t < ms; t += 20) await sleep(20);
+  return !pid || !alive(pid);
+}
+
+/** The pids (but ours) of the processes that have cache `name`'s segment mapped. */
+function mappers(name) {
+  const seg = `/dev/shm/kvshm.${name}`;
+  let ino;
+  try {
+    ino = String(fs.statSync(seg).ino);
   } catch {
-    return false;
+    return [];
+  }
+  const pids = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    let maps;
+    try {
+      maps = fs.readFileSync(`/proc/${d}/maps`, 'latin1');
+    } catch {
+      continue; // gone, or another user's
+    }
+    // address perms offset dev inode path
+    if (maps.split('\n').some((l) => l.includes(seg) && l.split(/\s+/)[4] === ino)) pids.push(Number(d));
+  }
+  return pids;
+}
+
+/**
+ * Stop a demo cache and remove its directory: destroy cache `name` if given
+ * (its reaper writes what is dirty and exits at its next tick; SIGTERM if it
+ * has not within 3 s), then remove dir.  A process that still has the cache
+ * open keeps using it until it closes it.
+ */
+async function teardown(name, reaper, dir) {
+  if (name) kvshm.destroy(name);
+  if (!(await gone(reaper, 3000))) {
+    process.kill(reaper, 'SIGTERM');
+    await gone(reaper, 5000);
+  }
+  if (dir) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+}
+
+/**
+ * Remove what earlier runs left when they were killed before they could
+ * clean up (SIGKILL, a crash): every cache named PREFIX-* (or the fixed
+ * name) that no process has mapped but its own reaper, the reaper, and the
+ * run's directory in the temporary directory.  A fixed name still in use by
+ * a live run is an error.
+ */
+async function removeLeftovers(fixed) {
+  const names = fixed ? [fixed] : fs.readdirSync('/dev/shm')
+    .filter((f) => f.startsWith(`kvshm.${PREFIX}-`)).map((f) => f.slice('kvshm.'.length));
+  for (const name of names) {
+    let c;
+    try {
+      c = kvshm.open(name, { readonly: true, create: false, reaper: false });
+    } catch {
+      continue; // gone meanwhile, another user's, or not a cache
+    }
+    const reaper = c.stats().reaperPid;
+    const dir = c.sqlitePath && path.dirname(c.sqlitePath);
+    c.close();
+    const users = mappers(name).filter((pid) => pid !== reaper);
+    if (users.length) {
+      if (fixed) throw new Error(`cache '${name}' is in use by pid ${users.join(', ')}: set another KVSHM_DEMO_NAME`);
+      continue; // a live run
+    }
+    // Only a directory this demo made: <tmpdir>/<name>-XXXXXX.
+    const ours = dir && path.dirname(dir) === os.tmpdir() && path.basename(dir).startsWith(`${name}-`);
+    await teardown(name, reaper, ours ? dir : null);
+    console.log(`demo: removed what an earlier run left: cache '${name}'${ours ? `, ${dir}` : ''}`);
   }
 }
 
 async function primary() {
+  // Ctrl-C (SIGINT to the whole job), kill (SIGTERM) and a closed terminal
+  // (SIGHUP) stop the load, the workers and the cache's reaper, remove the
+  // cache and its directory, then end the demo by that same signal.
+  let stoppedBy = null;
+  const abort = new AbortController();
+  const onSignal = (sig) => {
+    if (stoppedBy) {
+      console.error(`demo: ${sig}: still cleaning up (a few seconds at most)`);
+      return;
+    }
+    stoppedBy = sig;
+    console.error(`\ndemo: ${sig}: stopping and cleaning up`);
+    abort.abort();
+  };
+  const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const sig of SIGNALS) process.on(sig, onSignal);
+  // Output to a terminal that hung up fails: it must not stop the cleanup.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  const aborted = new Promise((resolve, reject) => abort.signal.addEventListener('abort', () => {
+    reject(Object.assign(new Error(`stopped by ${stoppedBy}`), { stopped: true }));
+  }));
+  aborted.catch(() => {});
+
   const { run } = require('./loadgen');
+  const fixed = process.env.KVSHM_DEMO_NAME;
+  const NAME = fixed || `${PREFIX}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
+  await removeLeftovers(fixed);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${NAME}-`));
   const sqlite = path.join(dir, 'pages.db');
   const workers = [];
   const watchdog = setTimeout(() => {
     console.error('demo: did not finish in time; stopping');
-    for (const w of workers) w.process.kill('SIGKILL');
-    kvshm.destroy(NAME);
-    process.exit(1);
+    process.exitCode = 1;
+    abort.abort();
+    setTimeout(() => process.exit(1), 30000).unref(); // if even that hangs
   }, (SECONDS + 60) * 1000);
   watchdog.unref();
 
-  // 1 MiB of shared memory for pages of about 800 bytes: the hot ones stay
-  // in memory, the rest are evicted to SQLite and read back from there.
-  const cache = kvshm.open(NAME, { memory: '1mb', sqlite });
+  let cache = null;
   try {
+    // 1 MiB of shared memory for pages of about 800 bytes: the hot ones stay
+    // in memory, the rest are evicted to SQLite and read back from there.
+    cache = kvshm.open(NAME, { memory: '1mb', sqlite });
     const port = await freePort();
     console.log(`kvshm demo: ${WORKERS} cluster workers on http://127.0.0.1:${port}, one shared cache ` +
       `'${NAME}' (1 MiB of shared memory + ${sqlite}), ${SECONDS} s of load, ${CONCURRENCY} connections, ${ITEMS} items`);
     cluster.setupPrimary({ exec: __filename });
-    for (let i = 1; i <= WORKERS; i++) {
+    for (let i = 1; i <= WORKERS && !abort.signal.aborted; i++) {
       workers.push(cluster.fork({ DEMO_ID: `w${i}`, DEMO_CACHE: NAME, DEMO_PORT: String(port) }));
     }
-    await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
+    await Promise.race([aborted, Promise.all(workers.map((w) => new Promise((resolve, reject) => {
       w.once('message', resolve);
       w.once('exit', (code) => reject(new Error(`worker exited with ${code} before listening`)));
-    })));
+    })))]);
 
-    const load = await run({ port, seconds: SECONDS, concurrency: CONCURRENCY, items: ITEMS });
+    console.log(`load: ${SECONDS} s (Ctrl-C stops the demo and cleans up)`);
+    const load = await run({ port, seconds: SECONDS, concurrency: CONCURRENCY, items: ITEMS, signal: abort.signal });
+    if (load.aborted) await aborted;
 
     console.log('\nper worker (counted in the shared cache with incr):');
     console.log('  worker      pid  requests      hits    misses  hit rate');
@@ -157,19 +270,30 @@ async function primary() {
     console.log(`  SQLite             ${store.rows} rows, ${store.fileBytes} bytes, ${st.dirty} entries not yet written`);
     console.log(`  reaper             pid ${st.reaperPid || 'none'}, started ${st.reaperStarts} time(s)`);
     if (load.errors) process.exitCode = 1;
+  } catch (err) {
+    if (!err.stopped) throw err;
   } finally {
+    // Stopped: the workers go at once (after Ctrl-C they are mostly gone
+    // already); otherwise they finish their requests first.
     await Promise.all(workers.map((w) => new Promise((resolve) => {
       if (w.isDead()) return resolve();
       w.once('exit', resolve);
-      w.disconnect();
+      if (stoppedBy) w.process.kill('SIGTERM');
+      else w.disconnect();
       setTimeout(() => w.process.kill('SIGKILL'), 5000).unref();
     })));
-    const reaper = cache.stats().reaperPid;
-    cache.destroy();
-    // The reaper writes what is dirty and exits once the cache is gone.
-    for (let i = 0; i < 100 && reaper && alive(reaper); i++) await new Promise((r) => setTimeout(r, 20));
-    fs.rmSync(dir, { recursive: true, force: true });
+    let reaper = 0;
+    if (cache) {
+      reaper = cache.stats().reaperPid;
+      cache.close();
+    }
+    await teardown(cache ? NAME : null, reaper, dir); // never a cache we did not open
+    clearTimeout(watchdog);
     console.log(`\ncleaned up: workers stopped, cache '${NAME}' destroyed, ${dir} removed`);
+  }
+  if (stoppedBy) {
+    for (const sig of SIGNALS) process.removeListener(sig, onSignal);
+    process.kill(process.pid, stoppedBy);
   }
 }
 

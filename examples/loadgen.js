@@ -40,15 +40,21 @@ function request(agent, port, path) {
   });
 }
 
-/** Drive http://127.0.0.1:port/item/<id>; resolves the totals. */
-async function run({ port, seconds = 4, concurrency = 32, items = 4000 }) {
+/**
+ * Drive http://127.0.0.1:port/item/<id>; resolves the totals.  An abort of
+ * `signal` (an AbortSignal) ends the run at once: requests in flight are
+ * dropped and the totals so far come back with aborted: true.
+ */
+async function run({ port, seconds = 4, concurrency = 32, items = 4000, signal }) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const stop = () => agent.destroy();
+  signal?.addEventListener('abort', stop, { once: true });
   const pick = zipf(items);
   const end = Date.now() + seconds * 1000;
   const latencies = [];
   const totals = { requests: 0, errors: 0, hits: 0, misses: 0, bytes: 0 };
   async function client() {
-    while (Date.now() < end) {
+    while (Date.now() < end && !signal?.aborted) {
       const t0 = process.hrtime.bigint();
       try {
         const r = await request(agent, port, `/item/${pick()}`);
@@ -65,10 +71,14 @@ async function run({ port, seconds = 4, concurrency = 32, items = 4000 }) {
   }
   const started = Date.now();
   await Promise.all(Array.from({ length: concurrency }, client));
+  signal?.removeEventListener('abort', stop);
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : 0);
-  return { ...totals, seconds: (Date.now() - started) / 1000, p50: pct(0.5), p99: pct(0.99), max: pct(1) };
+  return {
+    ...totals, seconds: (Date.now() - started) / 1000, p50: pct(0.5), p99: pct(0.99), max: pct(1),
+    aborted: Boolean(signal?.aborted),
+  };
 }
 
 module.exports = { run, zipf };

@@ -71,10 +71,15 @@ int cli_getopt(int argc, char **argv, const char *shortopts,
 
 /* ---- attaching (cli_util.c) ---- */
 
-/* Options of the commands that may create a cache (set, incr, load). */
+/* Options of the commands that may create a cache (set, incr, load), and
+ * what cli_open_rw created, for cli_create_undo. */
 struct cli_create {
   bool create;
   kvshm_config cfg;
+  bool created;         /* the segment was missing and this open made it */
+  unsigned sqlite_made; /* SQLite files it made (bits, see cli_util.c) */
+  dev_t dev;            /* the segment file that was made */
+  ino_t ino;
 };
 /* clang-format off */
 #define CLI_CREATE_LONGOPTS                                                    \
@@ -86,7 +91,8 @@ struct cli_create {
   {"default-ttl", required_argument, NULL, 0x105}
 /* clang-format on */
 #define CLI_CREATE_HELP                                                        \
-  "      --create           create the cache if it is missing, with:\n"        \
+  "      --create           create the cache if it is missing (removed\n"      \
+  "                         again if the command fails), with:\n"              \
   "      --memory SIZE      its size: 64mb, 1g, ... (default 32mb)\n"          \
   "      --slot-size BYTES  its slot size, a multiple of 8 (default 160)\n"    \
   "      --stripes N        its lock stripes, a power of two\n"                \
@@ -100,9 +106,18 @@ int cli_create_opt(struct cli_create *co, int c, const char *arg);
  * and returns the exit code; 0 on success. */
 int cli_open_ro(const char *name, kvshm **out);
 /* Attach for writing without ever creating the cache by accident
- * (KVSHM_NOCREATE | KVSHM_NOREAPER), unless co->create.  co is NULL for the
- * commands that cannot create a cache. */
-int cli_open_rw(const char *name, const struct cli_create *co, kvshm **out);
+ * (KVSHM_NOCREATE | KVSHM_NOREAPER), unless co->create; then co->created
+ * says whether this call made it.  co is NULL for the commands that cannot
+ * create a cache. */
+int cli_open_rw(const char *name, struct cli_create *co, kvshm **out);
+/*
+ * After a command failed: if cli_open_rw created the cache (co->created),
+ * remove it again, and the SQLite file it created, so that a failed command
+ * leaves nothing behind.  Call with the cache closed.  Keeps it if another
+ * process has it mapped or it is no longer the segment that was made.
+ * Never touches a cache that existed before.
+ */
+void cli_create_undo(const char *name, struct cli_create *co);
 /* Say why kvshm_open failed; returns the exit code. */
 int cli_open_failed(const char *name, int rc, bool can_create);
 /* "/dev/shm/kvshm.NAME". */

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +145,28 @@ static int split4(char *line, char *f[4], size_t len[4]) {
   return 0;
 }
 
+/*
+ * A load --create stopped by Ctrl-C, SIGTERM or SIGHUP is a failed load: it
+ * notes the signal, stops reading, removes the cache it made, then dies of
+ * the signal.  A signal the caller ignores (nohup) stays ignored.
+ */
+static volatile sig_atomic_t load_stop;
+
+static void on_load_stop(int sig) {
+  if (!load_stop)
+    load_stop = sig;
+}
+
+static void catch_stop_signals(void) {
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_load_stop; /* no SA_RESTART: a blocked read returns */
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+      sigaction(sigs[i], &sa, NULL);
+}
+
 static int cmd_load(int argc, char **argv) {
   static const struct option opts[] = {{"nx", no_argument, NULL, 'N'},
                                        {"check", no_argument, NULL, 'c'},
@@ -184,6 +207,8 @@ static int cmd_load(int argc, char **argv) {
     return CLI_EXIT_ERROR;
   }
   kvshm *kv = NULL;
+  if (co.create && !check)
+    catch_stop_signals();
   int rc = check ? 0 : cli_open_rw(name, &co, &kv);
   if (rc) {
     if (!from_stdin)
@@ -196,7 +221,7 @@ static int cmd_load(int argc, char **argv) {
   uint64_t lineno = 0, entries = 0, loaded = 0, expired = 0, kept = 0;
   bool ended = false;
   rc = CLI_EXIT_OK;
-  while ((got = getline(&line, &cap, f)) > 0) {
+  while (!load_stop && (got = getline(&line, &cap, f)) > 0) {
     lineno++;
     size_t len = (size_t)got;
     if (line[len - 1] == '\n')
@@ -271,7 +296,11 @@ static int cmd_load(int argc, char **argv) {
       loaded++;
     }
   }
-  if (!rc && ferror(f)) {
+  if (!rc && load_stop) {
+    cli_msg("%s:%" PRIu64 ": stopped by %s", shown, lineno,
+            strsignal(load_stop));
+    rc = CLI_EXIT_ERROR;
+  } else if (!rc && ferror(f)) {
     cli_msg("cannot read %s: %s", shown, strerror(errno));
     rc = CLI_EXIT_ERROR;
   } else if (!rc && lineno == 0) {
@@ -280,13 +309,22 @@ static int cmd_load(int argc, char **argv) {
   } else if (!rc && !ended) {
     cli_msg("%s:%" PRIu64 ": no end line: the dump was cut short (%" PRIu64
             " entries before it were %s)",
-            shown, lineno, entries, check ? "well-formed" : "stored");
+            shown, lineno, entries,
+            check        ? "well-formed"
+            : co.created ? "read"
+                         : "stored");
     rc = CLI_EXIT_ERROR;
   }
   free(line);
   if (!from_stdin)
     fclose(f);
   kvshm_close(kv);
+  if (rc)
+    cli_create_undo(name, &co); /* a cache it made holds a partial load */
+  if (load_stop) {
+    signal(load_stop, SIG_DFL);
+    raise(load_stop);
+  }
   if (!rc) {
     if (check)
       printf("%s: %" PRIu64 " well-formed entries\n", shown, entries);
@@ -307,7 +345,9 @@ const struct cli_cmd cli_cmd_load = {
     "Each\nentry keeps its flags and its absolute expiry; entries already "
     "expired\nare skipped.  Existing keys are overwritten unless --nx.  A "
     "malformed\nline or a missing end line stops the load with status 3 "
-    "(entries before\nit are stored).\n"
+    "(entries before\nit are stored, unless --create made the cache: then "
+    "it is removed, as it is\nwhen Ctrl-C, SIGTERM or SIGHUP stops such a "
+    "load).\n"
     "\nOptions:\n"
     "  -c, --check            only check that FILE is a well-formed dump\n"
     "      --nx               keep keys that already exist\n" CLI_CREATE_HELP

@@ -221,6 +221,8 @@ static int cmd_set(int argc, char **argv) {
       rc = cli_fail(rc, "cannot set '%s'", argv[optind + 1]);
     }
     kvshm_close(kv);
+    if (rc)
+      cli_create_undo(argv[optind], &co);
   }
   free(data);
   arg_free(&val);
@@ -351,6 +353,8 @@ static int cmd_incr(int argc, char **argv) {
     else
       printf("%" PRId64 "\n", result);
     kvshm_close(kv);
+    if (rc)
+      cli_create_undo(argv[optind], &co);
   }
   arg_free(&key);
   return rc;

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -128,15 +129,90 @@ int cli_open_ro(const char *name, kvshm **out) {
   return rc ? cli_open_failed(name, rc, false) : 0;
 }
 
-int cli_open_rw(const char *name, const struct cli_create *co, kvshm **out) {
+/* Does path exist (or can we not tell)? */
+static bool path_exists(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) == 0 || errno != ENOENT;
+}
+
+/* The SQLite file and the files SQLite keeps beside it. */
+static const char *const sqlite_suffixes[] = {"", "-wal", "-shm", "-journal"};
+#define NSUFFIXES (sizeof sqlite_suffixes / sizeof *sqlite_suffixes)
+
+/* Bit i: the SQLite file with suffix i exists (or cannot be told apart). */
+static unsigned sqlite_files(const char *sqlite) {
+  unsigned bits = 0;
+  char path[PATH_MAX + 16];
+  for (size_t i = 0; i < NSUFFIXES; i++)
+    if ((size_t)snprintf(path, sizeof path, "%s%s", sqlite,
+                         sqlite_suffixes[i]) >= sizeof path ||
+        path_exists(path))
+      bits |= 1u << i;
+  return bits;
+}
+
+/*
+ * With --create, whether this open made the segment is told apart by
+ * looking before: libshm's kvshm_open does not say whether it created.  A
+ * process that creates the same name between the look and the open would
+ * pass for ours; cli_create_undo then still keeps it while that process has
+ * it mapped.
+ */
+int cli_open_rw(const char *name, struct cli_create *co, kvshm **out) {
   int rc;
-  if (co && co->create)
+  if (co && co->create) {
+    char seg[KVSHM_NAME_MAX + 32];
+    cli_segment_path(name, seg, sizeof seg);
+    const char *sqlite = co->cfg.sqlite_path;
+    bool seg_was = path_exists(seg);
+    unsigned sqlite_was = sqlite ? sqlite_files(sqlite) : ~0u;
     rc = kvshm_open(name, &co->cfg, KVSHM_NOREAPER, out);
-  else
+    struct stat sb;
+    if (!rc && !seg_was && stat(seg, &sb) == 0) {
+      co->created = true;
+      co->dev = sb.st_dev;
+      co->ino = sb.st_ino;
+      co->sqlite_made = sqlite ? sqlite_files(sqlite) & ~sqlite_was : 0;
+    }
+  } else {
     rc = kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, out);
+  }
   if (rc == KVSHM_EINVAL)
     return cli_fail(rc, "bad cache configuration"), CLI_EXIT_USAGE;
   return rc ? cli_open_failed(name, rc, co != NULL) : 0;
+}
+
+void cli_create_undo(const char *name, struct cli_create *co) {
+  if (!co || !co->created)
+    return;
+  co->created = false;
+  char seg[KVSHM_NAME_MAX + 32];
+  cli_segment_path(name, seg, sizeof seg);
+  struct stat sb;
+  if (stat(seg, &sb) || sb.st_dev != co->dev || sb.st_ino != co->ino)
+    return; /* destroyed meanwhile, or made again by someone else */
+  int users = cli_attached(name);
+  if (users > 0) {
+    cli_msg("kept '%s', which it had created: %d other process%s %s it open",
+            name, users, users == 1 ? "" : "es", users == 1 ? "has" : "have");
+    return;
+  }
+  int rc = kvshm_unlink(name);
+  if (rc && rc != -ENOENT) {
+    cli_fail(rc, "cannot remove '%s', which it had created", name);
+    return;
+  }
+  /* Only the files that this open made (sqlite_files never reports one
+   * whose name does not fit). */
+  char path[PATH_MAX + 16];
+  for (size_t i = 0; i < NSUFFIXES; i++)
+    if (co->sqlite_made & (1u << i)) {
+      snprintf(path, sizeof path, "%s%s", co->cfg.sqlite_path,
+               sqlite_suffixes[i]);
+      unlink(path);
+    }
+  cli_msg("removed '%s', which it had created%s", name,
+          co->sqlite_made & 1u ? ", and its SQLite file" : "");
 }
 
 int cli_create_opt(struct cli_create *co, int c, const char *arg) {

@@ -12,7 +12,11 @@ const {
 
 const C = binding.constants;
 const { T_STRING, T_BUFFER, T_UINT8, T_NUMBER, T_BOOLEAN, T_JSON, T_BIGINT } = C;
-const kHandle = Symbol('kvshm.handle');
+// The native handle of a cache, for lib/testing.js alone: set by a static
+// block inside the class, so it is no property of the class, its prototype
+// or its objects.  What a handle offers production code could reach anyway
+// (its test hooks exist only with KVSHM_TESTING=1: src/addon.c).
+let handleOf;
 
 function valueTypeError(value) {
   return typeError('value must be a string, number, boolean, bigint, Buffer, ' +
@@ -169,8 +173,9 @@ class Cache {
     return `KvshmCache(${inspect(this.#name, options)}, ${size})`;
   }
 
-  /** Internal: the native handle, for lib/testing.js. */
-  [kHandle]() { return this.#h; }
+  static {
+    handleOf = (cache) => cache.#h;
+  }
 }
 
-module.exports = { Cache, kHandle };
+module.exports = { Cache, handleOf };

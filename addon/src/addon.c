@@ -11,6 +11,7 @@
 #include "kvshm_test.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,29 @@ void kva_trim(struct kvshm_addon *ad) {
       ad->u16cap = 2 * (KVSHM_KEY_MAX + 2u);
     }
   }
+}
+
+/* ---- test hooks ------------------------------------------------------- */
+
+/*
+ * The hooks that move a handle's clock and signal the process inside a write
+ * (lib/testing.js) would let any code in the process change what every
+ * other process sees expire, or kill this one.  They exist only in a process
+ * started with KVSHM_TESTING=1 (the test runner sets it), read once, at the
+ * first load of the addon: a process-wide constant, the same for every
+ * environment, that nothing running after that can turn on.
+ */
+static pthread_once_t testing_once = PTHREAD_ONCE_INIT;
+static bool testing_on;
+
+static void testing_read_env(void) {
+  const char *v = getenv("KVSHM_TESTING");
+  testing_on = v && strcmp(v, "1") == 0;
+}
+
+bool kva_testing(void) {
+  pthread_once(&testing_once, testing_read_env);
+  return testing_on;
 }
 
 /* ---- module functions ------------------------------------------------- */
@@ -262,6 +286,7 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   ad->env = env;
+  (void)kva_testing(); /* the opt-in as it is now; later changes do not count */
   if (napi_set_instance_data(env, ad, addon_free, NULL) != napi_ok) {
     free(ad);
     return kva_napi_failed(env, napi_generic_failure);

@@ -131,6 +131,11 @@ napi_value kva_throw_too_big(napi_env env, size_t vlen, bool at_least,
                              size_t limit);
 /* Give back scratch buffers that a huge value grew past a few MiB. */
 void kva_trim(struct kvshm_addon *ad);
+/*
+ * Were the test hooks asked for (KVSHM_TESTING=1 when the addon was first
+ * loaded)?  Only then do handles get _setClock and _signalAt.
+ */
+bool kva_testing(void);
 /* Return undefined; throw a generic error if a N-API call failed. */
 napi_value kva_napi_failed(napi_env env, napi_status st);
 #define KVA_CHECK(env, call)                                                   \

@@ -468,6 +468,68 @@ printf '# kvshm-dump 1\nk v 0 0\n# end 5\n' >"$T/bad.dump"
 expect 3 "load with a wrong end count: status 3" "$K" load "$P-p" "$T/bad.dump"
 expect 3 "load of a missing file: status 3" "$K" load "$P-p" "$T/nonexistent"
 
+# A command that fails after --create made the cache removes it again (and
+# the SQLite file it made), never a cache or a file that was there before.
+L=$P-smalls-undo
+printf '# kvshm-dump 1\nkey value 0 0\nkey two spaces 0 0\n# end 2\n' >"$T/malformed.dump"
+for f in cut junk malformed; do
+  expect 3 "load --create of a bad dump ($f): status 3" "$K" load --create "$L" "$T/$f.dump"
+  check "a failed load --create ($f) leaves no cache behind" gone "$L"
+done
+check "and says it removed the cache it created" has "removed '$L', which it had created" "$ERR"
+expect 3 "load --create of an unreadable file (a directory): status 3" "$K" load --create "$L" "$T"
+check "a failed load --create (unreadable file) leaves no cache behind" gone "$L"
+run "$K" load --create "$L" - </dev/null
+check "load --create of an empty stdin: status 3, no cache left" eval '[ "$RC" = 3 ] && gone "$L"'
+expect 3 "load --create --sqlite of a cut dump: status 3" \
+  "$K" load --create --sqlite "$T/undo.db" "$L" "$T/cut.dump"
+check "no cache and no SQLite file left" eval 'gone "$L" && ! ls "$T"/undo.db* 2>/dev/null'
+: >"$T/kept.db"
+expect 3 "load --create --sqlite FILE, FILE already there, of a cut dump" \
+  "$K" load --create --sqlite "$T/kept.db" "$L" "$T/cut.dump"
+check "the SQLite file that was there is kept" test -e "$T/kept.db"
+check "the new cache is removed" gone "$L"
+expect 3 "load --create into an existing cache of a cut dump: status 3" \
+  "$K" load --create "$P-p" "$T/cut.dump"
+check "a failed load --create keeps a cache that was there" exists "$P-p"
+check "with its entries" test "$("$K" get "$P-p" plain)" = 'hello world'
+check "and does not say it removed it" lacks "removed" <<<"$ERR"
+# The same for set and incr.
+head -c 3000000 /dev/urandom >"$T/huge"
+expect 3 "set --create of a value too big for the new cache: status 3" \
+  "$K" set --create --memory 1mb "$L" k --file "$T/huge"
+check "a failed set --create leaves no cache behind" gone "$L"
+expect 1 "set --create --xx on a new cache: status 1" "$K" set --create --xx "$L" k v
+check "a set --create that wrote nothing leaves no cache behind" gone "$L"
+expect 3 "incr --create of a key over the limit: status 3" \
+  "$K" incr --create "$L" "$(head -c 5000 /dev/zero | tr '\0' k)"
+check "a failed incr --create leaves no cache behind" gone "$L"
+expect 1 "set --create --xx on an existing cache: status 1" "$K" set --create --xx "$P-p" nokey v
+check "a failed set --create keeps a cache that was there" exists "$P-p"
+expect 0 "set --create that works keeps the cache it created" "$K" set --create "$L" k v
+check "the cache is there" exists "$L"
+"$K" destroy --yes "$L" >/dev/null
+# A load --create stopped by a signal while it reads (from a FIFO whose
+# writer stalls) is a failed load too; then it dies of the signal.  Job
+# control (set -m) keeps SIGINT from being ignored by a background job.
+mkfifo "$T/fifo"
+for sig in INT TERM HUP; do
+  (set -m
+   (printf '# kvshm-dump 1\nk v 0 0\n'; exec sleep 30) >"$T/fifo" &
+   w=$!
+   "$K" load --create "$L" "$T/fifo" >"$T/out" 2>"$T/err" &
+   l=$!
+   for _ in $(seq 200); do exists "$L" && break; sleep 0.02; done
+   sleep 0.1
+   kill -"$sig" "$l"; wait "$l" 2>/dev/null; echo $? >"$T/rc"
+   kill "$w" 2>/dev/null; wait "$w" 2>/dev/null)
+  ERR=$(cat "$T/err")
+  check "load --create stopped by SIG$sig dies of it" \
+    test "$(cat "$T/rc")" = $((128 + $(kill -l "$sig")))
+  check "load --create stopped by SIG$sig leaves no cache behind" gone "$L"
+  check "and says so" has "stopped by .*removed '$L', which it had created" "$(tr '\n' ' ' <"$T/err")"
+done
+
 # ---- flush / clear ------------------------------------------------------------
 expect 0 "flush of a memory-only cache: status 0" "$K" flush "$A"
 check "flush says there is nothing to write" has "memory only" "$OUT"
