@@ -209,7 +209,8 @@ static int cmd_clear(int argc, char **argv) {
 
 const struct cli_cmd cli_cmd_clear = {
     "clear", cmd_clear, "NAME", "remove every entry (the cache stays)",
-    "Stripe by stripe; processes attached keep working meanwhile.\n"
+    "One atomic step for every process, in both tiers; memory is freed as\n"
+    "each stripe is next used, old SQLite rows by the reaper soon after.\n"
     "\nOptions:\n"
     "  -h, --help   this help\n"};
 
@@ -276,10 +277,11 @@ static int cmd_destroy(int argc, char **argv) {
     return cli_fail(rc, "cannot destroy '%s'", name);
   printf("destroyed '%s'\n", name);
   if (attached > 0)
-    printf("%d process%s still map%s it and keep%s using it until %s close "
-           "it\n",
-           attached, attached == 1 ? "" : "es", attached == 1 ? "s" : "",
-           attached == 1 ? "s" : "", attached == 1 ? "it" : "they");
+    printf("%d process%s still map%s it: %s\n", attached,
+           attached == 1 ? "" : "es", attached == 1 ? "s" : "",
+           sqlite[0] ? "their calls now fail with EDESTROYED until they "
+                       "open it again"
+                     : "it keeps working for them until they close it");
   if (sqlite[0])
     printf("its SQLite file %s was kept\n", sqlite);
   return CLI_EXIT_OK;
@@ -289,9 +291,11 @@ const struct cli_cmd cli_cmd_destroy = {
     "destroy", cmd_destroy, "[-y] NAME",
     "remove the segment (asks first unless --yes)",
     "Removes /dev/shm/kvshm.NAME, even one that cannot be attached (bad "
-    "magic,\ncorrupt header).  Processes that have it mapped keep using it "
-    "until they\nclose it; the next open creates a new, empty cache.  The "
-    "SQLite file, if\nany, is kept.  On a terminal it asks for confirmation; "
+    "magic,\ncorrupt header), after writing what is dirty to SQLite.  "
+    "Processes that have\na memory-only cache open keep using it until they "
+    "close it; those that have\na SQLite cache open get EDESTROYED.  The next "
+    "open creates a new cache (over\nthe same SQLite file, which is kept).  On "
+    "a terminal it asks for confirmation; "
     "when stdin is not\na terminal it refuses (status 2) unless --yes; "
     "answering no is status 1.\n"
     "\nOptions:\n"

@@ -455,12 +455,12 @@ static int cmd_keys(int argc, char **argv) {
 
 const struct cli_cmd cli_cmd_keys = {
     "keys", cmd_keys, "[-p PREFIX] [-n LIMIT] [-l] NAME",
-    "list keys, one per line, stripe by stripe",
-    "The walk holds one stripe lock at a time, only while it copies one\n"
-    "entry.  Keys are printed escaped (\\\\ \\n \\r \\t \\xNN) so each stays "
-    "on "
-    "one\nline; give them back to get/del with -e.  Keys in SQLite that are "
-    "not in\nmemory are listed after the others.\n"
+    "list keys, one per line, in hash order",
+    "The walk goes through both tiers together, a range of buckets at a\n"
+    "time under one stripe lock: a key that exists for the whole walk is\n"
+    "listed exactly once, wherever it lives.  Keys are printed escaped\n"
+    "(\\\\ \\n \\r \\t \\xNN) so each stays on one line; give them back to\n"
+    "get/del with -e.\n"
     "\nOptions:\n"
     "  -p, --prefix P      only keys starting with P\n"
     "  -n, --limit N       stop after N keys\n"

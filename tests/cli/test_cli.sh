@@ -18,7 +18,11 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/kvshm-cli-test.XXXXXX")
 passed=0 failed=0 xfailed=0 n=0
 BGPIDS=()
 
+# Only this shell cleans up: a background job's subshell killed by a
+# signal before it execs must not run this (and remove $T under us).
+MAIN=$BASHPID
 cleanup() {
+  [ "$BASHPID" = "$MAIN" ] || return 0
   for p in "${BGPIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   rm -f /dev/shm/kvshm."$P"-*

@@ -17,7 +17,11 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/kvshm-demo-c-test.XXXXXX")
 passed=0 failed=0 n=0
 MADE=()   # caches this script made itself
 
+# Only this shell cleans up: a background job's subshell killed by a
+# signal before it execs the demo must not run this (and remove $T).
+MAIN=$BASHPID
 cleanup() {
+  [ "$BASHPID" = "$MAIN" ] || return 0
   for c in "${MADE[@]}"; do "$K" destroy --yes "$c" >/dev/null 2>&1; done
   rm -rf "$T"
 }
