@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 struct kvshm_store; /* the SQLite tier, store.c */
 
@@ -134,6 +135,8 @@ static inline void kvshm__hook(kvshm *kv, kvshm_test_point p) {
 }
 
 /* ---- lock.c ---- */
+/* The CLOCK_REALTIME instant ms from now, for pthread's timed locks. */
+struct timespec kvshm__deadline(uint32_t ms);
 /* Lock stripe s, repairing it if the last holder died, and emptying it if
  * a kvshm_clear happened since it was last locked. */
 int kvshm__lock(kvshm *kv, uint32_t s);

@@ -65,74 +65,70 @@ uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms) {
   return minutes(now_ms) << 8 | c;
 }
 
-/* Pick the coldest of a few random clean entries (never `keep`); if the
- * samples find none, scan from a random point for any clean one.  0 if the
- * stripe holds no clean entry; *dirty_seen says whether it holds dirty
- * ones (then a write-back would make room). */
-static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
-                                   uint64_t now_ms, bool *dirty_seen) {
-  uint32_t best = KVSHM_NIL, best_score = UINT32_MAX;
-  int seen = 0;
-  for (int t = 0; t < EVICT_TRIES && seen < EVICT_SAMPLES; t++) {
-    uint32_t r = 1 + (uint32_t)(kvshm__rand(kv) % kv->nslots);
-    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
-    if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD || r == keep)
-      continue;
-    if (hd->state & KVSHM_ST_DIRTY) {
-      *dirty_seen = true;
-      continue;
-    }
-    seen++;
-    uint32_t score = hd->expires_ms && hd->expires_ms <= now_ms
-                         ? 0
-                         : 1 + kvshm__lfu_counter(hd->lfu, now_ms);
-    if (score < best_score) {
-      best = r;
-      best_score = score;
-      if (score == 0)
-        break;
-    }
+/* The best victim so far, and how many clean candidates were seen. */
+struct pick {
+  uint32_t best, best_score;
+  int seen;
+  bool dirty_seen;
+};
+
+/* Weigh slot r as a victim: clean heads only, never `keep`; an expired one
+ * scores 0, the others 1 + their decayed counter.  True on a score of 0. */
+static bool consider(kvshm *kv, uint32_t s, uint32_t r, uint32_t keep,
+                     uint64_t now_ms, struct pick *p) {
+  struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
+  if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD || r == keep)
+    return false;
+  if (hd->state & KVSHM_ST_DIRTY) {
+    p->dirty_seen = true;
+    return false;
   }
+  p->seen++;
+  uint32_t score = hd->expires_ms && hd->expires_ms <= now_ms
+                       ? 0
+                       : 1 + kvshm__lfu_counter(hd->lfu, now_ms);
+  if (score < p->best_score) {
+    p->best = r;
+    p->best_score = score;
+  }
+  return score == 0;
+}
+
+/* Pick the coldest of a few random clean entries (never `keep`); if the
+ * samples find none, scan from a random point for a few clean ones.  0 if
+ * there is none to take; p->dirty_seen says whether the stripe holds dirty
+ * entries (then a write-back would make room). */
+static uint32_t pick_victim_locked(kvshm *kv, uint32_t s, uint32_t keep,
+                                   uint64_t now_ms, struct pick *p) {
+  *p = (struct pick){KVSHM_NIL, UINT32_MAX, 0, false};
+  for (int t = 0; t < EVICT_TRIES && p->seen < EVICT_SAMPLES; t++)
+    if (consider(kv, s, 1 + (uint32_t)(kvshm__rand(kv) % kv->nslots), keep,
+                 now_ms, p))
+      break;
   /* Few clean entries among many dirty ones: those few are likely the hot
    * keys (they stay clean while a writer floods), so rather than evict the
    * coldest of them, have the stripe written back first: that makes the
    * flood itself clean and evictable. */
-  if (*dirty_seen && seen < EVICT_SAMPLES / 4)
+  if (p->dirty_seen && p->seen < EVICT_SAMPLES / 4)
     return KVSHM_NIL;
-  if (best)
-    return best;
+  if (p->best)
+    return p->best;
   /* Sampling found no entry (a stripe of mostly free or chained slots):
    * scan from a random point for the first few clean ones, and take the
    * coldest of those. */
   uint32_t start = (uint32_t)(kvshm__rand(kv) % kv->nslots);
-  for (uint32_t i = 0; i < kv->nslots && seen < EVICT_SAMPLES; i++) {
-    uint32_t r = 1 + (start + i) % kv->nslots;
-    struct kvshm_head *hd = (void *)kvshm__slot(kv, s, r);
-    if ((hd->state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD || r == keep)
-      continue;
-    if (hd->state & KVSHM_ST_DIRTY) {
-      *dirty_seen = true;
-      continue;
-    }
-    seen++;
-    uint32_t score = hd->expires_ms && hd->expires_ms <= now_ms
-                         ? 0
-                         : 1 + kvshm__lfu_counter(hd->lfu, now_ms);
-    if (score < best_score) {
-      best = r;
-      best_score = score;
-    }
-  }
-  return best;
+  for (uint32_t i = 0; i < kv->nslots && p->seen < EVICT_SAMPLES; i++)
+    consider(kv, s, 1 + (start + i) % kv->nslots, keep, now_ms, p);
+  return p->best;
 }
 
 int kvshm__evict_locked(kvshm *kv, uint32_t s, uint32_t need, uint32_t keep,
                         uint64_t now_ms) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   while (st->nfree < need) {
-    bool dirty_seen = false;
-    uint32_t v = pick_victim_locked(kv, s, keep, now_ms, &dirty_seen);
-    if (!v && (dirty_seen || st->dirty))
+    struct pick p;
+    uint32_t v = pick_victim_locked(kv, s, keep, now_ms, &p);
+    if (!v && (p.dirty_seen || st->dirty))
       return KVSHM__EDIRTY;
     if (!v)
       return kvshm__fail(KVSHM_ETOOBIG,

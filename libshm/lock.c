@@ -34,6 +34,15 @@
 
 static int lock_failed(kvshm *kv, uint32_t s, int rc);
 
+struct timespec kvshm__deadline(uint32_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000u;
+  ts.tv_sec += (time_t)(ns / 1000000000u);
+  ts.tv_nsec = (long)(ns % 1000000000u);
+  return ts;
+}
+
 /* A kvshm_clear moved the header's generation: empty the stripe now.  The
  * generation is stored last, so a locker killed half-way is followed by
  * one that repairs (EOWNERDEAD) and then empties again. */
@@ -55,12 +64,7 @@ static int lock_raw(kvshm *kv, uint32_t s) {
   pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
   int rc = pthread_mutex_trylock(m);
   if (rc == EBUSY) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns =
-        (uint64_t)ts.tv_nsec + (uint64_t)kv->lock_timeout_ms * 1000000u;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
+    struct timespec ts = kvshm__deadline(kv->lock_timeout_ms);
     rc = pthread_mutex_timedlock(m, &ts);
   }
   if (rc == 0)

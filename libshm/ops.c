@@ -359,13 +359,8 @@ int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
 }
 
 int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {
-  struct op op;
-  int rc = op_begin(kv, key, klen, &op);
-  if (rc)
-    return rc;
-  rc = live_locked(kv, &op) ? KVSHM_OK : KVSHM_ENOTFOUND;
-  kvshm__unlock(kv, op.s);
-  return rc;
+  int rc = kvshm__memory_state(kv, key, klen);
+  return rc < 0 ? rc : rc == 1 ? KVSHM_OK : KVSHM_ENOTFOUND;
 }
 
 int kvshm__memory_state(kvshm *kv, const void *key, size_t klen) {

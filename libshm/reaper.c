@@ -212,14 +212,7 @@ __attribute__((format(printf, 2, 3))) static void logf_(int fd, const char *fmt,
 
 /* Take reaper_lock, unless another reaper holds it. */
 static bool claim(kvshm *kv) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += CLAIM_WAIT_MS / 1000;
-  ts.tv_nsec += (long)(CLAIM_WAIT_MS % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  struct timespec ts = kvshm__deadline(CLAIM_WAIT_MS);
   pthread_mutex_t *m = &kv->hdr->reaper_lock;
   int rc = pthread_mutex_timedlock(m, &ts);
   if (rc == EOWNERDEAD) {

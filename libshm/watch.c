@@ -41,18 +41,6 @@ static void watch_put(struct kvshm_watch *w) {
   }
 }
 
-static struct timespec in_ms(uint32_t ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
-}
-
 static void nap(uint32_t ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -64,7 +52,7 @@ static void *watch_main(void *arg) {
   pthread_mutex_t *m = &h->reaper_lock;
   while (!atomic_load(&w->stop) &&
          !atomic_load((_Atomic uint32_t *)&h->destroyed)) {
-    struct timespec until = in_ms(WATCH_PERIOD_MS);
+    struct timespec until = kvshm__deadline(WATCH_PERIOD_MS);
     int rc = pthread_mutex_timedlock(m, &until);
     if (rc == ETIMEDOUT)
       continue; /* a reaper holds it: alive */

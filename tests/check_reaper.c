@@ -11,21 +11,14 @@
 #include <signal.h>
 #include <string.h>
 
-static char dir[64];
+static char dir[TU_DIR_SIZE];
 
 static void setup(void) {
-  setenv("KVSHM_REAPER", "on", 1);
-  snprintf(dir, sizeof dir, "/tmp/kvshm-reaper-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  char pause[128];
-  snprintf(pause, sizeof pause, "%s/pause", dir);
-  setenv("KVSHM_REAPER_PAUSE", pause, 1);
+  tu_dir_make(dir, "reaper");
 }
 
 static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  (void)!system(cmd);
+  tu_dir_remove(dir);
 }
 
 /* Processes whose command line is "kvshm-reaper <name>". */

@@ -14,18 +14,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static char dir[64];
+static char dir[TU_DIR_SIZE];
 
 static void setup(void) {
-  setenv("KVSHM_REAPER", "on", 1);
-  snprintf(dir, sizeof dir, "/tmp/kvshm-store-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
+  tu_dir_make(dir, "store");
 }
 
 static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  (void)!system(cmd);
+  tu_dir_remove(dir);
 }
 
 static const char *db_path(const char *file) {

@@ -30,21 +30,14 @@
 #include <string.h>
 #include <sys/wait.h>
 
-static char dir[64];
+static char dir[TU_DIR_SIZE];
 
 static void setup(void) {
-  setenv("KVSHM_REAPER", "on", 1);
-  snprintf(dir, sizeof dir, "/tmp/kvshm-tiers-XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-  char pause[128];
-  snprintf(pause, sizeof pause, "%s/pause", dir);
-  setenv("KVSHM_REAPER_PAUSE", pause, 1);
+  tu_dir_make(dir, "tiers");
 }
 
 static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  (void)!system(cmd);
+  tu_dir_remove(dir);
 }
 
 static const char *db_path(const char *file) {

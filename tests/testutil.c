@@ -482,3 +482,18 @@ void tu_reaper_resume(void) {
   if (f && *f)
     unlink(f);
 }
+
+void tu_dir_make(char *dir, const char *tag) {
+  setenv("KVSHM_REAPER", "on", 1);
+  snprintf(dir, TU_DIR_SIZE, "/tmp/kvshm-%s-XXXXXX", tag);
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  char pause[TU_DIR_SIZE + 8];
+  snprintf(pause, sizeof pause, "%s/pause", dir);
+  setenv("KVSHM_REAPER_PAUSE", pause, 1);
+}
+
+void tu_dir_remove(const char *dir) {
+  char cmd[TU_DIR_SIZE + 16];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  (void)!system(cmd);
+}

@@ -126,6 +126,14 @@ const char *tu_status_str(int status, char *buf, size_t n);
 /* Assert that pid exits with code 0 within timeout_ms. */
 void tu_wait_ok(pid_t pid, unsigned timeout_ms, const char *what);
 /*
+ * A fresh directory /tmp/kvshm-<tag>-XXXXXX for one test's SQLite files (dir
+ * holds TU_DIR_SIZE bytes), with reapers on and their pause file in it (see
+ * tu_reaper_pause); tu_dir_remove deletes it.
+ */
+#define TU_DIR_SIZE 64
+void tu_dir_make(char *dir, const char *tag);
+void tu_dir_remove(const char *dir);
+/*
  * Hold the reaper idle between two ticks, where it holds no lock (SIGSTOP
  * could freeze it holding one), and wait until it is; resume lets it go.
  * Reapers read the file's path from $KVSHM_REAPER_PAUSE, which the test
