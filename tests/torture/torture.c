@@ -72,7 +72,7 @@ static struct opts {
   unsigned ncw, nnw, nown, nstable, nctr;
   unsigned kill_min_ms, kill_max_ms, hang_ms, flush_ms, margin_ms;
   unsigned mem_mb, sqlite_mem_mb;
-  unsigned slow_us;
+  unsigned slow_us, walk_ms, reaper_pct;
   uint64_t seed;
   const char *node, *worker_js;
   bool keep;
@@ -93,6 +93,11 @@ static void usage(void) {
           "  TORTURE_KEYS=200 TORTURE_STABLE=16 TORTURE_COUNTERS=16  per "
           "writer / shared\n"
           "  TORTURE_KILL_MS=100,600   interval between kills (random in)\n"
+          "  TORTURE_REAPER_KILLS=15   %% of kills aimed at the reaper (0: "
+          "never,\n"
+          "                            not even before a reboot)\n"
+          "  TORTURE_WALK_MS=2000      a writer walks every ... on average "
+          "(0: never)\n"
           "  TORTURE_HANG_MS=10000     a writer without progress this long "
           "hangs\n"
           "  TORTURE_FLUSH_MS=500      persistent mode's flush_delay_ms\n"
@@ -152,6 +157,8 @@ static void parse_opts(void) {
   O.mem_mb = env_u("TORTURE_MEMORY_MB", 64);
   O.sqlite_mem_mb = env_u("TORTURE_SQLITE_MEMORY_MB", 4);
   O.slow_us = env_u("TORTURE_SLOW_US", 10000);
+  O.walk_ms = env_u("TORTURE_WALK_MS", 2000);
+  O.reaper_pct = env_u("TORTURE_REAPER_KILLS", 15);
   const char *km = getenv("TORTURE_KILL_MS");
   O.kill_min_ms = 100;
   O.kill_max_ms = 600;
@@ -174,7 +181,8 @@ static void parse_opts(void) {
   print_per_kind = env_u("TORTURE_PRINT", 8);
   if (!O.modes || !O.rounds || !O.nown || !O.nstable || !O.nctr ||
       O.ncw + O.nnw == 0 || O.nown > 100000 || O.nstable > 100000 ||
-      O.nctr > 100000 || O.ncw + O.nnw > 64 || !O.flush_ms) {
+      O.nctr > 100000 || O.ncw + O.nnw > 64 || !O.flush_ms ||
+      O.reaper_pct > 100) {
     fprintf(stderr, "torture: bad configuration\n");
     usage();
     exit(2);
@@ -825,7 +833,7 @@ static void spawn(struct mode *md, uint32_t w) {
   p->inc++;
   journal_path(md, w, p->inc, p->path, sizeof p->path);
   char sw[16], sinc[16], sround[16], snw[16], sown[16], sst[16], sctr[16],
-      sseed[32];
+      sseed[32], swalk[16];
   snprintf(sw, sizeof sw, "%u", w);
   snprintf(sinc, sizeof sinc, "%u", p->inc);
   snprintf(sround, sizeof sround, "%u", md->round);
@@ -833,6 +841,7 @@ static void spawn(struct mode *md, uint32_t w) {
   snprintf(sown, sizeof sown, "%u", O.nown);
   snprintf(sst, sizeof sst, "%u", O.nstable);
   snprintf(sctr, sizeof sctr, "%u", O.nctr);
+  snprintf(swalk, sizeof swalk, "%u", O.walk_ms);
   snprintf(sseed, sizeof sseed, "%" PRIu64,
            O.seed + (uint64_t)w * 1000003u + p->inc);
   bool node = w >= O.ncw;
@@ -862,12 +871,13 @@ static void spawn(struct mode *md, uint32_t w) {
                       sctr,
                       p->path,
                       sseed,
+                      swalk,
                       NULL};
       execvp(O.node, argv);
     } else {
       char *argv[] = {"torture", "worker", md->name, sw,  sinc,
                       sround,    snw,      sown,     sst, sctr,
-                      p->path,   sseed,    NULL};
+                      p->path,   sseed,    swalk,    NULL};
       execv(self_exe, argv);
     }
     fprintf(stderr, "torture: cannot run writer %u: %s\n", w, strerror(errno));
@@ -1513,7 +1523,7 @@ static void set_pace(struct mode *md, unsigned us) {
 }
 
 static void kill_random(struct mode *md) {
-  if (rnd(md, 100) < 15) {
+  if (rnd(md, 100) < O.reaper_pct) {
     unsigned reapers = 0;
     kill_strays(md, &reapers);
     if (reapers) {
@@ -1543,8 +1553,9 @@ static void run_round(struct mode *md) {
    * without it (or with the reaper its death is noticed to need). */
   bool slow_end = md->round % 2 && O.slow_us;
   uint64_t slow_at = slow_end ? end - 3000 : 0;
-  uint64_t reaper_kill =
-      persistent && md->round % 2 ? end - 1800 - rnd(md, 700) : 0;
+  uint64_t reaper_kill = persistent && md->round % 2 && O.reaper_pct
+                             ? end - 1800 - rnd(md, 700)
+                             : 0;
   set_pace(md, 0);
   uint64_t next_watch = start + 250;
   while (!stop_requested) {
@@ -1809,7 +1820,7 @@ int main(int argc, char **argv) {
     return worker_main(argc, argv);
   if (argc > 1) {
     usage();
-    return 2;
+    return strcmp(argv[1], "--help") && strcmp(argv[1], "-h") ? 2 : 0;
   }
   parse_opts();
   ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
@@ -1830,16 +1841,20 @@ int main(int argc, char **argv) {
     if (O.modes & (1u << m))
       snprintf(modes + strlen(modes), sizeof modes - strlen(modes), "%s%s",
                modes[0] ? "," : "", MODE_NAME[m]);
-  printf("torture: command: TORTURE_MODES=%s TORTURE_ROUNDS=%u "
-         "TORTURE_ROUND_MS=%u TORTURE_KILLS=%u TORTURE_C_WORKERS=%u "
-         "TORTURE_NODE_WORKERS=%u TORTURE_KEYS=%u TORTURE_STABLE=%u "
-         "TORTURE_COUNTERS=%u TORTURE_KILL_MS=%u,%u TORTURE_HANG_MS=%u "
-         "TORTURE_FLUSH_MS=%u TORTURE_MARGIN_MS=%u TORTURE_MEMORY_MB=%u "
-         "TORTURE_SQLITE_MEMORY_MB=%u TORTURE_SLOW_US=%u TORTURE_SEED=%" PRIu64
-         " %s\n",
-         modes, O.rounds, O.round_ms, O.min_kills, O.ncw, O.nnw, O.nown,
-         O.nstable, O.nctr, O.kill_min_ms, O.kill_max_ms, O.hang_ms, O.flush_ms,
-         O.margin_ms, O.mem_mb, O.sqlite_mem_mb, O.slow_us, O.seed, argv[0]);
+  static char command[1024];
+  snprintf(command, sizeof command,
+           "TORTURE_MODES=%s TORTURE_ROUNDS=%u TORTURE_ROUND_MS=%u "
+           "TORTURE_KILLS=%u TORTURE_C_WORKERS=%u TORTURE_NODE_WORKERS=%u "
+           "TORTURE_KEYS=%u TORTURE_STABLE=%u TORTURE_COUNTERS=%u "
+           "TORTURE_KILL_MS=%u,%u TORTURE_HANG_MS=%u TORTURE_FLUSH_MS=%u "
+           "TORTURE_MARGIN_MS=%u TORTURE_MEMORY_MB=%u "
+           "TORTURE_SQLITE_MEMORY_MB=%u TORTURE_SLOW_US=%u TORTURE_WALK_MS=%u "
+           "TORTURE_REAPER_KILLS=%u TORTURE_SEED=%" PRIu64 " %s",
+           modes, O.rounds, O.round_ms, O.min_kills, O.ncw, O.nnw, O.nown,
+           O.nstable, O.nctr, O.kill_min_ms, O.kill_max_ms, O.hang_ms,
+           O.flush_ms, O.margin_ms, O.mem_mb, O.sqlite_mem_mb, O.slow_us,
+           O.walk_ms, O.reaper_pct, O.seed, argv[0]);
+  printf("torture: command: %s\n", command);
   fflush(stdout);
   if (prctl(PR_SET_CHILD_SUBREAPER, 1)) {
     perror("torture: PR_SET_CHILD_SUBREAPER");
@@ -1862,6 +1877,7 @@ int main(int argc, char **argv) {
     else
       failed++;
   }
+  printf("torture: counts above from: %s\n", command);
   printf("torture: %u passed, %u failed\n", passed, failed);
   return failed || stop_requested ? 1 : 0;
 }

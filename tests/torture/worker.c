@@ -10,7 +10,7 @@
  * judges from the journals.
  *
  *   torture worker NAME WRITER INC ROUND NWRITERS NOWN NSTABLE NCTR JOURNAL
- *                  SEED
+ *                  SEED WALK_MS
  */
 #include "kvshm.h"
 #include "torture.h"
@@ -349,9 +349,9 @@ static unsigned arg(char **argv, int i) {
 }
 
 int worker_main(int argc, char **argv) {
-  if (argc != 12) {
+  if (argc != 13) {
     fprintf(stderr, "usage: torture worker NAME WRITER INC ROUND NWRITERS "
-                    "NOWN NSTABLE NCTR JOURNAL SEED\n");
+                    "NOWN NSTABLE NCTR JOURNAL SEED WALK_MS\n");
     return 2;
   }
   struct worker wk;
@@ -388,12 +388,16 @@ int worker_main(int argc, char **argv) {
             kvshm_err_name(rc), kvshm_errdetail());
     return 2;
   }
-  uint64_t next_walk = t_now_us() + 1000000u + t_rand(&wk.rng) % 2000000u;
+  /* a walk every WALK_MS on average (0: never) */
+  uint64_t walk_us = (uint64_t)arg(argv, 12) * 1000u;
+  uint64_t next_walk =
+      walk_us ? t_now_us() + walk_us / 2 + t_rand(&wk.rng) % (walk_us + 1)
+              : UINT64_MAX;
   for (;;) {
     pace(&wk);
     if (t_now_us() >= next_walk) {
       do_walk(&wk);
-      next_walk = t_now_us() + 1000000u + t_rand(&wk.rng) % 2000000u;
+      next_walk = t_now_us() + walk_us / 2 + t_rand(&wk.rng) % (walk_us + 1);
     }
     uint64_t r = t_rand(&wk.rng);
     unsigned p = (unsigned)(r % 100);

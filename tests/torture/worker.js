@@ -4,6 +4,7 @@
 // driver kills it.
 //
 //   node worker.js NAME WRITER INC ROUND NWRITERS NOWN NSTABLE NCTR JOURNAL SEED
+//                  WALK_MS
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -25,13 +26,14 @@ const C = kvshm.constants.errors;
 const OK = 0, EEXIST = C.EEXIST, ENOTFOUND = C.ENOTFOUND;
 
 const argv = process.argv.slice(2);
-if (argv.length !== 10) {
-  console.error('usage: node worker.js NAME WRITER INC ROUND NWRITERS NOWN NSTABLE NCTR JOURNAL SEED');
+if (argv.length !== 11) {
+  console.error('usage: node worker.js NAME WRITER INC ROUND NWRITERS NOWN NSTABLE NCTR JOURNAL SEED WALK_MS');
   process.exit(2);
 }
 const [name] = argv;
 const [W, INC, ROUND, NW, NOWN, NSTABLE, NCTR] = argv.slice(1, 8).map(Number);
 const journal = argv[8];
+const WALK_US = Number(argv[10]) * 1000; // a walk every WALK_MS on average (0: never)
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 let printed = 0;
@@ -344,12 +346,12 @@ function pace() {
   if (paceUs) Atomics.wait(sleeper, 0, 0, paceUs / 1000);
 }
 
-let nextWalk = nowUs() + 1000000 + rnd(2000000);
+let nextWalk = WALK_US ? nowUs() + WALK_US / 2 + rnd(WALK_US + 1) : Infinity;
 for (;;) {
   pace();
   if (nowUs() >= nextWalk) {
     doWalk();
-    nextWalk = nowUs() + 1000000 + rnd(2000000);
+    nextWalk = nowUs() + WALK_US / 2 + rnd(WALK_US + 1);
   }
   const p = rnd(100);
   if (p < 24) doSet(OP_SET, K_OWN, pickOwn());
