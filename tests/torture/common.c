@@ -89,6 +89,10 @@ int tv_check(const uint8_t *buf, size_t len, uint32_t flags, const char *key,
     *why = "too short for a value";
     return F_TORN;
   }
+  if (flags != TV_FLAGS) {
+    *why = "flags word is not the value's";
+    return F_FOREIGN; /* as Node sees it: not a Buffer */
+  }
   if (get32(buf) != TV_MAGIC) {
     *why = "bad magic";
     return F_TORN;
@@ -107,10 +111,6 @@ int tv_check(const uint8_t *buf, size_t len, uint32_t flags, const char *key,
   if (vk > len - TV_HDR - 4 - TV_PAYLOAD_MIN) {
     *why = "key length field out of range";
     return F_TORN;
-  }
-  if (flags != TV_FLAGS) {
-    *why = "flags word is not the value's";
-    return F_FOREIGN;
   }
   if (vk != klen || memcmp(buf + TV_HDR, key, klen) != 0) {
     *why = "value of another key";

@@ -90,7 +90,7 @@ static void usage(void) {
           "  TORTURE_ROUND_MS=8000     length of a round\n"
           "  TORTURE_KILLS=0           run more rounds until this many kills\n"
           "  TORTURE_C_WORKERS=3 TORTURE_NODE_WORKERS=1\n"
-          "  TORTURE_KEYS=200 TORTURE_STABLE=16 TORTURE_COUNTERS=16  per "
+          "  TORTURE_KEYS=1000 TORTURE_STABLE=16 TORTURE_COUNTERS=16  per "
           "writer / shared\n"
           "  TORTURE_KILL_MS=100,600   interval between kills (random in)\n"
           "  TORTURE_REAPER_KILLS=15   %% of kills aimed at the reaper (0: "
@@ -148,7 +148,7 @@ static void parse_opts(void) {
   O.min_kills = env_u("TORTURE_KILLS", 0);
   O.ncw = env_u("TORTURE_C_WORKERS", 3);
   O.nnw = env_u("TORTURE_NODE_WORKERS", 1);
-  O.nown = env_u("TORTURE_KEYS", 200);
+  O.nown = env_u("TORTURE_KEYS", 1000);
   O.nstable = env_u("TORTURE_STABLE", 16);
   O.nctr = env_u("TORTURE_COUNTERS", 16);
   O.hang_ms = env_u("TORTURE_HANG_MS", 10000);
@@ -706,9 +706,7 @@ static void replay_op(struct mode *md, uint32_t w, uint32_t inc,
 
 /* A completed walk: what it saw of writer w's keys. */
 static void replay_walk(struct mode *md, uint32_t w, uint32_t inc,
-                        const struct trec *see, size_t nsee,
-                        const struct trec *ack) {
-  (void)ack;
+                        const struct trec *see, size_t nsee) {
   char key[64], who[80];
   snprintf(who, sizeof who, "walk of writer %u inc %u", w, inc);
   unsigned char *seen = calloc(O.nown, 1);
@@ -786,7 +784,7 @@ static void replay_file(struct mode *md, uint32_t w, uint32_t inc,
       if (j < n && r[j].type == R_ACK && r[j].op == OP_WALK) {
         T.acked[in->lang ? 1 : 0]++;
         if (r[j].rc == 0)
-          replay_walk(md, w, inc, see, nsee, &r[j]);
+          replay_walk(md, w, inc, see, nsee);
         j++;
       }
       free(see);
