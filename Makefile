@@ -2,6 +2,7 @@
 #
 #   make          build libshm (static + shared), tools, tests, benchmarks
 #   make test     install what is missing, build, run every test
+#   make torture  the long torture test (tests/torture/torture.mk)
 #   make bench    run the benchmarks
 #   make demo     run the main job
 #   make format   clang-format every C file
@@ -128,14 +129,16 @@ TEST_TARGETS += test-demo-c
 
 format:
 	clang-format -i libshm/*.[ch] tests/*.[ch] bench/*.c examples/*.c tools/*.c \
-	  addon/src/*.c 2>/dev/null || true
+	  addon/src/*.c tests/torture/*.[ch] 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD)
 
-# Subsystems: tools/ (reaper, CLI), addon/ (Node).  Each owns its .mk file.
+# Subsystems: tools/ (reaper, CLI), addon/ (Node), the torture test (last:
+# it needs the others).  Each owns its .mk file.
 -include tools/tools.mk
 -include addon/addon.mk
+-include tests/torture/torture.mk
 
 all-targets: $(ALL_TARGETS)
 .PHONY: all-targets
