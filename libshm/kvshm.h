@@ -324,12 +324,15 @@ KVSHM_API int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
                                      kvshm_stripe_stats *st);
 
 /*
- * Walk every live entry, stripe by stripe, holding each stripe lock only
- * while one entry is copied out.  Entries added or removed during the walk
- * may or may not be seen; none is seen twice unless it was rewritten.
+ * Walk every live entry, in the order of the keys' hashes, a range of
+ * buckets at a time, holding a stripe lock only while that range is
+ * settled and copied out.  A key that exists for the whole walk is seen
+ * exactly once, however it is rewritten or moves between the tiers; a key
+ * added or removed during the walk may or may not be seen.  No SQLite
+ * statement stays open between two calls.
  * prefix/plen: only keys starting with these bytes (NULL/0 = all).
- * flags: KVSHM_ITER_STORE also walks the SQLite tier afterwards, yielding
- *   rows whose key is not in memory (so every key is seen once).
+ * flags: KVSHM_ITER_STORE walks the SQLite tier too (each range of both
+ *   tiers together); without it, only what is in memory.
  */
 #define KVSHM_ITER_STORE 0x1u
 KVSHM_API int kvshm_iter_open(kvshm *kv, const void *prefix, size_t plen,
