@@ -135,6 +135,11 @@ static inline void kvshm__hook(kvshm *kv, kvshm_test_point p) {
 }
 
 /* ---- lock.c ---- */
+/* SQLite was busy for a read that may not wait under a stripe lock: back
+ * off a little, or KVSHM_ETIMEDOUT once the lock timeout has passed since
+ * since_ms. */
+int kvshm__busy_wait(kvshm *kv, int attempt, uint64_t since_ms,
+                     const char *what);
 /* The CLOCK_REALTIME instant ms from now, for pthread's timed locks. */
 struct timespec kvshm__deadline(uint32_t ms);
 /* Lock stripe s, repairing it if the last holder died, and emptying it if

@@ -81,9 +81,10 @@ static unsigned char *items_add(struct items *l, size_t klen, size_t vlen,
     l->cap = cap;
   }
   size_t need = l->used + klen + vlen;
-  if (need > l->size) {
+  if (need > l->size || !l->buf) { /* an empty key and value need a buffer
+                                      too: NULL + 0 is not a pointer */
     size_t sz = l->size ? l->size : 4096;
-    while (sz < need)
+    while (sz < need || !sz)
       sz *= 2;
     unsigned char *b = realloc(l->buf, sz);
     if (!b)
@@ -137,7 +138,8 @@ static int take_row(void *ctx, uint64_t h, const void *key, size_t klen,
       items_add(&it->rows, klen, row->vlen, row->flags, row->expires_ms, h);
   if (!p)
     return -ENOMEM;
-  memcpy(p, key, klen);
+  if (klen) /* SQLite hands an empty blob as NULL */
+    memcpy(p, key, klen);
   if (row->vlen)
     memcpy(p + klen, row->val, row->vlen);
   return KVSHM_OK;
@@ -204,11 +206,6 @@ static int settle_locked(kvshm_iter *it, uint32_t s, uint64_t b, uint64_t n,
   return KVSHM_OK;
 }
 
-static void backoff(int attempt) {
-  struct timespec ts = {0, 100000L * (attempt < 20 ? attempt : 20)};
-  nanosleep(&ts, NULL);
-}
-
 /* Fill it->out with the next chunk that has entries, or run to the end. */
 static int next_chunk(kvshm_iter *it) {
   kvshm *kv = it->kv;
@@ -226,6 +223,7 @@ static int next_chunk(kvshm_iter *it) {
                                        (b + n) % kv->nbuckets) -
                             1;
     int rc = KVSHM_OK;
+    uint64_t since = 0;
     for (int attempt = 0;; attempt++) {
       rc = kvshm__lock(kv, s);
       if (rc)
@@ -252,7 +250,9 @@ static int next_chunk(kvshm_iter *it) {
           kvshm__unlock(kv, s);
           if (rc != KVSHM__EBUSY)
             return rc;
-          backoff(attempt);
+          since = since ? since : kvshm__wall_ms();
+          if ((rc = kvshm__busy_wait(kv, attempt, since, "walking")))
+            return rc;
           continue;
         }
       }

@@ -11,7 +11,9 @@
  *
  * A handle (kvshm *) may be used by one thread at a time; open one handle per
  * thread, or lock around a shared one.  Handles are not inherited across
- * fork(): a child opens its own.
+ * fork(): a child opens its own.  A child forked while its parent had a
+ * SQLite-backed cache open cannot use SQLite at all (KVSHM_ESQLITE says so):
+ * fork before opening one, or exec in the child.
  */
 #ifndef KVSHM_H
 #define KVSHM_H
@@ -134,7 +136,9 @@ KVSHM_API void kvshm_config_init(kvshm_config *cfg);
 KVSHM_API int kvshm_open(const char *name, const kvshm_config *cfg,
                          unsigned flags, kvshm **out);
 
-/* Unmap and free the handle.  The segment stays.  NULL is a no-op. */
+/* Unmap and free the handle.  The segment stays.  In persistent mode it
+ * first writes what is dirty to SQLite (this process may be the last one
+ * watching the reaper).  NULL is a no-op. */
 KVSHM_API int kvshm_close(kvshm *kv);
 
 /*

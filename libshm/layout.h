@@ -99,7 +99,12 @@ struct kvshm_hdr {
                                    older is emptied by its next locker
                                    (lock.c); a SQLite row whose gen differs
                                    is not there (store.c). */
-  uint64_t pad2;                /* zero */
+  uint64_t nonce;               /* random, never 0, set at creation: this
+                                   segment's claim on its SQLite file.  The
+                                   file's kvshm_meta 'owner' names the
+                                   segment that may write it; a destroyed
+                                   segment's late writers find another
+                                   owner there and write nothing */
   /* Lock rule: held by the running reaper for its whole life, by nothing
    * else except for an instant (a check that finds it free releases it at
    * once).  A trylock that succeeds or gets EOWNERDEAD means no reaper

@@ -43,6 +43,17 @@ struct timespec kvshm__deadline(uint32_t ms) {
   return ts;
 }
 
+int kvshm__busy_wait(kvshm *kv, int attempt, uint64_t since_ms,
+                     const char *what) {
+  if (kvshm__wall_ms() >= since_ms + kv->lock_timeout_ms)
+    return kvshm__fail(KVSHM_ETIMEDOUT,
+                       "cache '%s': SQLite stayed busy for %u ms while %s",
+                       kv->name, kv->lock_timeout_ms, what);
+  struct timespec ts = {0, 100000L * (attempt < 20 ? attempt : 20)};
+  nanosleep(&ts, NULL);
+  return KVSHM_OK;
+}
+
 /* A kvshm_clear moved the header's generation: empty the stripe now.  The
  * generation is stored last, so a locker killed half-way is followed by
  * one that repairs (EOWNERDEAD) and then empties again. */

@@ -163,11 +163,6 @@ static int keep_row(struct op *op, const struct kvshm_row *row) {
   return KVSHM_OK;
 }
 
-static void backoff(int attempt) {
-  struct timespec ts = {0, 100000L * (attempt < 20 ? attempt : 20)};
-  nanosleep(&ts, NULL);
-}
-
 /*
  * op_begin, then settle the key's tier (see the top of this file).  On
  * success the lock is held and exactly one holds: op->ref is the key's
@@ -175,6 +170,7 @@ static void backoff(int attempt) {
  * neither tier.  The caller releases op's row with op_drop_row.
  */
 static int op_resolve(kvshm *kv, const void *key, size_t klen, struct op *op) {
+  uint64_t since = 0;
   for (int attempt = 0;; attempt++) {
     int rc = op_begin(kv, key, klen, op);
     if (rc)
@@ -198,7 +194,9 @@ static int op_resolve(kvshm *kv, const void *key, size_t klen, struct op *op) {
       kvshm__unlock(kv, op->s);
       if (rc != KVSHM__EBUSY)
         return rc;
-      backoff(attempt);
+      since = since ? since : kvshm__wall_ms();
+      if ((rc = kvshm__busy_wait(kv, attempt, since, "reading a key")))
+        return rc;
       continue;
     }
     kvshm__unlock(kv, op->s);
@@ -644,23 +642,32 @@ int kvshm_clear(kvshm *kv) {
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
-  if (kvshm__has_store(kv) &&
-      atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed))
-    return destroyed(kv);
-  /* The clear itself: one atomic step.  Everything written before it is
-   * gone from here on, in both tiers, whoever dies next. */
-  uint64_t g = atomic_fetch_add((_Atomic uint64_t *)&kv->hdr->clear_gen, 1) + 1;
-  kvshm__hook(kv, KVSHM_TP_CLEAR_STEPPED);
+  _Atomic uint64_t *gen = (_Atomic uint64_t *)&kv->hdr->clear_gen;
   int rc = KVSHM_OK;
-  if (kvshm__has_store(kv)) {
-    /* Record it in the file, so a segment made again over it (after a
-     * reboot) does not bring the old rows back; the reaper deletes them. */
+  if (!kvshm__has_store(kv)) {
+    atomic_fetch_add(gen, 1); /* the clear itself: one atomic step */
+    kvshm__hook(kv, KVSHM_TP_CLEAR_STEPPED);
+  } else {
+    /* Under SQLite's write lock: check the file is still ours, take the
+     * step, record it in the file (so a segment made again over it does
+     * not bring the old rows back; the reaper deletes them), commit.  A
+     * clear that cannot take the lock has no effect; one killed after its
+     * step is whole (the reaper records the step before deleting). */
     rc = kvshm__store_begin(kv);
-    if (!rc) {
-      rc = kvshm__store_meta_raise(kv, "clear_gen", g);
-      int end = kvshm__store_end(kv, !rc);
-      rc = rc ? rc : end;
+    if (rc)
+      return rc;
+    rc = destroyed(kv);
+    if (!rc)
+      rc = kvshm__store_owned(kv);
+    if (rc) {
+      kvshm__store_end(kv, false);
+      return rc;
     }
+    uint64_t g = atomic_fetch_add(gen, 1) + 1;
+    kvshm__hook(kv, KVSHM_TP_CLEAR_STEPPED);
+    rc = kvshm__store_meta_raise(kv, "clear_gen", g);
+    int end = kvshm__store_end(kv, !rc);
+    rc = rc ? rc : end;
   }
   /* Empty memory now rather than at each stripe's next use. */
   for (uint32_t s = 0; s < kv->nstripes; s++) {

@@ -296,29 +296,32 @@ struct gc {
   uint32_t window; /* next window */
 };
 
-static int gc_step(kvshm *kv, struct gc *g) {
+/* One tick of clean-up, in the transaction gc_step opened. */
+static int gc_step_txn(kvshm *kv, struct gc *g) {
+  int rc = kvshm__store_owned(kv); /* a destroyed segment deletes nothing */
+  if (rc)
+    return rc;
   /* Never clean for a generation behind the file's: a header word lowered
    * by damage would make the newest rows look old.  Raise it instead. */
   uint64_t file = 0;
-  int frc = kvshm__store_meta_get(kv, "clear_gen", &file);
-  if (frc)
-    return frc;
+  if ((rc = kvshm__store_meta_get(kv, "clear_gen", &file)))
+    return rc;
   if (file > kvshm__clear_gen(kv)) {
     kvshm__clear_gen_raise(kv, file);
     return KVSHM_OK;
   }
   uint64_t gen = kvshm__clear_gen(kv);
+  /* The file must know of a clear before its rows go: a clearer killed
+   * before it recorded it would otherwise leave half of them, to come back
+   * on a segment made again over the file. */
+  if (file < gen && (rc = kvshm__store_meta_raise(kv, "clear_gen", gen)))
+    return rc;
   if (g->target != gen) {
     uint64_t done = 0;
-    int rc = kvshm__store_meta_get(kv, "gc_gen", &done);
-    if (rc)
+    if ((rc = kvshm__store_meta_get(kv, "gc_gen", &done)))
       return rc;
-    g->target = done == gen ? 0 : gen;
-    g->window = 0;
-    if (!g->target) {
-      g->target = gen; /* nothing to do until the next clear */
-      g->window = GC_WINDOWS;
-    }
+    g->target = gen;
+    g->window = done == gen ? GC_WINDOWS : 0; /* else: to do */
   }
   uint64_t until = kvshm__wall_ms() + GC_BUDGET_MS;
   while (g->window < GC_WINDOWS && kvshm__wall_ms() < until) {
@@ -326,14 +329,26 @@ static int gc_step(kvshm *kv, struct gc *g) {
     uint64_t lo = (uint64_t)g->window * span;
     uint64_t hi = g->window + 1 == GC_WINDOWS ? UINT64_MAX : lo + span - 1;
     int removed = 0;
-    int rc =
-        kvshm__store_gc(kv, kvshm__hpos(lo), kvshm__hpos(hi), gen, &removed);
-    if (rc)
+    if ((rc = kvshm__store_gc(kv, kvshm__hpos(lo), kvshm__hpos(hi), gen,
+                              &removed)))
       return rc;
     if (++g->window == GC_WINDOWS)
       return kvshm__store_meta_raise(kv, "gc_gen", gen);
   }
   return KVSHM_OK;
+}
+
+static int gc_step(kvshm *kv, struct gc *g) {
+  if (g->target == kvshm__clear_gen(kv) && g->window == GC_WINDOWS)
+    return KVSHM_OK; /* nothing since the last clean-up: no lock taken */
+  int rc = kvshm__store_begin(kv);
+  if (rc)
+    return rc;
+  rc = gc_step_txn(kv, g);
+  int end = kvshm__store_end(kv, !rc);
+  if (rc || end)
+    g->target = 0; /* look again next tick */
+  return rc ? rc : end;
 }
 
 int kvshm_reaper_run(const char *name, int log_fd) {
@@ -373,7 +388,7 @@ int kvshm_reaper_run(const char *name, int log_fd) {
   budget = budget < 10 ? 10 : budget;
   uint32_t low_water = kv->nslots / 32 > 8 ? kv->nslots / 32 : 8;
   uint32_t *cursor = calloc(kv->nstripes, sizeof *cursor);
-  struct gc gc = {0, GC_WINDOWS};
+  struct gc gc = {0, 0}; /* the first tick reads where the file stands */
   uint32_t next_stripe = 0;
   logf_(log_fd, "reaping cache '%s'%s%s (tick %u ms)", name,
         store ? " into " : " (memory only)", store ? h->sqlite_path : "", tick);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -306,6 +307,11 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
   h->persistent = c->persistent;
   h->flush_delay_ms = c->flush_delay_ms;
   h->creator_pid = (uint32_t)getpid();
+  uint64_t nonce = 0;
+  if (getrandom(&nonce, sizeof nonce, GRND_NONBLOCK) != (ssize_t)sizeof nonce)
+    nonce = kvshm__hash(&h->created_ms, sizeof h->created_ms,
+                        (uint64_t)getpid() << 32 ^ (uintptr_t)base);
+  h->nonce = nonce ? nonce : 1;
   snprintf(h->sqlite_path, sizeof h->sqlite_path, "%s", sqlite_abs);
   h->hdr_check = kvshm__hdr_check(h);
   struct kvshm_stripe *st = (void *)((unsigned char *)base + KVSHM_HDR_SIZE);
@@ -417,6 +423,22 @@ static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
                        const kvshm_config *want);
 
 /*
+ * The part of a destroy done under the segment's flock, after `destroyed`
+ * is set: write everything dirty, then give the SQLite file up.  If either
+ * fails the destroy has no effect: `destroyed` goes back to 0 (a reaper is
+ * started again) and the name stays.
+ */
+static int destroy_locked(kvshm *kv) {
+  atomic_store((_Atomic uint32_t *)&kv->hdr->destroyed, 1);
+  int rc = kvshm_flush(kv);
+  if (!rc && kvshm__has_store(kv))
+    rc = kvshm__store_disown(kv);
+  if (rc)
+    atomic_store((_Atomic uint32_t *)&kv->hdr->destroyed, 0);
+  return rc;
+}
+
+/*
  * A segment marked destroyed whose name is still there, found while we hold
  * its flock: kvshm_unlink holds that flock from marking to removing, so its
  * caller died half-way.  Carry out the rest: write what is dirty (nothing
@@ -427,14 +449,17 @@ static void finish_unlink(int fd, const char *path, unsigned char *base,
   kvshm_config zero;
   kvshm_config_init(&zero);
   kvshm *tmp = calloc(1, sizeof *tmp);
+  int rc = -ENOMEM;
   if (tmp) {
     tmp->seg_fd = -1;
-    if (handle_fill(tmp, base, size, name, KVSHM_NOREAPER, &zero) == 0)
-      (void)kvshm_flush(tmp);
+    rc = handle_fill(tmp, base, size, name, KVSHM_NOREAPER, &zero);
+    if (!rc)
+      rc = destroy_locked(tmp);
     tmp->base = NULL; /* the caller's mapping */
     kvshm_close(tmp);
   }
-  unlink_if_same(fd, path);
+  if (!rc)
+    unlink_if_same(fd, path);
 }
 
 static int open_once(const char *name, const char *path,
@@ -568,7 +593,7 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
    * file must not see rows a clear removed); then the reaper, and for a
    * SQLite cache the watchdog that replaces it whenever it dies. */
   if (!rc && kvshm__has_store(kv))
-    rc = kvshm__store_sync(kv);
+    rc = kvshm__store_sync(kv, !(flags & KVSHM_RDONLY));
   if (!rc && !(flags & (KVSHM_NOREAPER | KVSHM_RDONLY)))
     rc = kvshm__reaper_ensure(kv);
   if (!rc && kvshm__has_store(kv) && !(flags & (KVSHM_NOREAPER | KVSHM_RDONLY)))
@@ -585,6 +610,12 @@ int kvshm_close(kvshm *kv) {
   if (!kv)
     return KVSHM_OK;
   kvshm__watch_stop(kv);
+  /* Persistent mode: this process may be the last one with a watchdog, and
+   * the reaper may die before it writes what this handle acknowledged. */
+  if (kv->base && kv->hdr->persistent && kvshm__has_store(kv) &&
+      !(kv->flags & KVSHM_RDONLY) &&
+      !atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed))
+    (void)kvshm_flush(kv);
   kvshm__store_close(kv);
   if (kv->base)
     munmap(kv->base, kv->size);

@@ -8,7 +8,8 @@
  *                 expires_ms INTEGER, gen INTEGER,
  *                 PRIMARY KEY(hpos, key)) WITHOUT ROWID
  *   kvshm_entries_expiry ON kvshm_entries(expires_ms) WHERE expires_ms > 0
- *   kvshm_meta(k TEXT PRIMARY KEY, v INTEGER)   -- 'clear_gen', 'gc_gen'
+ *   kvshm_meta(k TEXT PRIMARY KEY, v INTEGER)   -- 'clear_gen', 'gc_gen',
+ *                                                  'owner'
  *
  * hpos is the key's 64-bit hash (the one that places it in memory) with its
  * top bit flipped, so that SQLite's signed order is the hash's order: a
@@ -26,12 +27,14 @@
  * format, or a damaged schema is refused before anything is written to it; a
  * format-1 file is converted in one transaction.  Tuning: WAL,
  * synchronous=NORMAL (a power cut may lose the last transactions, never
- * corrupt the file), a busy timeout, batched transactions (writeback.c).
+ * corrupt the file; FULL in persistent mode), a busy timeout, batched
+ * transactions (writeback.c).
  */
 #include "internal.h"
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -51,6 +54,7 @@ enum {
   Q_SCAN,
   Q_META_GET,
   Q_META_RAISE,
+  Q_META_SET,
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
@@ -67,7 +71,7 @@ static const char *const sql[Q_N] = {
                  "key FROM kvshm_entries WHERE expires_ms > 0 AND "
                  "expires_ms <= ?1 LIMIT ?2)",
     [Q_GC] = "DELETE FROM kvshm_entries WHERE hpos BETWEEN ?1 AND ?2 AND "
-             "gen <> ?3",
+             "gen < ?3",
     [Q_COUNT] = "SELECT count(*), coalesce(sum(length(key) + length(value)), "
                 "0), coalesce(sum(expires_ms > 0 AND expires_ms <= ?1), 0) "
                 "FROM kvshm_entries WHERE gen = ?2",
@@ -77,6 +81,8 @@ static const char *const sql[Q_N] = {
     [Q_META_GET] = "SELECT v FROM kvshm_meta WHERE k=?1",
     [Q_META_RAISE] = "INSERT INTO kvshm_meta(k, v) VALUES (?1, ?2) ON "
                      "CONFLICT(k) DO UPDATE SET v = max(v, excluded.v)",
+    [Q_META_SET] = "INSERT INTO kvshm_meta(k, v) VALUES (?1, ?2) ON "
+                   "CONFLICT(k) DO UPDATE SET v = excluded.v",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -84,7 +90,8 @@ static const char *const sql[Q_N] = {
 
 struct kvshm_store {
   sqlite3 *db;
-  pid_t pid; /* process that opened it */
+  bool counted; /* counted in open_conns */
+  pid_t pid;    /* process that opened it */
   sqlite3_stmt *q[Q_N];
 };
 
@@ -203,20 +210,62 @@ static void sql_hpos(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                        kvshm__hpos(kvshm__key_hash(n ? k : "", (size_t)n)));
 }
 
+/*
+ * SQLite cannot be used across fork(): its unix VFS keeps one record of the
+ * POSIX locks per file per process, and a child inherits the parent's, so
+ * even a connection the child opens itself takes no real lock and can
+ * commit into a WAL file that the parent's last close deletes (data lost
+ * without an error).  So this process counts its open connections, and a
+ * child forked while there were any refuses SQLite with a clear error
+ * instead.  Forking before opening a SQLite cache (or exec'ing in the
+ * child, as Node's cluster and child_process do) is safe.
+ */
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t conns_pid; /* the process the count belongs to */
+static int open_conns;  /* connections open in conns_pid */
+
+static int conns_add(kvshm *kv, int delta) {
+  pthread_mutex_lock(&conns_lock);
+  pid_t me = getpid();
+  int rc = KVSHM_OK;
+  if (conns_pid != me && open_conns > 0)
+    rc = kvshm__fail(KVSHM_ESQLITE,
+                     "cache '%s': this process was forked from process %d "
+                     "while that one had SQLite files open, and SQLite "
+                     "cannot be used across fork(): open SQLite-backed "
+                     "caches only in processes started with exec, or fork "
+                     "before opening any",
+                     kv->name, (int)conns_pid);
+  else {
+    conns_pid = me;
+    open_conns += delta;
+  }
+  pthread_mutex_unlock(&conns_lock);
+  return rc;
+}
+
 static void store_free(struct kvshm_store *st) {
   for (int i = 0; i < Q_N; i++)
     sqlite3_finalize(st->q[i]);
   sqlite3_close_v2(st->db);
+  if (st->counted) {
+    pthread_mutex_lock(&conns_lock);
+    open_conns--;
+    pthread_mutex_unlock(&conns_lock);
+  }
   free(st);
 }
 
 int kvshm__store_open_path(kvshm *kv, const char *path,
                            struct kvshm_store **out) {
+  int rc = conns_add(kv, 0); /* a forked child must not even open one */
+  if (rc)
+    return rc;
   struct kvshm_store *st = calloc(1, sizeof *st);
   if (!st)
     return -ENOMEM;
   st->pid = getpid();
-  int rc = sqlite3_open_v2(
+  rc = sqlite3_open_v2(
       path, &st->db,
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
@@ -244,7 +293,11 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   exec(st->db, rc ? "ROLLBACK" : "COMMIT");
   if (!rc && exec(st->db, "PRAGMA journal_mode=WAL"))
     rc = db_fail(kv, st->db, "PRAGMA journal_mode=WAL");
-  if (!rc && exec(st->db, "PRAGMA synchronous=NORMAL"))
+  /* Persistent mode promises what survives a reboot, power cut included:
+   * every commit reaches the disk.  Otherwise a power cut may lose the
+   * last commits, never corrupt the file. */
+  if (!rc && exec(st->db, kv->hdr->persistent ? "PRAGMA synchronous=FULL"
+                                              : "PRAGMA synchronous=NORMAL"))
     rc = db_fail(kv, st->db, "PRAGMA synchronous");
   if (!rc && (fresh || format < STORE_FORMAT)) {
     char init[128];
@@ -269,6 +322,8 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
     if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                            &st->q[i], NULL))
       rc = db_fail(kv, st->db, "preparing statements");
+  if (!rc && (rc = conns_add(kv, 1)) == KVSHM_OK)
+    st->counted = true;
   if (rc) {
     store_free(st);
     return rc;
@@ -279,7 +334,8 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
 
 /* This process's connection, opened on first use.  A handle carried across
  * fork() must not touch the parent's connection: it is abandoned, not
- * closed (closing would disturb the parent's locks), and a new one opened. */
+ * closed (closing would disturb the parent's locks), and the child is
+ * refused (conns_add). */
 static int store_get_conn(kvshm *kv, struct kvshm_store **out) {
   if (kv->store && kv->store->pid != getpid())
     kv->store = NULL; /* the parent's: leak it, never close it */
@@ -455,11 +511,49 @@ int kvshm__store_meta_raise(kvshm *kv, const char *k, uint64_t v) {
   return step_done(kv, st, q, "writing kvshm_meta");
 }
 
-int kvshm__store_sync(kvshm *kv) {
-  uint64_t g = 0;
+int kvshm__store_owned(kvshm *kv) {
+  uint64_t owner = 0;
+  int rc = kvshm__store_meta_get(kv, "owner", &owner);
+  if (rc || owner == kv->hdr->nonce)
+    return rc;
+  return kvshm__fail(KVSHM_EDESTROYED,
+                     "cache '%s' no longer owns its SQLite file '%s': the "
+                     "cache was destroyed and the file belongs to a newer "
+                     "cache of that name (or another cache was opened over "
+                     "the same file): open the cache again",
+                     kv->name, kv->hdr->sqlite_path);
+}
+
+/* Set kvshm_meta's owner to v, in a transaction of its own. */
+static int set_owner(kvshm *kv, uint64_t v) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  rc = kvshm__store_begin(kv);
+  if (rc)
+    return rc;
+  sqlite3_stmt *q = st->q[Q_META_SET];
+  sqlite3_bind_text(q, 1, "owner", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(q, 2, (sqlite3_int64)v);
+  rc = step_done(kv, st, q, "writing kvshm_meta");
+  int end = kvshm__store_end(kv, !rc);
+  return rc ? rc : end;
+}
+
+int kvshm__store_disown(kvshm *kv) {
+  return set_owner(kv, 0);
+}
+
+int kvshm__store_sync(kvshm *kv, bool claim) {
+  uint64_t g = 0, owner = 0;
   int rc = kvshm__store_meta_get(kv, "clear_gen", &g);
   if (!rc)
     kvshm__clear_gen_raise(kv, g);
+  if (!rc && claim && !atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed) &&
+      !(rc = kvshm__store_meta_get(kv, "owner", &owner)) &&
+      owner != kv->hdr->nonce)
+    rc = set_owner(kv, kv->hdr->nonce);
   return rc;
 }
 
@@ -510,7 +604,7 @@ int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
     const void *k = sqlite3_column_blob(q, 1);
     const void *v = sqlite3_column_blob(q, 2);
     int64_t exp = sqlite3_column_int64(q, 4);
-    if (kl > KVSHM_KEY_MAX || !k) /* not a key we could have written */
+    if (kl > KVSHM_KEY_MAX || (!k && kl)) /* not a key we could write */
       continue;
     struct kvshm_row row = {v ? v : "", vl,
                             (uint32_t)sqlite3_column_int64(q, 3),

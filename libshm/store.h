@@ -46,15 +46,22 @@ int kvshm__store_del(kvshm *kv, uint64_t h, const void *key, size_t klen);
 int kvshm__store_begin(kvshm *kv);
 int kvshm__store_end(kvshm *kv, bool commit);
 int kvshm__store_expire(kvshm *kv, uint64_t now, int limit, int *removed);
-/* Delete the rows with hpos in [lo, hi] whose gen is not gen. */
+/* Delete the rows with hpos in [lo, hi] of a generation older than gen
+ * (never a newer one: a stale gen then deletes too little, not too much). */
 int kvshm__store_gc(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
                     int *removed);
 int kvshm__store_meta_get(kvshm *kv, const char *k, uint64_t *v);
 /* kvshm_meta[k] = max(kvshm_meta[k], v). */
 int kvshm__store_meta_raise(kvshm *kv, const char *k, uint64_t v);
 /* Raise the header's clear_gen to the file's (a segment made again over an
- * old file must not see rows that a clear removed). */
-int kvshm__store_sync(kvshm *kv);
+ * old file must not see rows that a clear removed); with claim, make this
+ * segment the file's owner unless it is destroyed. */
+int kvshm__store_sync(kvshm *kv, bool claim);
+/* Inside a write transaction: KVSHM_OK if this segment owns the file, else
+ * KVSHM_EDESTROYED (write nothing). */
+int kvshm__store_owned(kvshm *kv);
+/* No segment owns the file any more (kvshm_unlink, after its flush). */
+int kvshm__store_disown(kvshm *kv);
 /*
  * Call fn for each live row of generation gen with hpos in [lo, hi], in
  * (hpos, key) order, in one read transaction that ends before this

@@ -170,7 +170,9 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
     rc = kvshm__store_begin(kv);
     if (rc)
       break;
-    rc = kvshm__lock(kv, s);
+    rc = kvshm__store_owned(kv); /* a destroyed segment writes nothing */
+    if (!rc)
+      rc = kvshm__lock(kv, s);
     if (rc) {
       kvshm__store_end(kv, false);
       break;
@@ -220,10 +222,13 @@ int kvshm_flush(kvshm *kv) {
     return KVSHM_OK;
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
+  int first = KVSHM_OK; /* every stripe is tried; the first error wins */
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     int rc = kvshm__writeback_stripe(kv, s, 0, 0, NULL);
-    if (rc)
-      return rc;
+    if (rc && !first)
+      first = rc;
+    if (rc == KVSHM_EDESTROYED)
+      break;
   }
-  return KVSHM_OK;
+  return first;
 }

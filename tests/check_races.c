@@ -10,8 +10,8 @@
  *                    overwrites a newer value, nor brings a deleted key back
  *   clear_vs_get     a get racing kvshm_clear never returns a cleared row
  *   expire_vs_get    a row read before a newer value expired is not promoted
- *   set_during_clear a value set and written behind while kvshm_clear
- *                    records itself survives, and the old rows are gone
+ *   set_during_clear a value set just before the clear is gone, one set at
+ *                    its step survives, also on a segment made again
  *   incr_vs_evict    incr of a key that moves between the tiers while it is
  *                    read from SQLite counts from its true value
  *   nx_xx_vs_evict   NX and XX decide on the key's true presence however it
@@ -262,9 +262,17 @@ START_TEST(test_expire_vs_get) {
 }
 END_TEST
 
-static void set_and_flush_during_clear(void) {
-  tu_assert_rc(kvshm_set(b, "new", 3, "after", 5, 0, 0, 0), KVSHM_OK);
-  tu_assert_rc(kvshm_flush(b), KVSHM_OK); /* after the clear's step: kept */
+static void set_and_flush_before_clear(void) {
+  tu_assert_rc(kvshm_set(b, "early", 5, "gone", 4, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(b), KVSHM_OK); /* before the clear's step */
+}
+
+/* At the clear's step (a holds SQLite's write lock: b may only set). */
+static void set_at_step(kvshm *kv, kvshm_test_point p, void *ctx) {
+  (void)kv;
+  (void)ctx;
+  if (p == KVSHM_TP_CLEAR_STEPPED)
+    tu_assert_rc(kvshm_set(b, "new", 3, "after", 5, 0, 0, 0), KVSHM_OK);
 }
 
 START_TEST(test_set_during_clear) {
@@ -273,9 +281,12 @@ START_TEST(test_set_during_clear) {
   b = open_store(0, 0);
   tu_assert_rc(kvshm_set(a, "old", 3, "before", 6, 0, 0, 0), KVSHM_OK);
   tu_assert_rc(kvshm_flush(a), KVSHM_OK);
-  arm(a, set_and_flush_during_clear);
+  arm(a, set_and_flush_before_clear);
+  kvshm_test_set_hook(a, set_at_step, NULL);
   tu_assert_rc(kvshm_clear(a), KVSHM_OK);
-  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  kvshm_test_set_hook(a, NULL, NULL);
+  tu_assert_rc(kvshm_flush(b), KVSHM_OK); /* after the step: kept */
+  ck_assert_int_eq(sql_value("early", buf, sizeof buf), -1);
   ck_assert_int_eq(sql_value("old", buf, sizeof buf), -1);
   ck_assert_int_eq(sql_value("new", buf, sizeof buf), 5);
   ck_assert(memcmp(buf, "after", 5) == 0);
@@ -467,6 +478,7 @@ START_TEST(test_repair_no_memory) {
     tu_assert_rc(kvshm_set(a, k, (size_t)n, "d", 1, 0, 0, 0), KVSHM_OK);
   }
   ck_assert_uint_eq(tu_stats(a).dirty, 200);
+  kvshm_close(a); /* no SQLite across fork (store.c): fork, then reopen */
   pid_t p = tu_fork();
   if (p == 0) { /* dies holding the stripe lock, mid-write */
     kvshm *h = NULL;
@@ -477,6 +489,7 @@ START_TEST(test_repair_no_memory) {
   }
   int status;
   ck_assert_int_eq(tu_wait(p, 10000, &status), 0);
+  a = open_store(0, 0);
   fail_alloc = 1; /* the repair that follows may not allocate */
   int rc = kvshm_in_memory(a, "dirty1", 6);
   fail_alloc = 0;
@@ -489,6 +502,42 @@ START_TEST(test_repair_no_memory) {
     tu_assert_value(a, k, (size_t)n, "d", 1);
   }
   ck_assert_int_eq(tu_verify(a), 0);
+}
+END_TEST
+
+/* How often a walk of both tiers returns the empty key (checking it has
+ * an empty value), and how many entries it returns in all. */
+static int walk_empty(kvshm *kv, int *total) {
+  kvshm_iter *it;
+  tu_assert_rc(kvshm_iter_open(kv, NULL, 0, KVSHM_ITER_STORE, &it), KVSHM_OK);
+  size_t klen, vlen;
+  int empty = 0, rc;
+  *total = 0;
+  while ((rc = kvshm_iter_next(it, NULL, &klen, NULL, &vlen, NULL, NULL)) ==
+         KVSHM_OK) {
+    (*total)++;
+    if (klen == 0) {
+      ck_assert_uint_eq(vlen, 0);
+      empty++;
+    }
+  }
+  tu_assert_rc(rc, KVSHM_ENOTFOUND);
+  kvshm_iter_close(it);
+  return empty;
+}
+
+/* The empty key with an empty value, alone in memory (first and only item
+ * of its chunk), then only in SQLite: a walk returns it once each time. */
+START_TEST(test_walk_empty_key) {
+  a = open_store(256 << 10, 64);
+  tu_assert_rc(kvshm_set(a, "", 0, "", 0, 0, 0, 0), KVSHM_OK);
+  int total = 0;
+  ck_assert_int_eq(walk_empty(a, &total), 1);
+  ck_assert_int_eq(total, 1);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "", 0);
+  ck_assert_int_eq(walk_empty(a, &total), 1);
+  ck_assert_int_gt(total, 1); /* and the fillers */
 }
 END_TEST
 
@@ -506,6 +555,7 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_walk_vs_move);
   tcase_add_test(tc, test_walk_no_snapshot);
   tcase_add_test(tc, test_repair_no_memory);
+  tcase_add_test(tc, test_walk_empty_key);
   suite_add_tcase(s, tc);
   return s;
 }

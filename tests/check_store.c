@@ -89,6 +89,7 @@ START_TEST(test_ten_times_memory) {
       for (int h = 0; h < 20; h++)
         tu_get(kv, k, (size_t)key_of(k, h), got, sizeof got, NULL);
   }
+  kvshm_close(kv); /* no SQLite across fork (store.c): fork, then reopen */
   pid_t pid = tu_fork();
   if (pid == 0) {
     kvshm *ro = NULL;
@@ -106,6 +107,7 @@ START_TEST(test_ten_times_memory) {
     kvshm_close(ro);
     _exit(0);
   }
+  kv = open_reaped(name, NULL);
   tu_wait_ok(pid, 60000, "reader of every key");
   int hot = 0;
   for (int h = 0; h < 20; h++)

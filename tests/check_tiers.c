@@ -112,6 +112,29 @@ static int sql_get(const char *db, const char *key, char *out, size_t cap) {
   return n;
 }
 
+/* Visible rows whose key starts with prefix. */
+static int sql_count(const char *db, const char *prefix) {
+  sqlite3 *h;
+  sqlite3_stmt *q;
+  int n = -1;
+  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+    return -2;
+  sqlite3_busy_timeout(h, 2000);
+  if (sqlite3_prepare_v2(h,
+                         "SELECT count(*) FROM kvshm_entries WHERE substr(key, "
+                         "1, ?2) = ?1 AND gen = (SELECT coalesce(max(v), 0) "
+                         "FROM kvshm_meta WHERE k='clear_gen')",
+                         -1, &q, NULL) == SQLITE_OK) {
+    sqlite3_bind_blob(q, 1, prefix, (int)strlen(prefix), SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, (int)strlen(prefix));
+    if (sqlite3_step(q) == SQLITE_ROW)
+      n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(h);
+  return n;
+}
+
 /* Write big values to random keys until told to stop: eviction pressure. */
 static void flood(const char *name, int id, unsigned ms) {
   kvshm *kv = NULL;
@@ -148,6 +171,7 @@ START_TEST(test_incr_nx_xx_under_eviction) {
   }
   unsigned run_ms = 4000;
   pid_t fl[2];
+  kvshm_close(kv); /* no SQLite across fork (store.c): fork, then reopen */
   for (int f = 0; f < 2; f++)
     if ((fl[f] = tu_fork()) == 0)
       flood(name, f, run_ms);
@@ -187,6 +211,7 @@ START_TEST(test_incr_nx_xx_under_eviction) {
     kvshm_close(h);
     _exit(0);
   }
+  kv = open_cache(name, 2u << 20, 4, db, 0);
   /* Kill the reaper a few times meanwhile. */
   int kills = 0;
   for (uint64_t end = tu_mono_ms() + run_ms - 500; tu_mono_ms() < end;) {
@@ -228,6 +253,7 @@ START_TEST(test_walk_exactly_once) {
     tu_assert_rc(kvshm_set(kv, k, (size_t)n, v, 150, 0, 0, 0), KVSHM_OK);
   }
   unsigned run_ms = 3000;
+  kvshm_close(kv); /* no SQLite across fork (store.c): fork, then reopen */
   pid_t w = tu_fork();
   if (w == 0) {
     kvshm *h = NULL;
@@ -248,6 +274,7 @@ START_TEST(test_walk_exactly_once) {
     kvshm_close(h);
     _exit(0);
   }
+  kv = open_cache(name, 1u << 20, 4, db_path("walk.db"), 0);
   static unsigned char seen[STABLE];
   int walks = 0;
   uint64_t end = tu_mono_ms() + run_ms;
@@ -329,7 +356,14 @@ START_TEST(test_persistent_bound) {
                   "idle write not in SQLite");
     tu_sleep_ms(5);
   }
+  /* The last handle closes, then the reaper dies: close wrote it. */
+  r = reaper_of(kv, 3000);
+  tu_reaper_pause();
+  tu_assert_rc(kvshm_set(kv, "atclose", 7, "c", 1, 0, 0, 0), KVSHM_OK);
   kvshm_close(kv);
+  kill(r, SIGKILL);
+  tu_reaper_resume();
+  ck_assert_int_eq(sql_get(db, "atclose", got, sizeof got), 1);
 }
 END_TEST
 
@@ -351,6 +385,7 @@ START_TEST(test_clear_interrupted) {
     tu_assert_rc(kvshm_set(kv, k, (size_t)n, "before", 6, 0, 0, 0), KVSHM_OK);
   }
   tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
+  kvshm_close(kv); /* no SQLite across fork (store.c): fork, then reopen */
   pid_t p = tu_fork();
   if (p == 0) {
     kvshm *h = NULL;
@@ -359,6 +394,7 @@ START_TEST(test_clear_interrupted) {
     kvshm_clear(h);
     _exit(0);
   }
+  kv = open_cache(name, 256u << 10, 1, db, 0);
   int status = 0;
   ck_assert_int_eq(tu_wait(p, 10000, &status), 0);
   ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -449,7 +485,9 @@ START_TEST(test_no_sqlite_wait_under_lock) {
   kvshm *kv = open_cache(name, 256u << 10, 1, db, KVSHM_NOREAPER);
   tu_assert_rc(kvshm_set(kv, "probe", 5, "p", 1, 0, 0, 0), KVSHM_OK);
   tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
-  /* Fork first: a process must not inherit SQLite's lock state. */
+  /* Fork with no SQLite open: a process must not inherit SQLite's lock
+   * state (store.c). */
+  kvshm_close(kv);
   tu_gate gate;
   tu_gate_init(&gate);
   pid_t w = tu_fork();
@@ -466,6 +504,7 @@ START_TEST(test_no_sqlite_wait_under_lock) {
     kvshm_close(x);
     _exit(0);
   }
+  kv = open_cache(name, 256u << 10, 1, db, KVSHM_NOREAPER);
   sqlite3 *h;
   ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
   ck_assert_int_eq(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL),
@@ -541,6 +580,122 @@ START_TEST(test_destroy_while_attached) {
 }
 END_TEST
 
+/* The reaper's clean-up after a clear never deletes rows of a newer
+ * generation (it read its generation before the next clear). */
+START_TEST(test_gc_spares_newer_rows) {
+  char name[TU_NAME_SIZE], k[32], pfx[16];
+  tu_name(name);
+  const char *db = db_path("gc.db");
+  kvshm *kv = open_cache(name, 1u << 20, 2, db, 0);
+  reaper_of(kv, 3000);
+  for (int round = 0; round < 40; round++) {
+    tu_assert_rc(kvshm_clear(kv), KVSHM_OK);
+    snprintf(pfx, sizeof pfx, "g%d-", round);
+    for (int i = 0; i < 100; i++) {
+      int n = snprintf(k, sizeof k, "%s%d", pfx, i);
+      tu_assert_rc(kvshm_set(kv, k, (size_t)n, "v", 1, 0, 0, 0), KVSHM_OK);
+    }
+    tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
+    tu_sleep_ms(20); /* the reaper's clean-up runs meanwhile */
+    ck_assert_int_eq(sql_count(db, pfx), 100);
+  }
+  kvshm_close(kv);
+}
+END_TEST
+
+/* A clearer killed at its step, the reaper cleaning up, then the segment
+ * lost before anything else is written: the clear is whole there too. */
+START_TEST(test_clear_killed_then_reboot) {
+  char name[TU_NAME_SIZE], k[16];
+  tu_name(name);
+  const char *db = db_path("clear2.db");
+  kvshm *kv = open_cache(name, 256u << 10, 1, db, 0);
+  for (int i = 0; i < 20000; i++) {
+    int n = snprintf(k, sizeof k, "old%d", i);
+    tu_assert_rc(kvshm_set(kv, k, (size_t)n, "before", 6, 0, 0, 0), KVSHM_OK);
+  }
+  tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
+  kvshm_close(kv); /* no SQLite across fork (store.c): fork, then reopen */
+  pid_t p = tu_fork();
+  if (p == 0) {
+    kvshm *h = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, 0, &h), KVSHM_OK);
+    kvshm_test_set_hook(h, die_at_clear, NULL);
+    kvshm_clear(h);
+    _exit(0);
+  }
+  kv = open_cache(name, 256u << 10, 1, db, 0);
+  int status = 0;
+  ck_assert_int_eq(tu_wait(p, 10000, &status), 0);
+  tu_sleep_ms(150); /* the reaper starts deleting the old rows */
+  kvshm_close(kv);
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+  kv = open_cache(name, 256u << 10, 1, db, 0);
+  ck_assert_int_eq(sql_count(db, "old"), 0);
+  char got[16];
+  tu_assert_rc(tu_get(kv, "old7", 4, got, sizeof got, NULL), KVSHM_ENOTFOUND);
+  kvshm_close(kv);
+}
+END_TEST
+
+/* A handle left on a destroyed cache cannot touch the file the next cache
+ * of that name uses. */
+START_TEST(test_destroyed_handle_is_fenced) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  const char *db = db_path("fence.db");
+  kvshm *old = open_cache(name, 1u << 20, 2, db, 0);
+  tu_assert_rc(kvshm_set(old, "k-old", 5, "o", 1, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+  kvshm *fresh = open_cache(name, 1u << 20, 2, db, 0);
+  tu_assert_value(fresh, "k-old", 5, "o", 1); /* flushed by the destroy */
+  tu_assert_rc(kvshm_set(fresh, "k-new", 5, "n", 1, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(fresh), KVSHM_OK);
+  tu_assert_rc(kvshm_clear(old), KVSHM_EDESTROYED);
+  tu_assert_value(fresh, "k-new", 5, "n", 1);
+  tu_assert_value(fresh, "k-old", 5, "o", 1);
+  kvshm_close(old);
+  kvshm_close(fresh);
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+  fresh = open_cache(name, 1u << 20, 2, db, 0);
+  tu_assert_value(fresh, "k-new", 5, "n", 1);
+  kvshm_close(fresh);
+}
+END_TEST
+
+/* SQLite cannot be used across fork(): a child forked while its parent had
+ * a SQLite cache open gets a clear error, never silent loss; one forked
+ * after the parent closed it works. */
+START_TEST(test_fork_refused) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  const char *db = db_path("fork.db");
+  kvshm *kv = open_cache(name, 1u << 20, 2, db, KVSHM_NOREAPER);
+  tu_assert_rc(kvshm_set(kv, "k", 1, "v", 1, 0, 0, 0), KVSHM_OK);
+  pid_t p = tu_fork();
+  if (p == 0) {
+    kvshm *h = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, KVSHM_NOREAPER, &h), KVSHM_ESQLITE);
+    TU_CHILD_CHECK(strstr(kvshm_errdetail(), "fork") != NULL);
+    TU_CHILD_RC(kvshm_flush(kv), KVSHM_ESQLITE); /* the parent's handle */
+    _exit(0);
+  }
+  tu_wait_ok(p, 10000, "child forked with SQLite open");
+  kvshm_close(kv);
+  p = tu_fork();
+  if (p == 0) {
+    kvshm *h = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, KVSHM_NOREAPER, &h), KVSHM_OK);
+    TU_CHILD_RC(kvshm_flush(h), KVSHM_OK);
+    kvshm_close(h);
+    _exit(0);
+  }
+  tu_wait_ok(p, 10000, "child forked with nothing open");
+  char got[4];
+  ck_assert_int_eq(sql_get(db, "k", got, sizeof got), 1);
+}
+END_TEST
+
 static Suite *tiers_suite(void) {
   Suite *s = suite_create("tiers");
   TCase *tc = tu_tcase("sqlite-backed", 120);
@@ -552,6 +707,10 @@ static Suite *tiers_suite(void) {
   tcase_add_test(tc, test_heartbeat_in_long_tick);
   tcase_add_test(tc, test_no_sqlite_wait_under_lock);
   tcase_add_test(tc, test_destroy_while_attached);
+  tcase_add_test(tc, test_gc_spares_newer_rows);
+  tcase_add_test(tc, test_clear_killed_then_reboot);
+  tcase_add_test(tc, test_destroyed_handle_is_fenced);
+  tcase_add_test(tc, test_fork_refused);
   suite_add_tcase(s, tc);
   return s;
 }
