@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WATCH_PERIOD_MS 500u
 #define WATCH_RETRY_MS 200u
@@ -31,6 +32,7 @@
 struct kvshm_watch {
   _Atomic int stop; /* set by kvshm_close */
   _Atomic int refs; /* the handle and the thread: the last one frees */
+  pid_t pid;        /* the process the thread runs in */
   kvshm view;       /* a handle over the thread's own header mapping */
 };
 
@@ -89,6 +91,7 @@ int kvshm__watch_start(kvshm *kv) {
                        kv->name, strerror(e));
   }
   atomic_store(&w->refs, 2);
+  w->pid = getpid();
   w->view.base = base;
   w->view.size = KVSHM_HDR_SIZE;
   w->view.hdr = base;
@@ -112,7 +115,11 @@ int kvshm__watch_start(kvshm *kv) {
 }
 
 void kvshm__watch_stop(kvshm *kv) {
-  if (kv->watch) {
+  if (kv->watch && kv->watch->pid != getpid()) {
+    /* A forked child's copy: the thread stayed in the parent. */
+    munmap(kv->watch->view.base, kv->watch->view.size);
+    free(kv->watch);
+  } else if (kv->watch) {
     atomic_store(&kv->watch->stop, 1);
     watch_put(kv->watch);
   }
