@@ -154,7 +154,7 @@ static void flood(const char *name, int id, unsigned ms) {
   _exit(0);
 }
 
-#define COUNTERS 300
+#define COUNTERS 3000
 
 /* Item 1: incr, NX and XX across the tiers, with eviction and reaper kills. */
 START_TEST(test_incr_nx_xx_under_eviction) {
