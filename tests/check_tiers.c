@@ -4,9 +4,10 @@
  *
  *   incr_nx_xx_under_eviction  incr, NX and XX stay atomic while big values
  *                              push keys between the tiers and the reaper
- *                              is killed
+ *                              is killed (in each of the three modes)
  *   walk_exactly_once          a walk returns each stable key once while
- *                              another process overwrites them all
+ *                              another process overwrites them all (in
+ *                              each mode)
  *   persistent_bound           an acknowledged write reaches SQLite within
  *                              flush_delay + margin after the reaper is
  *                              killed, with slow writers and with none
@@ -53,6 +54,24 @@ static kvshm *open_cache(const char *name, uint64_t mem, uint32_t stripes,
   c.sqlite_path = db;
   kvshm *kv = NULL;
   tu_assert_rc(kvshm_open(name, &c, flags, &kv), KVSHM_OK);
+  return kv;
+}
+
+/* The three modes every guarantee holds in (loop tests run each). */
+enum { MEMORY_ONLY, SQLITE_BACKED, PERSISTENT };
+static const char *const mode_name[] = {"memory-only", "SQLite-backed",
+                                        "persistent"};
+
+/* A cache of `mode`: memory-only ones get mem_only bytes (sized so that
+ * nothing is evicted: eviction drops data there by design). */
+static kvshm *open_mode(const char *name, int mode, uint64_t mem,
+                        uint64_t mem_only, uint32_t stripes, const char *file) {
+  kvshm_config c;
+  tu_config(&c, mode == MEMORY_ONLY ? mem_only : mem, 0, stripes);
+  c.sqlite_path = mode == MEMORY_ONLY ? NULL : db_path(file);
+  c.persistent = mode == PERSISTENT;
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
   return kv;
 }
 
@@ -158,12 +177,12 @@ static void flood(const char *name, int id, unsigned ms) {
 
 /* Item 1: incr, NX and XX across the tiers, with eviction and reaper kills. */
 START_TEST(test_incr_nx_xx_under_eviction) {
+  int mode = _i;
   char name[TU_NAME_SIZE];
   tu_name(name);
-  const char *db = db_path("incr.db");
   char moved_path[128];
   snprintf(moved_path, sizeof moved_path, "%s/moved", dir);
-  kvshm *kv = open_cache(name, 2u << 20, 4, db, 0);
+  kvshm *kv = open_mode(name, mode, 2u << 20, 64u << 20, 4, "incr.db");
   for (int i = 0; i < 50; i++) { /* present keys for NX/XX */
     char k[16];
     int n = snprintf(k, sizeof k, "px-%d", i);
@@ -211,7 +230,7 @@ START_TEST(test_incr_nx_xx_under_eviction) {
     kvshm_close(h);
     _exit(0);
   }
-  kv = open_cache(name, 2u << 20, 4, db, 0);
+  kv = open_mode(name, mode, 2u << 20, 64u << 20, 4, "incr.db");
   /* Kill the reaper a few times meanwhile. */
   int kills = 0;
   for (uint64_t end = tu_mono_ms() + run_ms - 500; tu_mono_ms() < end;) {
@@ -229,10 +248,13 @@ START_TEST(test_incr_nx_xx_under_eviction) {
   ck_assert_int_eq(fscanf(f, "%ld", &moved), 1);
   fclose(f);
   fprintf(stderr,
-          "incr_nx_xx_under_eviction: %ld incrs of counters that lived "
+          "incr_nx_xx_under_eviction (%s): %ld incrs of counters that lived "
           "only in SQLite, %d reaper kills\n",
-          moved, kills);
-  ck_assert_int_gt(moved, 0); /* counters did live in SQLite meanwhile */
+          mode_name[mode], moved, kills);
+  if (mode == MEMORY_ONLY)
+    ck_assert_uint_eq(tu_stats(kv).evictions, 0); /* sized not to drop */
+  else
+    ck_assert_int_gt(moved, 0); /* counters did live in SQLite meanwhile */
   ck_assert_int_ge(kills, 3);
   ck_assert_int_eq(tu_verify(kv), 0);
   kvshm_close(kv);
@@ -243,9 +265,10 @@ END_TEST
 
 /* Item 2: walks while another process overwrites every key. */
 START_TEST(test_walk_exactly_once) {
+  int mode = _i;
   char name[TU_NAME_SIZE];
   tu_name(name);
-  kvshm *kv = open_cache(name, 1u << 20, 4, db_path("walk.db"), 0);
+  kvshm *kv = open_mode(name, mode, 1u << 20, 16u << 20, 4, "walk.db");
   char k[16], v[200];
   memset(v, 'v', sizeof v);
   for (int i = 0; i < STABLE; i++) {
@@ -274,7 +297,7 @@ START_TEST(test_walk_exactly_once) {
     kvshm_close(h);
     _exit(0);
   }
-  kv = open_cache(name, 1u << 20, 4, db_path("walk.db"), 0);
+  kv = open_mode(name, mode, 1u << 20, 16u << 20, 4, "walk.db");
   static unsigned char seen[STABLE];
   int walks = 0;
   uint64_t end = tu_mono_ms() + run_ms;
@@ -299,7 +322,10 @@ START_TEST(test_walk_exactly_once) {
   }
   tu_wait_ok(w, 60000, "overwriter");
   kvshm_stats st = tu_stats(kv);
-  ck_assert_uint_gt(st.evictions, 0); /* most keys lived in SQLite */
+  if (mode == MEMORY_ONLY)
+    ck_assert_uint_eq(st.evictions, 0); /* sized not to drop any */
+  else
+    ck_assert_uint_gt(st.evictions, 0); /* most keys lived in SQLite */
   ck_assert_int_eq(tu_verify(kv), 0);
   kvshm_close(kv);
 }
@@ -704,8 +730,9 @@ static Suite *tiers_suite(void) {
   Suite *s = suite_create("tiers");
   TCase *tc = tu_tcase("sqlite-backed", 120);
   tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_add_test(tc, test_incr_nx_xx_under_eviction);
-  tcase_add_test(tc, test_walk_exactly_once);
+  tcase_add_loop_test(tc, test_incr_nx_xx_under_eviction, MEMORY_ONLY,
+                      PERSISTENT + 1);
+  tcase_add_loop_test(tc, test_walk_exactly_once, MEMORY_ONLY, PERSISTENT + 1);
   tcase_add_test(tc, test_persistent_bound);
   tcase_add_test(tc, test_clear_interrupted);
   tcase_add_test(tc, test_heartbeat_in_long_tick);
