@@ -171,8 +171,6 @@ void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
  * link: the bucket word pointing at it, or NULL to look it up.  Returns
  * true if the entry was freed, false if it became a tombstone. */
 bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
-/* 1 if key is live in memory, 2 if it is a tombstone there, 0 if absent. */
-int kvshm__memory_state(kvshm *kv, const void *key, size_t klen);
 /* The bucket word of hash h in stripe s. */
 uint32_t *kvshm__bucket_word(kvshm *kv, uint32_t s, uint64_t h);
 /* Find key (hash h) in stripe s: *ref its head or 0, *link the chain word

@@ -164,8 +164,7 @@ struct kvshm_stripe {
   uint64_t dirty_since_ms; /* wall clock when `dirty` last went 0 -> 1: the
                               oldest dirty entry is at most this old; 0 if
                               none (repair sets it to the repair time) */
-  uint32_t pad_spill;      /* zero */
-  uint32_t pad;            /* zero */
+  uint32_t pad[2];         /* zero (format 1's gen_spill and padding) */
   uint64_t store_hits;     /* kept: gets that missed memory, found SQLite */
   uint64_t clear_gen;      /* kept: the header's clear_gen this stripe was
                               last emptied for; kvshm__lock empties it

@@ -145,11 +145,6 @@ static bool live_locked(kvshm *kv, struct op *op) {
   return false;
 }
 
-/* Is the found entry a tombstone (the key was deleted)? */
-static bool tomb_locked(kvshm *kv, const struct op *op) {
-  return op->ref && (head_at(kv, op->s, op->ref)->state & KVSHM_ST_TOMB);
-}
-
 /* Keep a private copy of a fetched row (it points into kv->scratch, which
  * the lookups reuse). */
 static int keep_row(struct op *op, const struct kvshm_row *row) {
@@ -357,16 +352,11 @@ int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
 }
 
 int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {
-  int rc = kvshm__memory_state(kv, key, klen);
-  return rc < 0 ? rc : rc == 1 ? KVSHM_OK : KVSHM_ENOTFOUND;
-}
-
-int kvshm__memory_state(kvshm *kv, const void *key, size_t klen) {
   struct op op;
   int rc = op_begin(kv, key, klen, &op);
   if (rc)
     return rc;
-  rc = live_locked(kv, &op) ? 1 : tomb_locked(kv, &op) ? 2 : 0;
+  rc = live_locked(kv, &op) ? KVSHM_OK : KVSHM_ENOTFOUND;
   kvshm__unlock(kv, op.s);
   return rc;
 }
@@ -406,6 +396,45 @@ static void op_end_write(kvshm *kv, struct op *op, bool wrote) {
   op_drop_row(op);
   if (through)
     (void)write_through(kv, s);
+}
+
+/* A write's arguments: set, delete or incr. */
+struct write {
+  enum { W_SET, W_DEL, W_INCR } kind;
+  const void *key;
+  size_t klen;
+  const void *val;
+  size_t vlen;
+  uint32_t flags; /* set: the flags word; incr: a new key's */
+  int64_t ttl_ms;
+  unsigned opts;
+  int64_t delta;
+  int64_t *result;
+};
+
+static int set_once(kvshm *kv, const void *key, size_t klen, const void *val,
+                    size_t vlen, uint32_t flags, int64_t ttl_ms, unsigned opts,
+                    uint32_t *stripe);
+static int del_once(kvshm *kv, const void *key, size_t klen, uint32_t *stripe);
+static int incr_once(kvshm *kv, const void *key, size_t klen, int64_t delta,
+                     uint32_t new_flags, int64_t *result, uint32_t *stripe);
+
+/* Run a write, and run it again each time it found only dirty entries to
+ * evict, after writing its stripe back (make_room). */
+static int write_op(kvshm *kv, const struct write *w) {
+  kvshm__reaper_poll(kv);
+  for (int attempt = 0;; attempt++) {
+    uint32_t s = 0;
+    int rc = w->kind == W_SET   ? set_once(kv, w->key, w->klen, w->val, w->vlen,
+                                           w->flags, w->ttl_ms, w->opts, &s)
+             : w->kind == W_DEL ? del_once(kv, w->key, w->klen, &s)
+                                : incr_once(kv, w->key, w->klen, w->delta,
+                                            w->flags, w->result, &s);
+    if (rc != KVSHM__EDIRTY)
+      return rc;
+    if ((rc = make_room(kv, s, attempt)) != KVSHM_OK)
+      return rc;
+  }
 }
 
 static int set_once(kvshm *kv, const void *key, size_t klen, const void *val,
@@ -468,15 +497,9 @@ int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
   int rc = check_key(key, klen);
   if (rc)
     return rc;
-  kvshm__reaper_poll(kv);
-  for (int attempt = 0;; attempt++) {
-    uint32_t s = 0;
-    rc = set_once(kv, key, klen, val ? val : "", vlen, flags, ttl_ms, opts, &s);
-    if (rc != KVSHM__EDIRTY)
-      return rc;
-    if ((rc = make_room(kv, s, attempt)) != KVSHM_OK)
-      return rc;
-  }
+  struct write w = {W_SET, key, klen, val ? val : "", vlen, flags, ttl_ms,
+                    opts,  0,   NULL};
+  return write_op(kv, &w);
 }
 
 static int del_once(kvshm *kv, const void *key, size_t klen, uint32_t *stripe) {
@@ -519,15 +542,8 @@ int kvshm_del(kvshm *kv, const void *key, size_t klen) {
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
-  kvshm__reaper_poll(kv);
-  for (int attempt = 0;; attempt++) {
-    uint32_t s = 0;
-    int rc = del_once(kv, key, klen, &s);
-    if (rc != KVSHM__EDIRTY)
-      return rc;
-    if ((rc = make_room(kv, s, attempt)) != KVSHM_OK)
-      return rc;
-  }
+  struct write w = {W_DEL, key, klen, NULL, 0, 0, 0, 0, 0, NULL};
+  return write_op(kv, &w);
 }
 
 /* Parse a decimal int64 value ("-12"), strictly. */
@@ -627,15 +643,8 @@ int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
-  kvshm__reaper_poll(kv);
-  for (int attempt = 0;; attempt++) {
-    uint32_t s = 0;
-    int rc = incr_once(kv, key, klen, delta, new_flags, result, &s);
-    if (rc != KVSHM__EDIRTY)
-      return rc;
-    if ((rc = make_room(kv, s, attempt)) != KVSHM_OK)
-      return rc;
-  }
+  struct write w = {W_INCR, key, klen, NULL, 0, new_flags, 0, 0, delta, result};
+  return write_op(kv, &w);
 }
 
 int kvshm_clear(kvshm *kv) {

@@ -25,9 +25,7 @@ static void teardown(void) {
 }
 
 static const char *db_path(const char *file) {
-  static char p[128];
-  snprintf(p, sizeof p, "%s/%s", dir, file);
-  return p;
+  return tu_dir_file(dir, file);
 }
 
 static void store_config(kvshm_config *c, uint64_t memory, const char *db) {

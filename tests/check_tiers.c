@@ -42,9 +42,7 @@ static void teardown(void) {
 }
 
 static const char *db_path(const char *file) {
-  static char p[128];
-  snprintf(p, sizeof p, "%s/%s", dir, file);
-  return p;
+  return tu_dir_file(dir, file);
 }
 
 static kvshm *open_cache(const char *name, uint64_t mem, uint32_t stripes,
@@ -404,15 +402,16 @@ static void die_at_clear(kvshm *kv, kvshm_test_point p, void *ctx) {
     raise(SIGKILL);
 }
 
-/* Item 5: a clearer killed right after its step. */
-START_TEST(test_clear_interrupted) {
-  char name[TU_NAME_SIZE], got[64], k[16];
-  tu_name(name);
-  const char *db = db_path("clear.db");
+/* A 256 KiB SQLite cache holding n keys "old<i>" (most of them only in
+ * SQLite), cleared by a process killed right after the clear's step;
+ * returns a handle opened again after it died. */
+static kvshm *old_keys_then_killed_clear(const char *name, const char *db,
+                                         int n) {
+  char k[16];
   kvshm *kv = open_cache(name, 256u << 10, 1, db, 0);
-  for (int i = 0; i < 3000; i++) { /* most live only in SQLite */
-    int n = snprintf(k, sizeof k, "old%d", i);
-    tu_assert_rc(kvshm_set(kv, k, (size_t)n, "before", 6, 0, 0, 0), KVSHM_OK);
+  for (int i = 0; i < n; i++) {
+    int kl = snprintf(k, sizeof k, "old%d", i);
+    tu_assert_rc(kvshm_set(kv, k, (size_t)kl, "before", 6, 0, 0, 0), KVSHM_OK);
   }
   tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
   kvshm_close(kv); /* no SQLite across fork (store.c): fork, then reopen */
@@ -428,6 +427,15 @@ START_TEST(test_clear_interrupted) {
   int status = 0;
   ck_assert_int_eq(tu_wait(p, 10000, &status), 0);
   ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  return kv;
+}
+
+/* Item 5: a clearer killed right after its step. */
+START_TEST(test_clear_interrupted) {
+  char name[TU_NAME_SIZE], got[64], k[16];
+  tu_name(name);
+  const char *db = db_path("clear.db");
+  kvshm *kv = old_keys_then_killed_clear(name, db, 3000);
   for (int i = 0; i < 3000; i += 7) {
     int n = snprintf(k, sizeof k, "old%d", i);
     tu_assert_rc(tu_get(kv, k, (size_t)n, got, sizeof got, NULL),
@@ -636,27 +644,10 @@ END_TEST
 /* A clearer killed at its step, the reaper cleaning up, then the segment
  * lost before anything else is written: the clear is whole there too. */
 START_TEST(test_clear_killed_then_reboot) {
-  char name[TU_NAME_SIZE], k[16];
+  char name[TU_NAME_SIZE];
   tu_name(name);
   const char *db = db_path("clear2.db");
-  kvshm *kv = open_cache(name, 256u << 10, 1, db, 0);
-  for (int i = 0; i < 20000; i++) {
-    int n = snprintf(k, sizeof k, "old%d", i);
-    tu_assert_rc(kvshm_set(kv, k, (size_t)n, "before", 6, 0, 0, 0), KVSHM_OK);
-  }
-  tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
-  kvshm_close(kv); /* no SQLite across fork (store.c): fork, then reopen */
-  pid_t p = tu_fork();
-  if (p == 0) {
-    kvshm *h = NULL;
-    TU_CHILD_RC(kvshm_open(name, NULL, 0, &h), KVSHM_OK);
-    kvshm_test_set_hook(h, die_at_clear, NULL);
-    kvshm_clear(h);
-    _exit(0);
-  }
-  kv = open_cache(name, 256u << 10, 1, db, 0);
-  int status = 0;
-  ck_assert_int_eq(tu_wait(p, 10000, &status), 0);
+  kvshm *kv = old_keys_then_killed_clear(name, db, 20000);
   tu_sleep_ms(150); /* the reaper starts deleting the old rows */
   kvshm_close(kv);
   tu_assert_rc(kvshm_unlink(name), KVSHM_OK);

@@ -497,3 +497,9 @@ void tu_dir_remove(const char *dir) {
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   (void)!system(cmd);
 }
+
+const char *tu_dir_file(const char *dir, const char *file) {
+  static char p[TU_DIR_SIZE + 64];
+  snprintf(p, sizeof p, "%s/%s", dir, file);
+  return p;
+}

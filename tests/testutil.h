@@ -133,6 +133,8 @@ void tu_wait_ok(pid_t pid, unsigned timeout_ms, const char *what);
 #define TU_DIR_SIZE 64
 void tu_dir_make(char *dir, const char *tag);
 void tu_dir_remove(const char *dir);
+/* "<dir>/<file>", in a static buffer (valid until the next call). */
+const char *tu_dir_file(const char *dir, const char *file);
 /*
  * Hold the reaper idle between two ticks, where it holds no lock (SIGSTOP
  * could freeze it holding one), and wait until it is; resume lets it go.
