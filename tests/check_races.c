@@ -147,27 +147,6 @@ static void teardown(void) {
   (void)!system(cmd);
 }
 
-static int sql_value(const char *key, char *out, size_t cap) {
-  sqlite3 *h;
-  sqlite3_stmt *q;
-  int n = -1;
-  ck_assert_int_eq(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), 0);
-  /* A row counts if it is of the file's current clear generation. */
-  sqlite3_prepare_v2(h,
-                     "SELECT value FROM kvshm_entries WHERE key=? AND gen = "
-                     "(SELECT coalesce(max(v), 0) FROM kvshm_meta WHERE "
-                     "k='clear_gen')",
-                     -1, &q, NULL);
-  sqlite3_bind_blob(q, 1, key, (int)strlen(key), SQLITE_STATIC);
-  if (sqlite3_step(q) == SQLITE_ROW) {
-    n = sqlite3_column_bytes(q, 0);
-    memcpy(out, sqlite3_column_blob(q, 0), (size_t)n < cap ? (size_t)n : cap);
-  }
-  sqlite3_finalize(q);
-  sqlite3_close(h);
-  return n;
-}
-
 START_TEST(test_promote_scratch) {
   a = open_store(256 << 10, 64);
   char key[100], other[100], buf[64];
@@ -206,12 +185,12 @@ START_TEST(test_flush_vs_flush) {
   tu_assert_rc(kvshm_set(b, "key", 3, "v1", 2, 0, 0, 0), KVSHM_OK);
   arm(a, set_v2_and_flush); /* a copied v1; b writes v2 first */
   tu_assert_rc(kvshm_flush(a), KVSHM_OK);
-  ck_assert_int_eq(sql_value("key", buf, sizeof buf), 2);
+  ck_assert_int_eq(tu_sql_value(db, "key", buf, sizeof buf), 2);
   ck_assert(memcmp(buf, "v2", 2) == 0);
   tu_assert_rc(kvshm_set(b, "key", 3, "v3", 2, 0, 0, 0), KVSHM_OK);
   arm(a, del_and_flush); /* a copied v3; b deletes it first */
   tu_assert_rc(kvshm_flush(a), KVSHM_OK);
-  ck_assert_int_eq(sql_value("key", buf, sizeof buf), -1);
+  ck_assert_int_eq(tu_sql_value(db, "key", buf, sizeof buf), -1);
   tu_assert_rc(tu_get(b, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
 }
 END_TEST
@@ -230,7 +209,7 @@ START_TEST(test_clear_vs_get) {
   arm(a, clear_by_b); /* a read v1 from SQLite; b clears before a decides */
   tu_assert_rc(tu_get(a, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
   tu_assert_rc(tu_get(b, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
-  ck_assert_int_eq(sql_value("key", buf, sizeof buf), -1);
+  ck_assert_int_eq(tu_sql_value(db, "key", buf, sizeof buf), -1);
 }
 END_TEST
 
@@ -286,9 +265,9 @@ START_TEST(test_set_during_clear) {
   tu_assert_rc(kvshm_clear(a), KVSHM_OK);
   kvshm_test_set_hook(a, NULL, NULL);
   tu_assert_rc(kvshm_flush(b), KVSHM_OK); /* after the step: kept */
-  ck_assert_int_eq(sql_value("early", buf, sizeof buf), -1);
-  ck_assert_int_eq(sql_value("old", buf, sizeof buf), -1);
-  ck_assert_int_eq(sql_value("new", buf, sizeof buf), 5);
+  ck_assert_int_eq(tu_sql_value(db, "early", buf, sizeof buf), -1);
+  ck_assert_int_eq(tu_sql_value(db, "old", buf, sizeof buf), -1);
+  ck_assert_int_eq(tu_sql_value(db, "new", buf, sizeof buf), 5);
   ck_assert(memcmp(buf, "after", 5) == 0);
   /* And on a segment made again over the file (a reboot): the same. */
   kvshm_close(a);

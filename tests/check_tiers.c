@@ -105,53 +105,6 @@ static pid_t reaper_of(kvshm *kv, unsigned timeout_ms) {
   return reaper_other(kv, 0, timeout_ms);
 }
 
-/* Value of key in the SQLite file (visible rows only), -1 if none. */
-static int sql_get(const char *db, const char *key, char *out, size_t cap) {
-  sqlite3 *h;
-  sqlite3_stmt *q;
-  int n = -1;
-  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-    return -2;
-  sqlite3_busy_timeout(h, 2000);
-  if (sqlite3_prepare_v2(h,
-                         "SELECT value FROM kvshm_entries WHERE key=? AND "
-                         "gen = (SELECT coalesce(max(v), 0) FROM kvshm_meta "
-                         "WHERE k='clear_gen')",
-                         -1, &q, NULL) == SQLITE_OK) {
-    sqlite3_bind_blob(q, 1, key, (int)strlen(key), SQLITE_STATIC);
-    if (sqlite3_step(q) == SQLITE_ROW) {
-      n = sqlite3_column_bytes(q, 0);
-      memcpy(out, sqlite3_column_blob(q, 0), (size_t)n < cap ? (size_t)n : cap);
-    }
-    sqlite3_finalize(q);
-  }
-  sqlite3_close(h);
-  return n;
-}
-
-/* Visible rows whose key starts with prefix. */
-static int sql_count(const char *db, const char *prefix) {
-  sqlite3 *h;
-  sqlite3_stmt *q;
-  int n = -1;
-  if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-    return -2;
-  sqlite3_busy_timeout(h, 2000);
-  if (sqlite3_prepare_v2(h,
-                         "SELECT count(*) FROM kvshm_entries WHERE substr(key, "
-                         "1, ?2) = ?1 AND gen = (SELECT coalesce(max(v), 0) "
-                         "FROM kvshm_meta WHERE k='clear_gen')",
-                         -1, &q, NULL) == SQLITE_OK) {
-    sqlite3_bind_blob(q, 1, prefix, (int)strlen(prefix), SQLITE_STATIC);
-    sqlite3_bind_int(q, 2, (int)strlen(prefix));
-    if (sqlite3_step(q) == SQLITE_ROW)
-      n = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-  }
-  sqlite3_close(h);
-  return n;
-}
-
 /* Write big values to random keys until told to stop: eviction pressure. */
 static void flood(const char *name, int id, unsigned ms) {
   kvshm *kv = NULL;
@@ -356,7 +309,7 @@ START_TEST(test_persistent_bound) {
     }
     tu_assert_rc(kvshm_set(kv, k, (size_t)n, v, strlen(v), 0, 0, 0), KVSHM_OK);
     uint64_t t0 = tu_mono_ms();
-    while (sql_get(db, k, got, sizeof got) != (int)strlen(v)) {
+    while (tu_sql_value(db, k, got, sizeof got) != (int)strlen(v)) {
       ck_assert_msg(tu_mono_ms() - t0 < 2000, "write %d not in SQLite", i);
       tu_sleep_ms(5);
     }
@@ -379,7 +332,7 @@ START_TEST(test_persistent_bound) {
   tu_reaper_resume();
   uint64_t t0 = tu_mono_ms();
   reaper_other(kv, r, 2000); /* replaced, though nobody writes */
-  while (sql_get(db, "idle", got, sizeof got) != 1) {
+  while (tu_sql_value(db, "idle", got, sizeof got) != 1) {
     ck_assert_msg(tu_mono_ms() - t0 < c.flush_delay_ms + 1000,
                   "idle write not in SQLite");
     tu_sleep_ms(5);
@@ -391,7 +344,7 @@ START_TEST(test_persistent_bound) {
   kvshm_close(kv);
   kill(r, SIGKILL);
   tu_reaper_resume();
-  ck_assert_int_eq(sql_get(db, "atclose", got, sizeof got), 1);
+  ck_assert_int_eq(tu_sql_value(db, "atclose", got, sizeof got), 1);
 }
 END_TEST
 
@@ -444,7 +397,7 @@ START_TEST(test_clear_interrupted) {
   /* Write-behind goes on at once. */
   tu_assert_rc(kvshm_set(kv, "new", 3, "after", 5, 0, 0, 0), KVSHM_OK);
   uint64_t t0 = tu_mono_ms();
-  while (sql_get(db, "new", got, sizeof got) != 5) {
+  while (tu_sql_value(db, "new", got, sizeof got) != 5) {
     ck_assert_msg(tu_mono_ms() - t0 < 3000, "write-behind stopped");
     tu_sleep_ms(10);
   }
@@ -474,7 +427,7 @@ START_TEST(test_clear_interrupted) {
   tu_assert_value(kv, "new", 3, "after", 5);
   tu_assert_rc(kvshm_set(kv, "new2", 4, "later", 5, 0, 0, 0), KVSHM_OK);
   t0 = tu_mono_ms();
-  while (sql_get(db, "new2", got, sizeof got) != 5) {
+  while (tu_sql_value(db, "new2", got, sizeof got) != 5) {
     ck_assert_msg(tu_mono_ms() - t0 < 3000, "write-behind stopped");
     tu_sleep_ms(10);
   }
@@ -635,7 +588,7 @@ START_TEST(test_gc_spares_newer_rows) {
     }
     tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
     tu_sleep_ms(20); /* the reaper's clean-up runs meanwhile */
-    ck_assert_int_eq(sql_count(db, pfx), 100);
+    ck_assert_int_eq(tu_sql_count(db, pfx), 100);
   }
   kvshm_close(kv);
 }
@@ -652,7 +605,7 @@ START_TEST(test_clear_killed_then_reboot) {
   kvshm_close(kv);
   tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
   kv = open_cache(name, 256u << 10, 1, db, 0);
-  ck_assert_int_eq(sql_count(db, "old"), 0);
+  ck_assert_int_eq(tu_sql_count(db, "old"), 0);
   char got[16];
   tu_assert_rc(tu_get(kv, "old7", 4, got, sizeof got, NULL), KVSHM_ENOTFOUND);
   kvshm_close(kv);
@@ -713,7 +666,7 @@ START_TEST(test_fork_refused) {
   }
   tu_wait_ok(p, 10000, "child forked with nothing open");
   char got[4];
-  ck_assert_int_eq(sql_get(db, "k", got, sizeof got), 1);
+  ck_assert_int_eq(tu_sql_value(db, "k", got, sizeof got), 1);
 }
 END_TEST
 

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -502,4 +503,48 @@ const char *tu_dir_file(const char *dir, const char *file) {
   static char p[TU_DIR_SIZE + 64];
   snprintf(p, sizeof p, "%s/%s", dir, file);
   return p;
+}
+
+#define TU_VISIBLE                                                             \
+  " AND gen = (SELECT coalesce(max(v), 0) FROM kvshm_meta WHERE "              \
+  "k = 'clear_gen')"
+
+/* Prepare sql on a read-only connection to db; the caller finalizes both. */
+static sqlite3_stmt *sql_prepare(const char *db, const char *sql, sqlite3 **h) {
+  sqlite3_stmt *q = NULL;
+  ck_assert_int_eq(sqlite3_open_v2(db, h, SQLITE_OPEN_READONLY, NULL),
+                   SQLITE_OK);
+  sqlite3_busy_timeout(*h, 2000);
+  ck_assert_int_eq(sqlite3_prepare_v2(*h, sql, -1, &q, NULL), SQLITE_OK);
+  return q;
+}
+
+int tu_sql_value(const char *db, const char *key, char *out, size_t cap) {
+  sqlite3 *h;
+  sqlite3_stmt *q = sql_prepare(
+      db, "SELECT value FROM kvshm_entries WHERE key = ?1" TU_VISIBLE, &h);
+  sqlite3_bind_blob(q, 1, key, (int)strlen(key), SQLITE_STATIC);
+  int n = -1;
+  if (sqlite3_step(q) == SQLITE_ROW) {
+    n = sqlite3_column_bytes(q, 0);
+    if (n)
+      memcpy(out, sqlite3_column_blob(q, 0), (size_t)n < cap ? (size_t)n : cap);
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(h);
+  return n;
+}
+
+int tu_sql_count(const char *db, const char *prefix) {
+  sqlite3 *h;
+  sqlite3_stmt *q = sql_prepare(db,
+                                "SELECT count(*) FROM kvshm_entries WHERE "
+                                "substr(key, 1, ?2) = ?1" TU_VISIBLE,
+                                &h);
+  sqlite3_bind_blob(q, 1, prefix, (int)strlen(prefix), SQLITE_STATIC);
+  sqlite3_bind_int(q, 2, (int)strlen(prefix));
+  int n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+  sqlite3_finalize(q);
+  sqlite3_close(h);
+  return n;
 }

@@ -133,6 +133,14 @@ void tu_wait_ok(pid_t pid, unsigned timeout_ms, const char *what);
 #define TU_DIR_SIZE 64
 void tu_dir_make(char *dir, const char *tag);
 void tu_dir_remove(const char *dir);
+/*
+ * Read a kvshm SQLite file directly, as another program would, seeing only
+ * rows of the file's current clear generation: the value of key (its length,
+ * up to cap bytes copied to out; -1 if absent), and the number of rows whose
+ * key starts with prefix.
+ */
+int tu_sql_value(const char *db, const char *key, char *out, size_t cap);
+int tu_sql_count(const char *db, const char *prefix);
 /* "<dir>/<file>", in a static buffer (valid until the next call). */
 const char *tu_dir_file(const char *dir, const char *file);
 /*
