@@ -16,6 +16,14 @@
 #include <time.h>
 
 struct kvshm_store; /* the SQLite tier, store.c */
+struct stat;
+
+/* Whose files a handle accepts besides its euid's (trust.c). */
+struct kvshm__trust {
+  uint32_t flags; /* KVSHM_TRUST_UID | KVSHM_TRUST_GID */
+  uint32_t uid;
+  uint32_t gid;
+};
 
 /* A process-local handle: one mapping of one segment. */
 struct kvshm {
@@ -51,6 +59,7 @@ struct kvshm {
   uint32_t ops_since_poll;   /* operations since the reaper was checked */
   struct kvshm_watch *watch; /* the reaper watchdog thread, or NULL */
   int seg_fd;                /* the segment's descriptor, -1 if none */
+  struct kvshm__trust trust; /* whose files it accepts (trust.c) */
 };
 
 /* ---- errors.c ---- */
@@ -58,6 +67,21 @@ struct kvshm {
 int kvshm__fail(int err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void kvshm__clear_detail(void);
+
+/* ---- trust.c ---- */
+void kvshm__trust_from(struct kvshm__trust *t, const kvshm_config *c);
+/* Is this file (fstat'ed) one we may use?  0, or KVSHM_EOWNER saying whose
+ * it is and what to do; `what` names it ("SQLite file"). */
+int kvshm__trusted(const struct kvshm__trust *t, const struct stat *sb,
+                   const char *what, const char *path);
+/*
+ * open(2) a regular file never following a symlink, refusing one owned by an
+ * untrusted user (KVSHM_EOWNER).  With O_CREAT, a new file gets exactly
+ * `mode` (*created says it was made here; created may be NULL).
+ */
+int kvshm__open_file(const char *path, int flags, unsigned mode,
+                     const struct kvshm__trust *t, const char *what,
+                     bool *created);
 
 /* ---- hash.c ---- */
 uint64_t kvshm__hash(const void *data, size_t len, uint64_t seed);

@@ -59,7 +59,8 @@ typedef struct kvshm_iter kvshm_iter;
   X(BADDB, -30816, "SQLite file is not a kvshm store, or is corrupt")          \
   X(NOTRECOVERABLE, -30817, "stripe lock is not recoverable")                  \
   X(REAPER, -30818, "could not start the kvshm-reaper process")                \
-  X(DESTROYED, -30819, "cache was destroyed while open; open it again")
+  X(DESTROYED, -30819, "cache was destroyed while open; open it again")      \
+  X(OWNER, -30820, "file belongs to another user (see kvshm_config.trust)")
 
 typedef enum {
   KVSHM_OK = 0,
@@ -107,7 +108,18 @@ typedef struct kvshm_config {
   const char *sqlite_path;  /* second tier; NULL = memory only */
   uint32_t persistent;      /* 1: every write reaches SQLite within delay */
   uint32_t flush_delay_ms;  /* persistent mode's bound; default 1000 */
+  /* Whose files to accept.  The segment, the SQLite file and the reaper's
+   * log must belong to this process's effective uid (as OpenSSH does with
+   * its keys), or to a uid or group trusted here; anything else is
+   * KVSHM_EOWNER, because another user who owns the file can read and
+   * change everything in it. */
+  uint32_t trust;     /* KVSHM_TRUST_UID | KVSHM_TRUST_GID, or 0 */
+  uint32_t trust_uid; /* with KVSHM_TRUST_UID: files of this owner too */
+  uint32_t trust_gid; /* with KVSHM_TRUST_GID: files of this group too */
 } kvshm_config;
+
+#define KVSHM_TRUST_UID 0x1u /* trust files owned by cfg.trust_uid */
+#define KVSHM_TRUST_GID 0x2u /* trust files whose group is cfg.trust_gid */
 
 /* Fill *cfg with zeros (all defaults). */
 KVSHM_API void kvshm_config_init(kvshm_config *cfg);
@@ -361,6 +373,22 @@ KVSHM_API void kvshm_iter_close(kvshm_iter *it);
  * Returns the number of problems (0 = healthy), or a negative error.
  */
 KVSHM_API int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx);
+
+/*
+ * Put right what kvshm_verify finds in the segment: a header whose magic
+ * was overwritten (when everything else checks), a damaged stripe lock
+ * (re-initialised under the segment's file lock), and every stripe rebuilt
+ * from its slots (leaked slots freed, broken entries dropped and counted).
+ * A stripe lock held past the lock timeout is re-initialised only when no
+ * other process is attached to the segment, or with KVSHM_REPAIR_FORCE
+ * when no thread with the holder's id exists in this PID namespace (do not
+ * force when processes in other PID namespaces share the cache).
+ * report(ctx, msg) is called once per thing repaired (may be NULL).
+ * Returns the number of things repaired, or a negative error.
+ */
+#define KVSHM_REPAIR_FORCE 0x1u
+KVSHM_API int kvshm_repair(kvshm *kv, unsigned flags, kvshm_report_fn report,
+                           void *ctx);
 
 #ifdef __cplusplus
 }

@@ -394,6 +394,7 @@ static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
   if (want->lock_timeout_ms) /* a process may choose its own patience */
     kv->lock_timeout_ms = want->lock_timeout_ms;
   kv->flags = flags;
+  kvshm__trust_from(&kv->trust, want);
   kv->rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ kvshm__wall_ms() ^
             (uintptr_t)kv;
   if (!kv->rng)
