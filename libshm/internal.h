@@ -60,6 +60,13 @@ struct kvshm {
   struct kvshm_watch *watch; /* the reaper watchdog thread, or NULL */
   int seg_fd;                /* the segment's descriptor, -1 if none */
   struct kvshm__trust trust; /* whose files it accepts (trust.c) */
+  unsigned seg_locks;        /* nesting of this handle's hold on the flock */
+  /* The stripe lock this handle holds: its words as they were when we
+   * took it, put back before unlocking if someone overwrote them. */
+  int held_owner;
+  void *held_prev, *held_next;
+  /* Index of this mapping in the SIGBUS guard (guard.c), -1 if none. */
+  int guard_slot;
 };
 
 /* ---- errors.c ---- */
@@ -158,7 +165,41 @@ static inline void kvshm__hook(kvshm *kv, kvshm_test_point p) {
     kv->hook(kv, p, kv->hook_ctx);
 }
 
+/* ---- guard.c ---- */
+/* Watch the mapping for SIGBUS (a file cut short by another process):
+ * pages past the end read as zeros and the handle is marked. */
+void kvshm__guard_add(kvshm *kv);
+void kvshm__guard_remove(kvshm *kv);
+/* Was this handle's file cut short?  (A cheap process-local load.) */
+bool kvshm__cut_short(const kvshm *kv);
+/* KVSHM_ECORRUPT, saying what happened and what to do. */
+int kvshm__cut_short_error(kvshm *kv);
+
+/* ---- segment.c: the segment file ---- */
+int kvshm__mutex_init_shared(pthread_mutex_t *m);
+/* Take (true) or drop (false) the segment's flock: held by openers,
+ * destroyers and whoever makes a damaged lock again.  Waits at most the
+ * lock timeout. */
+int kvshm__seg_lock(kvshm *kv, bool take);
+/* Is another open file description (another process's handle) attached
+ * to this segment?  Every handle holds a read lock on byte 0 for life. */
+bool kvshm__others_attached(kvshm *kv);
+/* Is a process in another PID namespace attached (or can we not tell)?
+ * If not, every possible lock holder's thread id is one of ours. */
+bool kvshm__foreign_attached(kvshm *kv);
+
 /* ---- lock.c ---- */
+/* 0 if a stripe mutex's words are ones glibc may be given, else
+ * KVSHM_ECORRUPT with why filled in. */
+int kvshm__mutex_check(const pthread_mutex_t *m, char *why, size_t whysz);
+/* The thread id in the lock word, 0 if free or its owner died. */
+uint32_t kvshm__mutex_holder(const pthread_mutex_t *m);
+/* Lock stripe s without the clear catch-up. */
+int kvshm__lock_raw(kvshm *kv, uint32_t s);
+/* kvshm_repair's lock: makes a damaged or stuck lock again (see kvshm.h
+ * for when), saying what it did in `did` ("" if nothing). */
+int kvshm__lock_for_repair(kvshm *kv, uint32_t s, bool force, char *did,
+                           size_t didsz);
 /* SQLite was busy for a read that may not wait under a stripe lock: back
  * off a little, or KVSHM_ETIMEDOUT once the lock timeout has passed since
  * since_ms. */
@@ -187,6 +228,11 @@ int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
 /* Copy `len` bytes of entry data starting at `off` into dst. */
 void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
                               void *dst, uint64_t len);
+/* Copy entry ref's value into dst, checking the checksum over the copy
+ * (KVSHM_ECORRUPT if it fails): what is returned is what was verified. */
+int kvshm__entry_copy_value_locked(kvshm *kv, uint32_t s, uint32_t ref,
+                                   uint32_t klen, uint32_t vlen, uint32_t flags,
+                                   uint32_t check, void *dst);
 /* Free every slot of entry `ref` (already unlinked from its bucket). */
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
 /* Unlink entry `ref` from its bucket chain and free it. */

@@ -59,7 +59,7 @@ typedef struct kvshm_iter kvshm_iter;
   X(BADDB, -30816, "SQLite file is not a kvshm store, or is corrupt")          \
   X(NOTRECOVERABLE, -30817, "stripe lock is not recoverable")                  \
   X(REAPER, -30818, "could not start the kvshm-reaper process")                \
-  X(DESTROYED, -30819, "cache was destroyed while open; open it again")      \
+  X(DESTROYED, -30819, "cache was destroyed while open; open it again")        \
   X(OWNER, -30820, "file belongs to another user (see kvshm_config.trust)")
 
 typedef enum {

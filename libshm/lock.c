@@ -29,6 +29,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -71,20 +73,252 @@ void kvshm__clear_gen_raise(kvshm *kv, uint64_t g) {
     ;
 }
 
-static int lock_raw(kvshm *kv, uint32_t s) {
+/*
+ * The mutex words, checked before glibc sees them.
+ *
+ * glibc trusts a mutex's words: a garbage kind word sends a lock down the
+ * priority-protect or PI paths, which assert (SIGABRT) or wait forever, and
+ * a garbage list pointer is written through on unlock.  Another process
+ * with write access to the segment can put anything there, so each word
+ * is held to what a robust, process-shared mutex can legitimately contain
+ * (glibc's nptl layout; other C libraries get no check):
+ *
+ *   __kind   exactly what pthread_mutex_init gave ours (elision bits aside)
+ *   __lock   a thread id (at most PID_MAX_LIMIT), optionally with the
+ *            kernel's FUTEX_WAITERS and FUTEX_OWNER_DIED bits
+ *   __owner  0, a thread id, or glibc's INCONSISTENT / NOTRECOVERABLE marks
+ *   __list   (the holder's robust-list links) only matter while held: they
+ *            are remembered at lock and put back before unlock
+ *
+ * While we hold the lock every word is ours, so before unlocking we write
+ * back any word a scribbler changed meanwhile (mutex_restore_held); glibc
+ * then unlocks a mutex it recognises.  What remains possible is written in
+ * README.md ("What a process with write access can still do").
+ */
+#ifdef __GLIBC__
+#define TID_MASK 0x3fffffff
+#define TID_MAX 4194304 /* PID_MAX_LIMIT on 64-bit Linux */
+#define OWNER_DIED 0x40000000
+#define WAITERS 0x80000000u
+#define OWNER_INCONSISTENT 0x7fffffff
+#define OWNER_NOTRECOVERABLE 0x7ffffffe
+#define KIND_ELISION_BITS (256 | 512)
+
+static int expected_kind;
+static pthread_once_t expected_once = PTHREAD_ONCE_INIT;
+
+static void expected_kind_init(void) {
+  pthread_mutex_t m;
+  if (kvshm__mutex_init_shared(&m) == 0) {
+    expected_kind = m.__data.__kind & ~KIND_ELISION_BITS;
+    pthread_mutex_destroy(&m);
+  }
+}
+
+#define WORD(m, f) __atomic_load_n(&(m)->__data.f, __ATOMIC_RELAXED)
+
+int kvshm__mutex_check(const pthread_mutex_t *m, char *why, size_t whysz) {
+  pthread_once(&expected_once, expected_kind_init);
+  int kind = WORD(m, __kind), owner = WORD(m, __owner);
+  unsigned lock = (unsigned)WORD(m, __lock);
+  if ((kind & ~KIND_ELISION_BITS) != expected_kind)
+    snprintf(why, whysz, "kind word 0x%x (a robust shared mutex has 0x%x)",
+             (unsigned)kind, (unsigned)expected_kind);
+  else if ((lock & TID_MASK) > TID_MAX)
+    snprintf(why, whysz, "lock word 0x%x holds no thread id", lock);
+  else if (owner < 0 || (owner > TID_MAX && owner != OWNER_INCONSISTENT &&
+                         owner != OWNER_NOTRECOVERABLE))
+    snprintf(why, whysz, "owner word 0x%x is no thread id", (unsigned)owner);
+  else
+    return KVSHM_OK;
+  return KVSHM_ECORRUPT;
+}
+
+uint32_t kvshm__mutex_holder(const pthread_mutex_t *m) {
+  unsigned lock = (unsigned)WORD(m, __lock);
+  return lock & OWNER_DIED ? 0 : lock & TID_MASK;
+}
+
+/* Just locked: remember the words that are ours while we hold it. */
+static void mutex_note_held(kvshm *kv, pthread_mutex_t *m) {
+  kv->held_owner = WORD(m, __owner);
+  kv->held_prev = m->__data.__list.__prev;
+  kv->held_next = m->__data.__list.__next;
+}
+
+/* About to unlock: put back any word changed behind our back. */
+static void mutex_restore_held(kvshm *kv, pthread_mutex_t *m) {
+  int owner = kv->held_owner;
+  if (WORD(m, __kind) ==
+          (expected_kind | (WORD(m, __kind) & KIND_ELISION_BITS)) &&
+      WORD(m, __owner) == owner &&
+      ((unsigned)WORD(m, __lock) & TID_MASK) == (unsigned)owner &&
+      m->__data.__list.__prev == kv->held_prev &&
+      m->__data.__list.__next == kv->held_next)
+    return;
+  m->__data.__kind = expected_kind;
+  m->__data.__owner = owner;
+  m->__data.__list.__prev = kv->held_prev;
+  m->__data.__list.__next = kv->held_next;
+  /* Waiters may have come and gone: wake whoever might wait. */
+  __atomic_store_n(&m->__data.__lock, (int)((unsigned)owner | WAITERS),
+                   __ATOMIC_RELEASE);
+}
+#else
+int kvshm__mutex_check(const pthread_mutex_t *m, char *why, size_t whysz) {
+  (void)m, (void)why, (void)whysz;
+  return KVSHM_OK;
+}
+uint32_t kvshm__mutex_holder(const pthread_mutex_t *m) {
+  (void)m;
+  return 0;
+}
+static void mutex_note_held(kvshm *kv, pthread_mutex_t *m) {
+  (void)kv, (void)m;
+}
+static void mutex_restore_held(kvshm *kv, pthread_mutex_t *m) {
+  (void)kv, (void)m;
+}
+#endif
+
+/* Does a thread with this id exist in our PID namespace? */
+static bool thread_exists(uint32_t tid) {
+  return kill((pid_t)tid, 0) == 0 || errno == EPERM;
+}
+
+/*
+ * Make stripe s's damaged lock a fresh, unlocked mutex, then lock it and
+ * rebuild the stripe from its slots.  Under the segment's file lock, so two
+ * processes that find the same damage do not both re-initialise it; the
+ * second finds it sane (or held by the first) and reports that.  Returns
+ * with the stripe locked, or an error with it not locked.
+ */
+enum damage { DAMAGED, STUCK, UNRECOVERABLE };
+
+static bool still_damaged(pthread_mutex_t *m, enum damage d, uint32_t holder) {
+  char why[120];
+  if (kvshm__mutex_check(m, why, sizeof why))
+    return true;
+  if (d == STUCK)
+    return kvshm__mutex_holder(m) == holder;
+#ifdef __GLIBC__
+  if (d == UNRECOVERABLE)
+    return WORD(m, __owner) == OWNER_NOTRECOVERABLE;
+#endif
+  return false;
+}
+
+static int mutex_reinit(kvshm *kv, uint32_t s, enum damage d, uint32_t holder) {
   pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
+  int rc = kvshm__seg_lock(kv, true);
+  if (rc)
+    return rc;
+  if (!still_damaged(m, d, holder)) { /* someone made it again meanwhile */
+    kvshm__seg_lock(kv, false);
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "stripe %u lock of cache '%s' was damaged; another "
+                       "process has made it again: retry",
+                       s, kv->name);
+  }
+  memset(m, 0, sizeof *m);
+  rc = kvshm__mutex_init_shared(m);
+  if (!rc)
+    rc = pthread_mutex_trylock(m) ? KVSHM_ECORRUPT : KVSHM_OK;
+  kvshm__seg_lock(kv, false);
+  if (rc)
+    return kvshm__fail(rc,
+                       "stripe %u lock of cache '%s' could not be made "
+                       "again",
+                       s, kv->name);
+  mutex_note_held(kv, m);
+  kvshm__repair_locked(kv, s);
+  return KVSHM_OK;
+}
+
+int kvshm__lock_raw(kvshm *kv, uint32_t s) {
+  pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
+  char why[120];
+  if (kvshm__mutex_check(m, why, sizeof why)) {
+    /* Not a mutex glibc may be given.  A live holder (its thread exists,
+     * and it is not us) will put the words back when it unlocks; nobody
+     * else can hold it, so make it again. */
+    uint32_t holder = kvshm__mutex_holder(m);
+    if (holder && kvshm__others_attached(kv) &&
+        (thread_exists(holder) || kvshm__foreign_attached(kv)))
+      return kvshm__fail(KVSHM_ECORRUPT,
+                         "stripe %u lock of cache '%s' is damaged (%s) "
+                         "while thread %u holds it: retry; if it stays, "
+                         "run kvshm-cli repair %s",
+                         s, kv->name, why, holder, kv->name);
+    int rc = mutex_reinit(kv, s, DAMAGED, 0);
+    if (rc)
+      return rc;
+    kvshm__unlock(kv, s);
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "stripe %u lock of cache '%s' was damaged (%s): it "
+                       "was made again and the stripe rebuilt; retry",
+                       s, kv->name, why);
+  }
   int rc = pthread_mutex_trylock(m);
   if (rc == EBUSY) {
     struct timespec ts = kvshm__deadline(kv->lock_timeout_ms);
     rc = pthread_mutex_timedlock(m, &ts);
   }
-  if (rc == 0)
+  if (rc == 0) {
+    mutex_note_held(kv, m);
     return KVSHM_OK;
+  }
   return lock_failed(kv, s, rc);
+}
+int kvshm__lock_for_repair(kvshm *kv, uint32_t s, bool force, char *did,
+                           size_t didsz) {
+  pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
+  char why[120];
+  did[0] = '\0';
+  if (kvshm__mutex_check(m, why, sizeof why)) {
+    int rc = mutex_reinit(kv, s, DAMAGED, 0);
+    if (!rc)
+      snprintf(did, didsz, "lock damaged (%s): made again", why);
+    return rc;
+  }
+  struct timespec ts = kvshm__deadline(kv->lock_timeout_ms);
+  int rc = pthread_mutex_timedlock(m, &ts);
+  if (rc == 0) {
+    mutex_note_held(kv, m);
+    return KVSHM_OK;
+  }
+  if (rc == EOWNERDEAD) {
+    lock_failed(kv, s, rc);
+    snprintf(did, didsz, "its last lock holder had died: rebuilt");
+    return KVSHM_OK;
+  }
+  uint32_t holder = kvshm__mutex_holder(m);
+  enum damage d = rc == ENOTRECOVERABLE ? UNRECOVERABLE : STUCK;
+  bool gone = holder && !thread_exists(holder);
+  if (rc == ETIMEDOUT && kvshm__others_attached(kv) &&
+      !(gone && (force || !kvshm__foreign_attached(kv))))
+    return kvshm__fail(KVSHM_ETIMEDOUT,
+                       "stripe %u lock is held by thread %u%s and other "
+                       "processes are attached%s: stop them and run repair "
+                       "again%s",
+                       s, holder,
+                       gone ? " (no such thread in this PID namespace)" : "",
+                       gone ? ", some in other PID namespaces" : "",
+                       gone ? ", or use --force if none of them holds it" : "");
+  if (rc != ETIMEDOUT && rc != ENOTRECOVERABLE)
+    return lock_failed(kv, s, rc);
+  rc = mutex_reinit(kv, s, d, holder);
+  if (!rc)
+    snprintf(did, didsz, "lock %s: made again",
+             d == STUCK ? "held by a thread that cannot release it"
+                        : "marked unrecoverable");
+  return rc;
 }
 
 int kvshm__lock(kvshm *kv, uint32_t s) {
-  int rc = lock_raw(kv, s);
+  if (kvshm__cut_short(kv))
+    return kvshm__cut_short_error(kv);
+  int rc = kvshm__lock_raw(kv, s);
   if (rc)
     return rc;
   /* Generations only grow: a stripe ahead of the header proves the header
@@ -99,7 +333,9 @@ int kvshm__lock(kvshm *kv, uint32_t s) {
 }
 
 void kvshm__unlock(kvshm *kv, uint32_t s) {
-  pthread_mutex_unlock(&kvshm__stripe(kv, s)->lock);
+  pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
+  mutex_restore_held(kv, m);
+  pthread_mutex_unlock(m);
 }
 
 /*
@@ -108,26 +344,54 @@ void kvshm__unlock(kvshm *kv, uint32_t s) {
  * LMDB's mdb_mutex_failed).  Anything else is an error for the caller.
  */
 static int lock_failed(kvshm *kv, uint32_t s, int rc) {
+  pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
   if (rc == EOWNERDEAD) {
     kvshm__repair_locked(kv, s);
-    pthread_mutex_consistent(&kvshm__stripe(kv, s)->lock);
+    pthread_mutex_consistent(m);
+    mutex_note_held(kv, m);
     return KVSHM_OK;
   }
-  if (rc == ETIMEDOUT)
+  if (rc == ETIMEDOUT) {
+    /* Held all this time by a thread that does not exist, while every
+     * attached process is in our PID namespace: nobody can unlock it (its
+     * words were overwritten with a stranger's id).  With processes in
+     * other namespaces attached the holder may live there: only kvshm-cli
+     * repair --force decides. */
+    uint32_t holder = kvshm__mutex_holder(m);
+    if (holder && !thread_exists(holder) && !kvshm__foreign_attached(kv)) {
+      int r = mutex_reinit(kv, s, STUCK, holder);
+      if (r)
+        return r;
+      kvshm__unlock(kv, s);
+      return kvshm__fail(KVSHM_ECORRUPT,
+                         "stripe %u lock of cache '%s' was held by thread "
+                         "%u, which does not exist: it was made again and "
+                         "the stripe rebuilt; retry",
+                         s, kv->name, holder);
+    }
     return kvshm__fail(KVSHM_ETIMEDOUT,
-                       "stripe %u of cache '%s' stayed "
-                       "locked for %u ms",
-                       s, kv->name, kv->lock_timeout_ms);
-  if (rc == ENOTRECOVERABLE)
-    return kvshm__fail(KVSHM_ENOTRECOVERABLE,
-                       "stripe %u of cache '%s' has "
-                       "an unrecoverable lock: destroy and recreate the "
-                       "cache",
+                       "stripe %u of cache '%s' stayed locked for %u ms "
+                       "(by thread %u); if no process holds it, run "
+                       "kvshm-cli repair %s",
+                       s, kv->name, kv->lock_timeout_ms, holder, kv->name);
+  }
+  if (rc == ENOTRECOVERABLE) {
+    /* A holder unlocked without marking it consistent: only a damaged
+     * owner word gets here (lock.c always marks it).  Make it again. */
+    int r = mutex_reinit(kv, s, UNRECOVERABLE, 0);
+    if (r)
+      return r;
+    kvshm__unlock(kv, s);
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "stripe %u lock of cache '%s' was marked "
+                       "unrecoverable: it was made again and the stripe "
+                       "rebuilt; retry",
                        s, kv->name);
+  }
   return kvshm__fail(KVSHM_ECORRUPT,
-                     "stripe %u lock of cache '%s' failed: "
-                     "%s",
-                     s, kv->name, strerror(rc));
+                     "stripe %u lock of cache '%s' failed: %s; run "
+                     "kvshm-cli repair %s",
+                     s, kv->name, strerror(rc), kv->name);
 }
 
 void kvshm__repair_locked(kvshm *kv, uint32_t s) {

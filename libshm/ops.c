@@ -272,21 +272,26 @@ static int write_through(kvshm *kv, uint32_t s) {
 static int read_out_locked(kvshm *kv, struct op *op, void *buf, size_t bufsize,
                            size_t *vlen, uint32_t *flags) {
   struct kvshm_head *hd = head_at(kv, op->s, op->ref);
-  /* One pass: lengths the chain cannot hold are corruption (not EBUFSIZE),
-   * and a value about to be copied must match its checksum.  A NULL buf is
-   * a size query, whatever bufsize says. */
-  bool copy = buf && bufsize >= hd->vlen;
-  if (kvshm__entry_check_locked(kv, op->s, op->ref, copy))
-    return kvshm__corrupt_locked(
-        kv, op->s, copy ? "entry fails its checksum" : "entry chain is broken");
+  /* Lengths the chain cannot hold are corruption (not EBUFSIZE).  The
+   * value is copied, then checked against the entry's checksum as copied:
+   * bytes changed meanwhile by another process are never returned.  A
+   * NULL buf is a size query, whatever bufsize says. */
+  if (kvshm__entry_check_locked(kv, op->s, op->ref, false))
+    return kvshm__corrupt_locked(kv, op->s, "entry chain is broken");
+  uint32_t klen = hd->klen, vl = hd->vlen, fl = hd->flags, check = hd->check;
   if (vlen)
-    *vlen = hd->vlen;
+    *vlen = vl;
   if (flags)
-    *flags = hd->flags;
+    *flags = fl;
   if (buf) {
-    if (!copy)
+    if (bufsize < vl)
       return KVSHM_EBUFSIZE;
-    kvshm__entry_read_locked(kv, op->s, op->ref, op->klen, buf, hd->vlen);
+    int rc = kvshm__entry_copy_value_locked(kv, op->s, op->ref, klen, vl, fl,
+                                            check, buf);
+    if (rc)
+      return rc == KVSHM_ECORRUPT
+                 ? kvshm__corrupt_locked(kv, op->s, "entry fails its checksum")
+                 : rc;
   }
   if (!(kv->flags & KVSHM_RDONLY)) {
     uint64_t now = op->now ? op->now : kvshm__lfu_now_ms(kv);
@@ -348,7 +353,7 @@ int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
   }
   kvshm__unlock(kv, op.s);
   op_drop_row(&op);
-  return rc;
+  return kvshm__cut_short(kv) ? kvshm__cut_short_error(kv) : rc;
 }
 
 int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {
@@ -431,7 +436,7 @@ static int write_op(kvshm *kv, const struct write *w) {
                                 : incr_once(kv, w->key, w->klen, w->delta,
                                             w->flags, w->result, &s);
     if (rc != KVSHM__EDIRTY)
-      return rc;
+      return kvshm__cut_short(kv) ? kvshm__cut_short_error(kv) : rc;
     if ((rc = make_room(kv, s, attempt)) != KVSHM_OK)
       return rc;
   }

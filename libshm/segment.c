@@ -1,22 +1,34 @@
 /*
  * segment.c - creating, attaching to and removing a cache's segment.
  *
- * Open protocol (every opener runs the same steps, so creation races and a
- * creator killed half-way are one case):
+ * A file under the name /dev/shm/kvshm.NAME is always a complete segment:
+ * it is made under no name (O_TMPFILE), sized, reserved (posix_fallocate:
+ * a full /dev/shm is an error here, never a SIGBUS later), initialised,
+ * and only then linked under the name.  A creator killed half-way, or one
+ * that runs out of memory, leaves nothing behind.  Creators take turns on
+ * the flock of /dev/shm itself, so that many processes starting at once
+ * reserve the memory once; a loser finds the name there and attaches.
  *
- *   1. shm_open(O_CREAT) the name: creator and attachers get the same file.
- *   2. flock(LOCK_EX) it, waiting at most a few seconds.  The kernel drops a
- *      dead holder's flock, so a creator killed mid-init never blocks anyone.
- *   3. If the file was unlinked while we waited (st_nlink == 0), start over:
- *      initialising a file nobody else can find would split the cache.
- *   4. If the header holds KVSHM_MAGIC, the segment is complete: validate it
- *      (format, header checksum, geometry against the file size) and compare
- *      the caller's configuration, naming the first value that differs.
- *   5. Otherwise it is new, or its creator died before storing the magic:
- *      size it, reserve its memory with posix_fallocate (a full /dev/shm is
- *      an error here, never a SIGBUS later), initialise every stripe and
- *      store the magic last.
- *   6. Unlock.  The flock is held only during open.
+ * Attaching: open the name, flock(LOCK_SH) it (waiting out a destroyer or
+ * a repairer, which hold LOCK_EX), check that it still has its name, that
+ * its owner is trusted (trust.c: another user's segment could be read and
+ * changed by them), and that its header is whole: format, checksum, the
+ * geometry against the file size, then the caller's configuration.
+ *
+ * A damaged header is never repaired or re-initialised in place (other
+ * processes may map the file, and shrinking or rewriting it under them
+ * would fault or wipe their cache):
+ *   - a magic word that alone was overwritten is put back;
+ *   - otherwise, if the caller may create and no process is attached, the
+ *     name is removed and a new segment made (the old file vanishes with
+ *     its last mapping); if processes are attached it is KVSHM_ECORRUPT.
+ *
+ * Every handle holds an open-file-description read lock on byte 0 of the
+ * file for its life (fcntl F_OFD_SETLK): "is anyone else attached?" is one
+ * F_OFD_GETLK, in any PID namespace, and the kernel drops a dead process's
+ * lock.  The flock is separate: held shared by openers while they check,
+ * and exclusively, briefly, by a destroyer, a replacer, and whoever makes a
+ * damaged stripe lock again (lock.c).
  */
 #include "store.h"
 
@@ -33,6 +45,8 @@
 #include <unistd.h>
 
 #define OPEN_LOCK_WAIT_MS 5000
+#define CREATE_LOCK_WAIT_MS 60000 /* reserving GBs takes a while */
+#define SHM_DIR "/dev/shm"
 #define MIN_SLOTS_PER_STRIPE 8u
 
 uint64_t kvshm__coarse_ms(void) {
@@ -246,7 +260,7 @@ static int config_compare(const struct kvshm_hdr *h, const kvshm_config *want,
   return KVSHM_OK;
 }
 
-static int mutex_init_shared(pthread_mutex_t *m) {
+int kvshm__mutex_init_shared(pthread_mutex_t *m) {
   pthread_mutexattr_t a;
   int rc = pthread_mutexattr_init(&a);
   if (!rc)
@@ -316,7 +330,7 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
   h->hdr_check = kvshm__hdr_check(h);
   struct kvshm_stripe *st = (void *)((unsigned char *)base + KVSHM_HDR_SIZE);
   for (uint32_t s = 0; s < c->stripes; s++) {
-    rc = mutex_init_shared(&st[s].lock);
+    rc = kvshm__mutex_init_shared(&st[s].lock);
     if (rc) {
       munmap(base, c->memory_size);
       return kvshm__fail(rc, "cannot initialise stripe lock: %s",
@@ -324,7 +338,7 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
     }
     st[s].nfree = g.slots; /* every slot is fresh: fresh = 0 */
   }
-  rc = mutex_init_shared(&h->reaper_lock);
+  rc = kvshm__mutex_init_shared(&h->reaper_lock);
   if (rc) {
     munmap(base, c->memory_size);
     return kvshm__fail(rc, "cannot initialise the reaper lock: %s",
@@ -338,18 +352,18 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
 }
 
 /* flock with a deadline, so a stuck opener is an error, not a hang. */
-static int flock_wait(int fd, int op, const char *name) {
+static int flock_wait(int fd, int op, const char *name, int wait_ms) {
   for (int waited = 0;; waited++) {
     if (flock(fd, op | LOCK_NB) == 0)
       return KVSHM_OK;
     if (errno != EWOULDBLOCK && errno != EINTR)
       return kvshm__fail(-errno, "cannot lock segment '%s': %s", name,
                          strerror(errno));
-    if (waited >= OPEN_LOCK_WAIT_MS)
+    if (waited >= wait_ms)
       return kvshm__fail(KVSHM_ETIMEDOUT,
-                         "another process has held segment "
-                         "'%s' for %d ms while opening it",
-                         name, OPEN_LOCK_WAIT_MS);
+                         "another process has held the file lock of "
+                         "segment '%s' for %d ms",
+                         name, wait_ms);
     usleep(1000);
   }
 }
@@ -463,24 +477,208 @@ static void finish_unlink(int fd, const char *path, unsigned char *base,
     unlink_if_same(fd, path);
 }
 
+/* This process's PID namespace (its inode number), 0 if unknown. */
+static uint64_t pidns_id(void) {
+  struct stat sb;
+  return stat("/proc/self/ns/pid", &sb) == 0 ? (uint64_t)sb.st_ino : 0;
+}
+
+/* Every handle's read locks, held for life (see the top): byte 0 says
+ * "attached", byte 1 + its PID namespace's inode says from where. */
+static int attach_lock(int fd, const char *name) {
+  struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 1};
+  uint64_t ns = pidns_id();
+  int rc = fcntl(fd, F_OFD_SETLK, &fl);
+  if (!rc && ns) {
+    fl.l_start = (off_t)(1 + ns);
+    rc = fcntl(fd, F_OFD_SETLK, &fl);
+  }
+  if (rc)
+    return kvshm__fail(-errno, "cannot lock segment '%s': %s", name,
+                       strerror(errno));
+  return KVSHM_OK;
+}
+
+/* Does another open file description hold a lock in [start, start+len)
+ * (len 0: to the end)?  Unknown counts as yes: the answer only ever
+ * allows something. */
+static bool fd_locked(int fd, uint64_t start, uint64_t len) {
+  struct flock fl = {.l_type = F_WRLCK,
+                     .l_whence = SEEK_SET,
+                     .l_start = (off_t)start,
+                     .l_len = (off_t)len};
+  if (fcntl(fd, F_OFD_GETLK, &fl))
+    return true;
+  return fl.l_type != F_UNLCK;
+}
+
+static bool fd_others_attached(int fd) {
+  return fd_locked(fd, 0, 1);
+}
+
+bool kvshm__others_attached(kvshm *kv) {
+  return kv->seg_fd < 0 || fd_others_attached(kv->seg_fd);
+}
+
+bool kvshm__foreign_attached(kvshm *kv) {
+  uint64_t ns = pidns_id();
+  if (kv->seg_fd < 0 || !ns)
+    return true;
+  return fd_locked(kv->seg_fd, 1, ns) || fd_locked(kv->seg_fd, 2 + ns, 0);
+}
+
+int kvshm__seg_lock(kvshm *kv, bool take) {
+  if (kv->seg_fd < 0)
+    return take ? kvshm__fail(KVSHM_ECORRUPT,
+                              "cache '%s' has no segment descriptor to lock",
+                              kv->name)
+                : KVSHM_OK;
+  if (!take) {
+    if (kv->seg_locks && --kv->seg_locks == 0)
+      flock(kv->seg_fd, LOCK_UN);
+    return KVSHM_OK;
+  }
+  if (kv->seg_locks++)
+    return KVSHM_OK; /* already ours (kvshm_unlink holds it) */
+  int rc = flock_wait(kv->seg_fd, LOCK_EX, kv->name, (int)kv->lock_timeout_ms);
+  if (rc)
+    kv->seg_locks = 0;
+  return rc;
+}
+
+/* The open failed with EACCES: say whose file it is and what is needed. */
+static int access_error(const char *name, const char *full, unsigned flags) {
+  struct stat sb;
+  if (stat(full, &sb))
+    return kvshm__fail(-EACCES, "cannot open cache '%s': %s", name,
+                       strerror(EACCES));
+  return kvshm__fail(
+      -EACCES,
+      "cannot open cache '%s': %s has mode %04o and owner "
+      "uid %u, group %u, and this process (uid %u) may not "
+      "read and write it.%s",
+      name, full, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid,
+      (unsigned)sb.st_gid, (unsigned)geteuid(),
+      flags & KVSHM_RDONLY ? "  A read-only handle needs write permission too: "
+                             "it takes the stripe locks inside the segment.  "
+                             "Share the cache through a group (mode 0660, and "
+                             "trust_gid on the other side)"
+                           : "");
+}
+
+/*
+ * Make a new segment under no name, then link it under the name.  Creators
+ * take turns on /dev/shm's flock; one that finds the name made meanwhile
+ * asks the caller to attach instead (*retry).
+ */
+static int create_segment(const char *name, const char *full,
+                          const kvshm_config *want, const kvshm_config *c,
+                          const char *sqlite_abs, unsigned flags, kvshm *kv,
+                          bool *retry) {
+  int dir = open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    return kvshm__fail(-errno, "cannot open %s: %s", SHM_DIR, strerror(errno));
+  int rc = flock_wait(dir, LOCK_EX, name, CREATE_LOCK_WAIT_MS);
+  int fd = -1;
+  unsigned char *base = NULL;
+  struct stat sb;
+  if (rc)
+    goto out;
+  if (lstat(full, &sb) == 0) { /* made while we waited */
+    *retry = true;
+    goto out;
+  }
+  fd = openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, c->mode);
+  if (fd < 0) {
+    rc = kvshm__fail(-errno, "cannot create a segment in %s: %s", SHM_DIR,
+                     strerror(errno));
+    goto out;
+  }
+  if (fchmod(fd, c->mode)) { /* exactly the mode asked for, not the umask's */
+    rc = kvshm__fail(-errno, "cannot set mode %o on segment '%s': %s", c->mode,
+                     name, strerror(errno));
+    goto out;
+  }
+  rc = segment_init(fd, c, name, sqlite_abs, &base);
+  if (!rc)
+    rc = attach_lock(fd, name);
+  if (rc)
+    goto out;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, full, AT_SYMLINK_FOLLOW) &&
+      (errno != ENOENT || linkat(fd, "", AT_FDCWD, full, AT_EMPTY_PATH))) {
+    if (errno == EEXIST) /* a creator that does not take turns */
+      *retry = true;
+    else
+      rc = kvshm__fail(-errno, "cannot name segment %s: %s", full,
+                       strerror(errno));
+    goto out;
+  }
+  kv->seg_fd = fd;
+  fd = -1;
+  rc = handle_fill(kv, base, c->memory_size, name, flags, want);
+  base = NULL;
+out:
+  if (base)
+    munmap(base, c->memory_size);
+  if (fd >= 0)
+    close(fd);
+  flock(dir, LOCK_UN);
+  close(dir);
+  return rc;
+}
+
+/*
+ * The segment behind fd (flock shared) has a damaged header.  If nobody is
+ * attached, remove the name (the caller then makes a new segment);
+ * otherwise refuse.  Never touches the file's contents.
+ */
+static int replace_damaged(int fd, const char *name, const char *path,
+                           const char *what, bool *retry) {
+  int rc = flock_wait(fd, LOCK_EX, name, OPEN_LOCK_WAIT_MS);
+  struct stat sb;
+  if (rc)
+    return rc;
+  if (fstat(fd, &sb) == 0 && sb.st_nlink == 0) { /* replaced meanwhile */
+    *retry = true;
+    return KVSHM_OK;
+  }
+  if (fd_others_attached(fd))
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "segment '%s' %s, and processes still use it: stop "
+                       "them and open it again (it is then made anew), or "
+                       "destroy it (kvshm-cli destroy %s)",
+                       name, what, name);
+  unlink_if_same(fd, path);
+  *retry = true;
+  return KVSHM_OK;
+}
+
 static int open_once(const char *name, const char *path,
                      const kvshm_config *want, const kvshm_config *c,
                      const char *sqlite_abs, unsigned flags, kvshm *kv,
                      bool *retry) {
   bool may_create = !(flags & (KVSHM_RDONLY | KVSHM_NOCREATE));
-  int fd =
-      shm_open(path, O_RDWR | O_CLOEXEC | (may_create ? O_CREAT : 0), c->mode);
+  char full[KVSHM_NAME_MAX + 32];
+  snprintf(full, sizeof full, SHM_DIR "%s", path);
+  int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
   if (fd < 0) {
+    if (errno == ENOENT && may_create)
+      return create_segment(name, full, want, c, sqlite_abs, flags, kv, retry);
     if (errno == ENOENT)
-      return kvshm__fail(-ENOENT,
-                         "cache '%s' does not exist (no "
-                         "/dev/shm%s)",
-                         name, path);
+      return kvshm__fail(-ENOENT, "cache '%s' does not exist (no %s)", name,
+                         full);
+    if (errno == EACCES)
+      return access_error(name, full, flags);
     return kvshm__fail(-errno, "cannot open cache '%s': %s", name,
                        strerror(errno));
   }
-  int rc = flock_wait(fd, LOCK_EX, name);
+  struct kvshm__trust trust;
+  kvshm__trust_from(&trust, want);
+  unsigned char *base = NULL;
   struct stat sb;
+  int rc = flock_wait(fd, LOCK_SH, name, OPEN_LOCK_WAIT_MS);
   if (!rc && fstat(fd, &sb))
     rc = kvshm__fail(-errno, "cannot stat '%s': %s", name, strerror(errno));
   if (rc)
@@ -489,63 +687,83 @@ static int open_once(const char *name, const char *path,
     *retry = true;
     goto out;
   }
-  unsigned char *base = NULL;
+  if ((rc = kvshm__trusted(&trust, &sb, "segment", full)))
+    goto out;
   size_t size = (size_t)sb.st_size;
   uint64_t magic = 0;
   if (size >= KVSHM_HDR_SIZE &&
       pread(fd, &magic, sizeof magic, 0) != (ssize_t)sizeof magic)
     magic = 0;
-  if (magic == KVSHM_MAGIC) {
+  if (size >= KVSHM_HDR_SIZE && magic != KVSHM_MAGIC && magic != 0) {
+    rc = kvshm__fail(KVSHM_EBADMAGIC,
+                     "%s is not a kvshm segment (bad magic): destroy it "
+                     "(kvshm-cli destroy %s) or pick another name",
+                     full, name);
+    goto out;
+  }
+  const char *damage = "is shorter than a segment header";
+  if (size >= KVSHM_HDR_SIZE) {
     base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
+      base = NULL;
       rc = kvshm__fail(-errno, "cannot map '%s': %s", name, strerror(errno));
       goto out;
     }
-    rc = kvshm__hdr_validate((void *)base, size, name);
-    if (!rc)
-      rc = config_compare((void *)base, want, name);
-    if (!rc && sqlite_abs[0] &&
-        strcmp(sqlite_abs, ((struct kvshm_hdr *)base)->sqlite_path))
-      rc = kvshm__fail(KVSHM_ECONFIG,
-                       "cache '%s' exists with sqlite_path "
-                       "'%s', you asked for '%s': open it without a path to "
-                       "use the existing one, or destroy the cache first",
-                       name, ((struct kvshm_hdr *)base)->sqlite_path,
-                       sqlite_abs);
-    if (!rc &&
-        atomic_load(
-            (_Atomic uint32_t *)&((struct kvshm_hdr *)base)->destroyed)) {
-      /* kvshm_unlink is removing this name: wait for it to go (or finish
-       * the removal if its remover died) and open what comes next. */
-      finish_unlink(fd, path, base, size, name);
-      *retry = true;
-    }
-    if (rc || *retry) {
+    struct kvshm_hdr *h = (void *)base;
+    rc = kvshm__hdr_validate(h, size, name);
+    if (rc && magic == KVSHM_MAGIC) /* a segment with data: never replaced */
+      goto out;
+    if (rc) { /* no magic, no valid header: no cache was ever here */
+      damage = "holds no complete segment";
       munmap(base, size);
-      goto out;
+      base = NULL;
+    } else if (magic == 0 && !(flags & KVSHM_RDONLY)) {
+      /* Everything checks but the magic: only it was overwritten.  (A
+       * read-only opener leaves it for verify to report.) */
+      uint64_t expect = 0;
+      atomic_compare_exchange_strong((_Atomic uint64_t *)&h->magic, &expect,
+                                     KVSHM_MAGIC);
     }
-  } else if (size >= KVSHM_HDR_SIZE && magic != 0) {
-    rc = kvshm__fail(KVSHM_EBADMAGIC,
-                     "/dev/shm%s is not a kvshm segment "
-                     "(bad magic): destroy it (kvshm-cli destroy %s) or pick "
-                     "another name",
-                     path, name);
-    goto out;
-  } else if (!may_create) {
-    rc = kvshm__fail(-ENOENT,
-                     "cache '%s' exists but was never initialised; "
-                     "open it without KVSHM_RDONLY/NOCREATE to initialise it",
-                     name);
-    goto out;
-  } else {
-    rc = segment_init(fd, c, name, sqlite_abs, &base);
-    if (rc)
-      goto out;
-    size = c->memory_size;
   }
+  if (!base) {
+    if (may_create)
+      rc = replace_damaged(fd, name, path, damage, retry);
+    else /* not a cache, as far as an attacher is concerned */
+      rc = kvshm__fail(-ENOENT,
+                       "segment '%s' %s: open it without KVSHM_RDONLY / "
+                       "KVSHM_NOCREATE to make it anew (when no process "
+                       "uses it), or destroy it (kvshm-cli destroy %s)",
+                       name, damage, name);
+    goto out;
+  }
+  rc = config_compare((void *)base, want, name);
+  if (!rc && sqlite_abs[0] &&
+      strcmp(sqlite_abs, ((struct kvshm_hdr *)base)->sqlite_path))
+    rc = kvshm__fail(KVSHM_ECONFIG,
+                     "cache '%s' exists with sqlite_path "
+                     "'%s', you asked for '%s': open it without a path to "
+                     "use the existing one, or destroy the cache first",
+                     name, ((struct kvshm_hdr *)base)->sqlite_path, sqlite_abs);
+  if (!rc &&
+      atomic_load((_Atomic uint32_t *)&((struct kvshm_hdr *)base)->destroyed)) {
+    /* kvshm_unlink is removing this name: wait for it to go (its remover
+     * holds the flock exclusively till then), or finish the removal if
+     * its remover died, and open what comes next. */
+    if ((rc = flock_wait(fd, LOCK_EX, name, OPEN_LOCK_WAIT_MS)) == 0 &&
+        fstat(fd, &sb) == 0 && sb.st_nlink)
+      finish_unlink(fd, path, base, size, name);
+    *retry = true;
+  }
+  if (!rc && !*retry)
+    rc = attach_lock(fd, name);
+  if (rc || *retry)
+    goto out;
   kv->seg_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   rc = handle_fill(kv, base, size, name, flags, want);
+  base = NULL; /* the handle's now */
 out:
+  if (base)
+    munmap(base, size);
   flock(fd, LOCK_UN);
   close(fd);
   return rc;
@@ -603,6 +821,7 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
     kvshm_close(kv);
     return rc;
   }
+  kvshm__guard_add(kv);
   *out = kv;
   return KVSHM_OK;
 }
@@ -618,6 +837,7 @@ int kvshm_close(kvshm *kv) {
       !atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed))
     (void)kvshm_flush(kv);
   kvshm__store_close(kv);
+  kvshm__guard_remove(kv);
   if (kv->base)
     munmap(kv->base, kv->size);
   if (kv->seg_fd >= 0)
@@ -643,7 +863,7 @@ int kvshm_unlink(const char *name) {
   if (kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv) == 0) {
     /* Openers wait on the flock meanwhile, and then make a new segment:
      * none attaches to this one after the flush. */
-    bool locked = kv->seg_fd >= 0 && flock_wait(kv->seg_fd, LOCK_EX, name) == 0;
+    bool locked = kvshm__seg_lock(kv, true) == 0;
     atomic_store((_Atomic uint32_t *)&kv->hdr->destroyed, 1);
     (void)kvshm_flush(kv); /* best effort: a broken file must not keep the
                               name alive */
@@ -652,7 +872,7 @@ int kvshm_unlink(const char *name) {
     if (ours)
       unlink_if_same(kv->seg_fd, path);
     if (locked)
-      flock(kv->seg_fd, LOCK_UN);
+      kvshm__seg_lock(kv, false);
     kvshm_close(kv);
     kvshm__clear_detail();
     return ours

@@ -57,6 +57,8 @@ static inline struct kvshm_head *head_at(kvshm *kv, uint32_t s, uint32_t r) {
         if (!left_)                                                            \
           break;                                                               \
       }                                                                        \
+      if (!kvshm__ref_ok(kv, next_)) /* changed under us: stop short */        \
+        break;                                                                 \
       slot_ = kvshm__slot(kv, s, next_);                                       \
       hdr_ = sizeof(struct kvshm_cont);                                        \
       next_ = ((struct kvshm_cont *)slot_)->cnext;                             \
@@ -70,6 +72,41 @@ void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
     memcpy(d, p, n);
     d += n;
   });
+}
+
+/*
+ * Copy entry ref's value (vlen bytes) into dst and check the entry's
+ * checksum over the very bytes copied, so that a value another process
+ * changes while we copy it is never returned as good.  klen, vlen, flags
+ * and check are the head's words, read once by the caller.
+ */
+int kvshm__entry_copy_value_locked(kvshm *kv, uint32_t s, uint32_t ref,
+                                   uint32_t klen, uint32_t vlen, uint32_t flags,
+                                   uint32_t check, void *dst) {
+  uint64_t total = (uint64_t)klen + vlen, pos = 0;
+  uint64_t h =
+      CHECK_SEED ^ ((uint64_t)klen << 32 | vlen) ^ ((uint64_t)flags << 17);
+  unsigned char *d = dst;
+  if (kvshm__scratch(kv, kv->slot_size))
+    return -ENOMEM;
+  FOR_EACH_PIECE(kv, s, ref, 0, total, p, n, {
+    const unsigned char *src = p;
+    if (pos + n > klen) { /* this piece holds value bytes */
+      if (pos >= klen) {
+        memcpy(d + (pos - klen), p, n);
+        src = d + (pos - klen);
+      } else { /* key bytes, then the value's first */
+        memcpy(kv->scratch, p, n);
+        memcpy(d, kv->scratch + (klen - pos), pos + n - klen);
+        src = kv->scratch;
+      }
+    }
+    h = kvshm__hash(src, n, h);
+    pos += n;
+  });
+  if (pos != total || (uint32_t)(h ^ (h >> 32)) != check)
+    return KVSHM_ECORRUPT;
+  return KVSHM_OK;
 }
 
 static uint32_t entry_checksum_locked(kvshm *kv, uint32_t s, uint32_t ref) {

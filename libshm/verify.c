@@ -146,6 +146,14 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
 int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
   kvshm__clear_detail();
   struct vctx v = {report, ctx, 0};
+  if (kvshm__cut_short(kv)) {
+    kvshm__cut_short_error(kv);
+    problem(&v, "segment: %s", kvshm_errdetail());
+    return v.problems;
+  }
+  if (atomic_load((_Atomic uint64_t *)&kv->hdr->magic) != KVSHM_MAGIC)
+    problem(&v, "header: the magic word was overwritten (kvshm-cli repair "
+                "puts it back)");
   if (kvshm__hdr_validate(kv->hdr, kv->size, kv->name)) {
     problem(&v, "header: %s", kvshm_errdetail());
     return v.problems;
@@ -158,6 +166,10 @@ int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
       problem(&v, "stripe %u: clear_gen %llu is ahead of the header's %llu", s,
               (unsigned long long)sg, (unsigned long long)kvshm__clear_gen(kv));
     int rc = kvshm__lock(kv, s);
+    if (rc == KVSHM_ECORRUPT || rc == KVSHM_ETIMEDOUT) {
+      problem(&v, "stripe %u: %s", s, kvshm_errdetail());
+      continue;
+    }
     if (rc)
       return rc;
     verify_stripe_locked(kv, s, &v);
@@ -177,4 +189,58 @@ int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
               (unsigned long long)mem, (unsigned long long)file);
   }
   return v.problems;
+}
+
+int kvshm_repair(kvshm *kv, unsigned flags, kvshm_report_fn report, void *ctx) {
+  kvshm__clear_detail();
+  if (flags & ~KVSHM_REPAIR_FORCE)
+    return kvshm__fail(KVSHM_EINVAL, "unknown repair flags 0x%x", flags);
+  if (kv->flags & KVSHM_RDONLY)
+    return kvshm__fail(KVSHM_ERDONLY, "repair needs a handle that may write");
+  if (kvshm__cut_short(kv))
+    return kvshm__cut_short_error(kv);
+  struct vctx done = {report, ctx, 0};
+  if (kvshm__hdr_validate(kv->hdr, kv->size, kv->name))
+    return KVSHM_ECORRUPT; /* geometry unknown: nothing is safe to touch */
+  uint64_t expect = 0;
+  if (atomic_compare_exchange_strong((_Atomic uint64_t *)&kv->hdr->magic,
+                                     &expect, KVSHM_MAGIC) ||
+      expect != KVSHM_MAGIC) {
+    atomic_store((_Atomic uint64_t *)&kv->hdr->magic, KVSHM_MAGIC);
+    problem(&done, "header: magic word put back (the rest checks)");
+  }
+  int first_err = 0;
+  for (uint32_t s = 0; s < kv->nstripes; s++) {
+    char did[200];
+    int rc = kvshm__lock_for_repair(kv, s, flags & KVSHM_REPAIR_FORCE, did,
+                                    sizeof did);
+    if (rc) {
+      char msg[600];
+      snprintf(msg, sizeof msg, "stripe %u: not repaired: %s", s,
+               kvshm_errdetail());
+      if (report)
+        report(ctx, msg);
+      if (!first_err)
+        first_err = rc;
+      continue;
+    }
+    if (did[0])
+      problem(&done, "stripe %u: %s", s, did);
+    struct vctx found = {NULL, NULL, 0};
+    verify_stripe_locked(kv, s, &found);
+    if (found.problems) {
+      uint64_t before = kvshm__stripe(kv, s)->corrupt;
+      kvshm__repair_locked(kv, s);
+      problem(&done,
+              "stripe %u: %d problem(s) found; rebuilt from its slots "
+              "(%llu broken entries dropped)",
+              s, found.problems,
+              (unsigned long long)(kvshm__stripe(kv, s)->corrupt - before));
+    }
+    kvshm__unlock(kv, s);
+  }
+  if (first_err)
+    return kvshm__fail(first_err, "%s",
+                       "some stripes could not be repaired: see the report");
+  return done.problems;
 }

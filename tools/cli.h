@@ -36,8 +36,12 @@ extern const struct cli_cmd cli_cmd_ls, cli_cmd_stats, cli_cmd_top;
 extern const struct cli_cmd cli_cmd_get, cli_cmd_set, cli_cmd_del, cli_cmd_incr,
     cli_cmd_keys;
 extern const struct cli_cmd cli_cmd_dump, cli_cmd_load;
-extern const struct cli_cmd cli_cmd_verify, cli_cmd_header, cli_cmd_flush,
-    cli_cmd_clear, cli_cmd_destroy;
+extern const struct cli_cmd cli_cmd_verify, cli_cmd_repair, cli_cmd_header,
+    cli_cmd_flush, cli_cmd_clear, cli_cmd_destroy;
+
+/* Only the trust fields of the global --trust-uid / --trust-gid options:
+ * passed to every kvshm_open. */
+extern kvshm_config cli_trust;
 
 /* The command being run (for messages and usage). */
 extern const struct cli_cmd *cli_cur;

@@ -26,16 +26,22 @@ static void verify_line(void *ctx, const char *msg) {
   printf("%s: %s\n", (const char *)ctx, msg);
 }
 
+static int run_repair(const char *name, bool force);
+
 static int cmd_verify(int argc, char **argv) {
   static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
+                                       {"repair", no_argument, NULL, 'r'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
-  bool quiet = false;
+  bool quiet = false, repair = false;
   int c;
-  while ((c = cli_getopt(argc, argv, "qh", opts)) != -1) {
+  while ((c = cli_getopt(argc, argv, "qrh", opts)) != -1) {
     switch (c) {
     case 'q':
       quiet = true;
+      break;
+    case 'r':
+      repair = true;
       break;
     default:
       return cli_opt_default(c);
@@ -44,8 +50,10 @@ static int cmd_verify(int argc, char **argv) {
   const char *name;
   if (cli_one_name(argc, argv, &name))
     return CLI_EXIT_USAGE;
+  if (repair)
+    return run_repair(name, false);
   kvshm *kv;
-  int rc = kvshm_open(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+  int rc = kvshm_open(name, &cli_trust, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
   if (rc) {
     const char *d = kvshm_errdetail();
     char detail[512];
@@ -91,6 +99,74 @@ const struct cli_cmd cli_cmd_verify = {
     "changed.\n"
     "\nOptions:\n"
     "  -q, --quiet   print nothing when the cache is healthy\n"
+    "  -r, --repair  repair instead (as 'kvshm-cli repair NAME')\n"
+    "  -h, --help    this help\n"};
+
+/* ---- repair --------------------------------------------------------- */
+
+static void repair_line(void *ctx, const char *msg) {
+  printf("%s: %s\n", (const char *)ctx, msg);
+}
+
+static int run_repair(const char *name, bool force) {
+  kvshm *kv;
+  int rc = kvshm_open(name, &cli_trust, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv);
+  if (rc)
+    return cli_open_failed(name, rc, false);
+  rc = kvshm_repair(kv, force ? KVSHM_REPAIR_FORCE : 0, repair_line,
+                    (void *)name);
+  int problems = rc >= 0 ? kvshm_verify(kv, repair_line, (void *)name) : 0;
+  kvshm_close(kv);
+  if (rc < 0)
+    return cli_fail(rc, "repair of '%s' was not complete", name);
+  if (problems)
+    printf("%s: %d problem%s left after repair\n", name, problems,
+           problems == 1 ? "" : "s");
+  else if (rc)
+    printf("%s: repaired %d thing%s; verify finds nothing more\n", name, rc,
+           rc == 1 ? "" : "s");
+  else
+    printf("%s: nothing to repair\n", name);
+  return problems ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+}
+
+static int cmd_repair(int argc, char **argv) {
+  static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  bool force = false;
+  int c;
+  while ((c = cli_getopt(argc, argv, "fh", opts)) != -1) {
+    switch (c) {
+    case 'f':
+      force = true;
+      break;
+    default:
+      return cli_opt_default(c);
+    }
+  }
+  const char *name;
+  if (cli_one_name(argc, argv, &name))
+    return CLI_EXIT_USAGE;
+  return run_repair(name, force);
+}
+
+const struct cli_cmd cli_cmd_repair = {
+    "repair", cmd_repair, "[-f] NAME",
+    "put right what verify finds: damaged locks, leaked slots, bad entries",
+    "Puts back a header magic word that alone was overwritten; makes again a\n"
+    "stripe lock whose words are damaged (under the segment's file lock);\n"
+    "rebuilds every stripe that verify finds a problem in from its slots\n"
+    "(leaked slots freed, broken entries dropped and counted as corrupt).\n"
+    "Prints one line per thing repaired, then verifies.  A stripe lock held\n"
+    "past the lock timeout by a thread that does not exist is made again\n"
+    "when every attached process is in this PID namespace; with processes\n"
+    "attached from other PID namespaces (containers) it needs --force.\n"
+    "Exit status 0 when the cache verifies clean afterwards.\n"
+    "\nOptions:\n"
+    "  -f, --force   also make again a lock held by a thread that does not\n"
+    "                exist here while other PID namespaces are attached (only\n"
+    "                when you know none of their processes holds it)\n"
     "  -h, --help    this help\n"};
 
 /* ---- header --------------------------------------------------------- */
@@ -109,7 +185,8 @@ static int cmd_header(int argc, char **argv) {
   if (cli_one_name(argc, argv, NULL))
     return CLI_EXIT_USAGE;
   kvshm *kv;
-  int rc = kvshm_open(argv[optind], NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+  int rc =
+      kvshm_open(argv[optind], &cli_trust, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
   if (rc == KVSHM_ECORRUPT || rc == KVSHM_EBADMAGIC) {
     cli_fail(rc, "the header cannot be read");
     return CLI_EXIT_NOTFOUND; /* damaged, as verify would say */
@@ -236,7 +313,7 @@ static int cmd_destroy(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   /* Look first; a segment that cannot be attached can still be removed. */
   kvshm *kv = NULL;
-  int rc = kvshm_open(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+  int rc = kvshm_open(name, &cli_trust, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
   if (rc == KVSHM_EBADNAME)
     return cli_fail(rc, "bad name");
   if (rc && !segment_exists(name)) {

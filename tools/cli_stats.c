@@ -560,7 +560,7 @@ static int seg_cmp(const void *a, const void *b) {
 
 static void seg_load(struct seg *g) {
   kvshm *kv = NULL;
-  g->rc = kvshm_open(g->name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+  g->rc = kvshm_open(g->name, &cli_trust, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
   if (!g->rc) {
     g->rc = kvshm_stats_get(kv, &g->st);
     snprintf(g->sqlite, sizeof g->sqlite, "%s", kvshm_sqlite_path(kv));

@@ -125,7 +125,7 @@ int cli_open_failed(const char *name, int rc, bool can_create) {
 }
 
 int cli_open_ro(const char *name, kvshm **out) {
-  int rc = kvshm_open(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER, out);
+  int rc = kvshm_open(name, &cli_trust, KVSHM_RDONLY | KVSHM_NOREAPER, out);
   return rc ? cli_open_failed(name, rc, false) : 0;
 }
 
@@ -166,6 +166,9 @@ int cli_open_rw(const char *name, struct cli_create *co, kvshm **out) {
     const char *sqlite = co->cfg.sqlite_path;
     bool seg_was = path_exists(seg);
     unsigned sqlite_was = sqlite ? sqlite_files(sqlite) : ~0u;
+    co->cfg.trust = cli_trust.trust;
+    co->cfg.trust_uid = cli_trust.trust_uid;
+    co->cfg.trust_gid = cli_trust.trust_gid;
     rc = kvshm_open(name, &co->cfg, KVSHM_NOREAPER, out);
     struct stat sb;
     if (!rc && !seg_was && stat(seg, &sb) == 0) {
@@ -175,7 +178,7 @@ int cli_open_rw(const char *name, struct cli_create *co, kvshm **out) {
       co->sqlite_made = sqlite ? sqlite_files(sqlite) & ~sqlite_was : 0;
     }
   } else {
-    rc = kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, out);
+    rc = kvshm_open(name, &cli_trust, KVSHM_NOCREATE | KVSHM_NOREAPER, out);
   }
   if (rc == KVSHM_EINVAL)
     return cli_fail(rc, "bad cache configuration"), CLI_EXIT_USAGE;

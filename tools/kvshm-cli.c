@@ -11,13 +11,65 @@
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+kvshm_config cli_trust;
+
+/* A uid or gid for --trust-uid / --trust-gid: a number. */
+static bool parse_id(const char *s, uint32_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (!*s || *end || errno || v > UINT32_MAX - 1)
+    return false;
+  *out = (uint32_t)v;
+  return true;
+}
+
+/*
+ * Take the global options --trust-uid N and --trust-gid N out of argv
+ * (anywhere before "--"), so every command accepts them.  Returns false
+ * after printing a usage error.
+ */
+static bool take_trust(int *argc, char **argv) {
+  int out = 1;
+  for (int i = 1; i < *argc; i++) {
+    const char *a = argv[i];
+    bool uid = strncmp(a, "--trust-uid", 11) == 0 && (!a[11] || a[11] == '=');
+    bool gid = strncmp(a, "--trust-gid", 11) == 0 && (!a[11] || a[11] == '=');
+    if (strcmp(a, "--") == 0) {
+      while (i < *argc)
+        argv[out++] = argv[i++];
+      break;
+    }
+    if (!uid && !gid) {
+      argv[out++] = argv[i];
+      continue;
+    }
+    const char *v = a[11] == '=' ? a + 12 : (i + 1 < *argc ? argv[++i] : "");
+    uint32_t id;
+    if (!parse_id(v, &id)) {
+      fprintf(stderr,
+              "kvshm-cli: %s needs a numeric %s, got '%s' (see 'id -u USER', "
+              "'getent group NAME')\n",
+              uid ? "--trust-uid" : "--trust-gid", uid ? "uid" : "gid", v);
+      return false;
+    }
+    cli_trust.trust |= uid ? KVSHM_TRUST_UID : KVSHM_TRUST_GID;
+    *(uid ? &cli_trust.trust_uid : &cli_trust.trust_gid) = id;
+  }
+  argv[out] = NULL;
+  *argc = out;
+  return true;
+}
+
 static const struct cli_cmd *const commands[] = {
-    &cli_cmd_ls,    &cli_cmd_stats, &cli_cmd_top,     &cli_cmd_get,
-    &cli_cmd_set,   &cli_cmd_del,   &cli_cmd_incr,    &cli_cmd_keys,
-    &cli_cmd_dump,  &cli_cmd_load,  &cli_cmd_verify,  &cli_cmd_header,
-    &cli_cmd_flush, &cli_cmd_clear, &cli_cmd_destroy,
+    &cli_cmd_ls,     &cli_cmd_stats, &cli_cmd_top,    &cli_cmd_get,
+    &cli_cmd_set,    &cli_cmd_del,   &cli_cmd_incr,   &cli_cmd_keys,
+    &cli_cmd_dump,   &cli_cmd_load,  &cli_cmd_verify, &cli_cmd_repair,
+    &cli_cmd_header, &cli_cmd_flush, &cli_cmd_clear,  &cli_cmd_destroy,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -37,6 +89,9 @@ static void general_help(FILE *f) {
           "Options:\n"
           "  -h, --help     this help; 'kvshm-cli COMMAND -h' for a command's\n"
           "  -V, --version  print the version\n"
+          "  --trust-uid N, --trust-gid N\n"
+          "                 (any command) accept a cache, SQLite file or log\n"
+          "                 owned by uid N or group N, not only by you\n"
           "\n"
           "Commands that only look attach read-only and never start a "
           "reaper;\ncommands that write never create a cache unless given "
@@ -55,6 +110,9 @@ static void general_help(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  kvshm_config_init(&cli_trust);
+  if (!take_trust(&argc, argv))
+    return CLI_EXIT_USAGE;
   if (argc < 2) {
     general_help(stderr);
     return CLI_EXIT_USAGE;
