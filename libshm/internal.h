@@ -69,6 +69,10 @@ struct kvshm {
   int guard_slot;
 };
 
+/* kvshm_open flag of the reaper's own handle (reaper.c): it does not count
+ * as a user of the segment (segment.c). */
+#define KVSHM__AS_REAPER 0x80000000u
+
 /* ---- errors.c ---- */
 /* Record a detail message for kvshm_errdetail(); returns err. */
 int kvshm__fail(int err, const char *fmt, ...)
@@ -196,6 +200,10 @@ int kvshm__mutex_check(const pthread_mutex_t *m, char *why, size_t whysz);
 uint32_t kvshm__mutex_holder(const pthread_mutex_t *m);
 /* Lock stripe s without the clear catch-up. */
 int kvshm__lock_raw(kvshm *kv, uint32_t s);
+/* Check the header's reaper_lock words before glibc sees them; make the
+ * lock again (under the file lock) if they are damaged.  0 when it may be
+ * used; *remade (may be NULL) says it was made again. */
+int kvshm__reaper_lock_sane(kvshm *kv, bool *remade);
 /* kvshm_repair's lock: makes a damaged or stuck lock again (see kvshm.h
  * for when), saying what it did in `did` ("" if nothing). */
 int kvshm__lock_for_repair(kvshm *kv, uint32_t s, bool force, char *did,

@@ -270,6 +270,36 @@ int kvshm__lock_raw(kvshm *kv, uint32_t s) {
   }
   return lock_failed(kv, s, rc);
 }
+int kvshm__reaper_lock_sane(kvshm *kv, bool *remade) {
+  pthread_mutex_t *m = &kv->hdr->reaper_lock;
+  char why[120];
+  if (remade)
+    *remade = false;
+  if (kvshm__mutex_check(m, why, sizeof why) == KVSHM_OK)
+    return KVSHM_OK;
+  /* Its holder, if any, is a reaper whose words were overwritten: a
+   * second reaper may run beside it until it exits, which costs work,
+   * not correctness (all reaper work is under stripe locks and SQLite
+   * transactions). */
+  int rc = kvshm__seg_lock(kv, true);
+  if (rc)
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "the reaper lock of cache '%s' is damaged (%s)",
+                       kv->name, why);
+  if (kvshm__mutex_check(m, why, sizeof why)) {
+    memset(m, 0, sizeof *m);
+    rc = kvshm__mutex_init_shared(m);
+    if (remade)
+      *remade = rc == 0;
+  }
+  kvshm__seg_lock(kv, false);
+  return rc ? kvshm__fail(KVSHM_ECORRUPT,
+                          "the reaper lock of cache '%s' could not be made "
+                          "again",
+                          kv->name)
+            : KVSHM_OK;
+}
+
 int kvshm__lock_for_repair(kvshm *kv, uint32_t s, bool force, char *did,
                            size_t didsz) {
   pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;

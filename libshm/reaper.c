@@ -87,6 +87,8 @@ static void store64(uint64_t *p, uint64_t v) {
 
 bool kvshm__reaper_alive(kvshm *kv) {
   pthread_mutex_t *m = &kv->hdr->reaper_lock;
+  if (kvshm__cut_short(kv) || kvshm__reaper_lock_sane(kv, NULL))
+    return true; /* unusable: starting reapers would not help */
   int rc = pthread_mutex_trylock(m);
   if (rc == EBUSY)
     return true;
@@ -214,6 +216,8 @@ __attribute__((format(printf, 2, 3))) static void logf_(int fd, const char *fmt,
 static bool claim(kvshm *kv) {
   struct timespec ts = kvshm__deadline(CLAIM_WAIT_MS);
   pthread_mutex_t *m = &kv->hdr->reaper_lock;
+  if (kvshm__reaper_lock_sane(kv, NULL))
+    return false;
   int rc = pthread_mutex_timedlock(m, &ts);
   if (rc == EOWNERDEAD) {
     pthread_mutex_consistent(m);
@@ -269,10 +273,13 @@ static int open_log(kvshm *kv) {
   return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 }
 
+/* Destroyed, unlinked, or cut short (checked with fstat each tick: this
+ * is where a shrunk file is found even when no process touches it). */
 static bool segment_gone(kvshm *kv) {
   struct stat sb;
-  return destroyed(kv) || kv->seg_fd < 0 || fstat(kv->seg_fd, &sb) != 0 ||
-         sb.st_nlink == 0;
+  return destroyed(kv) || kvshm__cut_short(kv) || kv->seg_fd < 0 ||
+         fstat(kv->seg_fd, &sb) != 0 || sb.st_nlink == 0 ||
+         (uint64_t)sb.st_size < kv->size;
 }
 
 /* Is the test pause file there?  Says so in <file>.ack once. */
@@ -353,7 +360,8 @@ static int gc_step(kvshm *kv, struct gc *g) {
 
 int kvshm_reaper_run(const char *name, int log_fd) {
   kvshm *kv;
-  int rc = kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv);
+  int rc = kvshm_open(name, NULL,
+                      KVSHM_NOCREATE | KVSHM_NOREAPER | KVSHM__AS_REAPER, &kv);
   if (rc) {
     logf_(log_fd, "cannot open cache '%s': %s", name, kvshm_errdetail());
     return rc;
@@ -401,7 +409,8 @@ int kvshm_reaper_run(const char *name, int log_fd) {
     uint64_t now = kvshm__wall_ms(), deadline = now + budget;
     store64(&h->reaper_heartbeat_ms, now);
     if (segment_gone(kv)) {
-      why = "segment destroyed";
+      why = destroyed(kv) ? "segment destroyed"
+                          : "segment file removed or cut short";
       break;
     }
     if (pause && *pause && paused(pause)) {
@@ -446,7 +455,8 @@ int kvshm_reaper_run(const char *name, int log_fd) {
   rc = kvshm_flush(kv);
   logf_(log_fd, "%s; final flush: %s", why, rc ? kvshm_errdetail() : "done");
   atomic_store((_Atomic uint32_t *)&h->reaper_pid, 0);
-  pthread_mutex_unlock(&h->reaper_lock);
+  if (kvshm__mutex_check(&h->reaper_lock, (char[120]){0}, 120) == KVSHM_OK)
+    pthread_mutex_unlock(&h->reaper_lock); /* (else it was made again) */
   free(cursor);
   kvshm__store_close(kv);
   kvshm_close(kv);

@@ -483,14 +483,23 @@ static uint64_t pidns_id(void) {
   return stat("/proc/self/ns/pid", &sb) == 0 ? (uint64_t)sb.st_ino : 0;
 }
 
+/* Byte locked by every handle but a reaper's: a segment only reapers
+ * use is one nobody uses (they leave once its name is gone). */
+#define USERS_BYTE (1ull << 62)
+
 /* Every handle's read locks, held for life (see the top): byte 0 says
- * "attached", byte 1 + its PID namespace's inode says from where. */
-static int attach_lock(int fd, const char *name) {
+ * "attached", byte 1 + its PID namespace's inode says from where, and
+ * USERS_BYTE says "not a reaper". */
+static int attach_lock(int fd, const char *name, bool user) {
   struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 1};
   uint64_t ns = pidns_id();
   int rc = fcntl(fd, F_OFD_SETLK, &fl);
   if (!rc && ns) {
     fl.l_start = (off_t)(1 + ns);
+    rc = fcntl(fd, F_OFD_SETLK, &fl);
+  }
+  if (!rc && user) {
+    fl.l_start = (off_t)USERS_BYTE;
     rc = fcntl(fd, F_OFD_SETLK, &fl);
   }
   if (rc)
@@ -524,7 +533,8 @@ bool kvshm__foreign_attached(kvshm *kv) {
   uint64_t ns = pidns_id();
   if (kv->seg_fd < 0 || !ns)
     return true;
-  return fd_locked(kv->seg_fd, 1, ns) || fd_locked(kv->seg_fd, 2 + ns, 0);
+  return fd_locked(kv->seg_fd, 1, ns) ||
+         fd_locked(kv->seg_fd, 2 + ns, USERS_BYTE - 2 - ns);
 }
 
 int kvshm__seg_lock(kvshm *kv, bool take) {
@@ -601,7 +611,7 @@ static int create_segment(const char *name, const char *full,
   }
   rc = segment_init(fd, c, name, sqlite_abs, &base);
   if (!rc)
-    rc = attach_lock(fd, name);
+    rc = attach_lock(fd, name, !(flags & KVSHM__AS_REAPER));
   if (rc)
     goto out;
   char proc[64];
@@ -644,7 +654,7 @@ static int replace_damaged(int fd, const char *name, const char *path,
     *retry = true;
     return KVSHM_OK;
   }
-  if (fd_others_attached(fd))
+  if (fd_locked(fd, USERS_BYTE, 1))
     return kvshm__fail(KVSHM_ECORRUPT,
                        "segment '%s' %s, and processes still use it: stop "
                        "them and open it again (it is then made anew), or "
@@ -755,7 +765,7 @@ static int open_once(const char *name, const char *path,
     *retry = true;
   }
   if (!rc && !*retry)
-    rc = attach_lock(fd, name);
+    rc = attach_lock(fd, name, !(flags & KVSHM__AS_REAPER));
   if (rc || *retry)
     goto out;
   kv->seg_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -779,7 +789,8 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
   int rc = check_name(name, path, sizeof path);
   if (rc)
     return rc;
-  if (flags & ~(KVSHM_RDONLY | KVSHM_NOCREATE | KVSHM_NOREAPER))
+  if (flags &
+      ~(KVSHM_RDONLY | KVSHM_NOCREATE | KVSHM_NOREAPER | KVSHM__AS_REAPER))
     return kvshm__fail(KVSHM_EINVAL, "unknown open flags 0x%x", flags);
   kvshm_config zero, c;
   kvshm_config_init(&zero);

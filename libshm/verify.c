@@ -158,6 +158,9 @@ int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
     problem(&v, "header: %s", kvshm_errdetail());
     return v.problems;
   }
+  char why[120];
+  if (kvshm__mutex_check(&kv->hdr->reaper_lock, why, sizeof why))
+    problem(&v, "header: the reaper lock is damaged (%s)", why);
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     /* A stripe's generation can never pass the header's. */
     uint64_t sg =
@@ -210,6 +213,9 @@ int kvshm_repair(kvshm *kv, unsigned flags, kvshm_report_fn report, void *ctx) {
     problem(&done, "header: magic word put back (the rest checks)");
   }
   int first_err = 0;
+  bool remade = false;
+  if (kvshm__reaper_lock_sane(kv, &remade) == KVSHM_OK && remade)
+    problem(&done, "header: the reaper lock was damaged: made again");
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     char did[200];
     int rc = kvshm__lock_for_repair(kv, s, flags & KVSHM_REPAIR_FORCE, did,

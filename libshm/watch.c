@@ -38,6 +38,7 @@ struct kvshm_watch {
 
 static void watch_put(struct kvshm_watch *w) {
   if (atomic_fetch_sub(&w->refs, 1) == 1) {
+    kvshm__guard_remove(&w->view);
     munmap(w->view.base, w->view.size);
     free(w);
   }
@@ -52,8 +53,13 @@ static void *watch_main(void *arg) {
   struct kvshm_watch *w = arg;
   struct kvshm_hdr *h = w->view.hdr;
   pthread_mutex_t *m = &h->reaper_lock;
-  while (!atomic_load(&w->stop) &&
+  char why[120];
+  while (!atomic_load(&w->stop) && !kvshm__cut_short(&w->view) &&
          !atomic_load((_Atomic uint32_t *)&h->destroyed)) {
+    if (kvshm__mutex_check(m, why, sizeof why)) {
+      nap(WATCH_PERIOD_MS); /* damaged: the handle's next open or repair */
+      continue;             /* makes it again; verify reports it */
+    }
     struct timespec until = kvshm__deadline(WATCH_PERIOD_MS);
     int rc = pthread_mutex_timedlock(m, &until);
     if (rc == ETIMEDOUT)
@@ -97,6 +103,7 @@ int kvshm__watch_start(kvshm *kv) {
   w->view.hdr = base;
   w->view.seg_fd = -1;
   memcpy(w->view.name, kv->name, sizeof w->view.name);
+  kvshm__guard_add(&w->view); /* a file cut short ends the watch */
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -117,6 +124,7 @@ int kvshm__watch_start(kvshm *kv) {
 void kvshm__watch_stop(kvshm *kv) {
   if (kv->watch && kv->watch->pid != getpid()) {
     /* A forked child's copy: the thread stayed in the parent. */
+    kvshm__guard_remove(&kv->watch->view);
     munmap(kv->watch->view.base, kv->watch->view.size);
     free(kv->watch);
   } else if (kv->watch) {

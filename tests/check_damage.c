@@ -16,6 +16,7 @@
 #include "layout.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -192,6 +193,42 @@ START_TEST(verify_and_stats_report_a_damaged_lock) {
 }
 END_TEST
 
+/* The header's reaper lock (SQLite modes: a watchdog thread waits on it in
+ * every process, and every reaper claims it): garbage there aborts no one,
+ * verify reports it, and the next open or repair makes it again. */
+START_TEST(reaper_lock_garbage_never_aborts) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  kvshm *kv = open_mode(name, SQLITE_BACKED);
+  fill(kv);
+  uint64_t off = offsetof(struct kvshm_hdr, reaper_lock);
+  tu_poke32(name, off + 16, 64);        /* kind: priority protect */
+  tu_poke32(name, off + 8, 0x12345678); /* owner: no thread */
+  tu_sleep_ms(1200);                    /* the watchdog meets it */
+  kvshm_stats st;
+  tu_assert_rc(kvshm_stats_get(kv, &st), KVSHM_OK);
+  ck_assert_int_eq(check_all(kv), NKEYS);
+  tu_poke32(name, off + 16, 64);
+  char buf[4096];
+  ck_assert_int_ge(tu_verify_capture(kv, buf, sizeof buf), 1);
+  ck_assert_msg(strstr(buf, "reaper lock"), "%s", buf);
+  ck_assert_int_ge(kvshm_repair(kv, 0, NULL, NULL), 1);
+  ck_assert_int_eq(tu_verify(kv), 0);
+  kvshm_close(kv);
+  /* A reaper starts again and claims the lock made anew. */
+  kv = open_mode(name, SQLITE_BACKED);
+  uint64_t t0 = tu_mono_ms();
+  do {
+    tu_assert_rc(kvshm_stats_get(kv, &st), KVSHM_OK);
+    if (st.reaper_alive)
+      break;
+    tu_sleep_ms(50);
+  } while (tu_mono_ms() - t0 < 5000);
+  ck_assert_uint_eq(st.reaper_alive, 1);
+  kvshm_close(kv);
+}
+END_TEST
+
 /* ---- a lock held by a thread that does not exist ------------------------ */
 
 #define GHOST_TID 4190000 /* at most PID_MAX_LIMIT, almost surely unused */
@@ -357,6 +394,7 @@ static void cut_short(int mode, uint64_t keep) {
 START_TEST(test_cut_short_while_attached) {
   cut_short(_i, 1u << 20); /* the upper stripes' pages are gone */
   cut_short(_i, KVSHM_HDR_SIZE + 4 * KVSHM_STRIPE_SIZE); /* all regions */
+  cut_short(_i, 4096); /* half the header: the watchdog's mapping too */
 }
 END_TEST
 
@@ -537,6 +575,7 @@ static Suite *damage_suite(void) {
   tcase_add_loop_test(tc, test_mutex_garbage_never_aborts, MEMORY_ONLY,
                       PERSISTENT + 1);
   tcase_add_test(tc, verify_and_stats_report_a_damaged_lock);
+  tcase_add_test(tc, reaper_lock_garbage_never_aborts);
   tcase_add_test(tc, ghost_holder_alone_is_taken_back);
   tcase_add_test(tc, ghost_holder_with_a_foreign_attacher_needs_repair);
   tcase_add_test(tc, held_lock_words_are_put_back_before_unlock);
