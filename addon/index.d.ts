@@ -107,9 +107,22 @@ export interface OpenOptions {
   flushDelay?: number;
   /**
    * Attach read-only: `get`, `has`, iteration and stats work, writes throw
-   * `'ERDONLY'`.  Never creates the cache.  Default: false.
+   * `'ERDONLY'`.  Never creates the cache.  It still takes the locks inside
+   * the segment, so it needs read and write permission on it (`'EACCES'`
+   * otherwise).  Default: false.
    */
   readonly?: boolean;
+  /**
+   * Also accept a segment, SQLite file or reaper log owned by this uid.
+   * Files owned by another user are refused with `'EOWNER'` (that user
+   * could read and change the cache).  Default: only this process's uid.
+   */
+  trustUid?: number;
+  /**
+   * Also accept such files whose group is this gid (share a cache between
+   * users through a group and `mode: 0o660`).  Default: none.
+   */
+  trustGid?: number;
   /**
    * false: only attach; if the cache does not exist, throw a
    * {@link KvshmError} with code `'ENOENT'`.  Default: true.

@@ -99,7 +99,7 @@ function checkName(name) {
 
 const OPEN_OPTIONS = ['memory', 'slotSize', 'stripes', 'defaultTtl', 'mode',
   'lockTimeout', 'sqlite', 'persistent', 'flushDelay', 'readonly', 'create',
-  'reaper'];
+  'reaper', 'trustUid', 'trustGid'];
 
 function checkKnown(options, known, what) {
   for (const k of Object.keys(options)) {
@@ -158,6 +158,17 @@ function openOptions(options) {
   if (o.flushDelay !== undefined) {
     cfg.flushDelay = integer(o.flushDelay, 'flushDelay', 1, C.MAX_FLUSH_DELAY, 'ms');
     if (cfg.sqlite === undefined) throw typeError('flushDelay needs a sqlite file: it bounds how long a write waits to reach it');
+  }
+  // Another user's files are refused (EOWNER) unless their owner or group
+  // is trusted here.
+  cfg.trust = 0;
+  if (o.trustUid !== undefined) {
+    cfg.trustUid = integer(o.trustUid, 'trustUid', 0, MAX_U32 - 1, '(a uid)');
+    cfg.trust |= 1;
+  }
+  if (o.trustGid !== undefined) {
+    cfg.trustGid = integer(o.trustGid, 'trustGid', 0, MAX_U32 - 1, '(a gid)');
+    cfg.trust |= 2;
   }
   if (o.readonly !== undefined && boolean(o.readonly, 'readonly')) flags |= C.RDONLY;
   if (o.create !== undefined && !boolean(o.create, 'create')) flags |= C.NOCREATE;

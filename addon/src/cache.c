@@ -530,7 +530,8 @@ static napi_status method(napi_env env, napi_value obj, const char *name,
 
 /*
  * open(name, cfg, flags): cfg is an object with memory, slotSize, stripes,
- * defaultTtl, mode, lockTimeout, sqlite, persistent, flushDelay (validated
+ * defaultTtl, mode, lockTimeout, sqlite, persistent, flushDelay, trust,
+ * trustUid, trustGid (validated
  * by lib/options.js; absent means default).
  */
 napi_value kva_open(napi_env env, napi_callback_info info) {
@@ -563,6 +564,9 @@ napi_value kva_open(napi_env env, napi_callback_info info) {
             cfg_u32(env, argv[1], "lockTimeout", &cfg.lock_timeout_ms) &&
             cfg_u32(env, argv[1], "persistent", &cfg.persistent) &&
             cfg_u32(env, argv[1], "flushDelay", &cfg.flush_delay_ms) &&
+            cfg_u32(env, argv[1], "trust", &cfg.trust) &&
+            cfg_u32(env, argv[1], "trustUid", &cfg.trust_uid) &&
+            cfg_u32(env, argv[1], "trustGid", &cfg.trust_gid) &&
             cfg_str(env, argv[1], "sqlite", &sqlite);
   if (!ok) {
     bool pending = false;

@@ -1,0 +1,134 @@
+// 65.damage: a segment damaged by another process, and a segment of another
+// user.  Garbage in the stripe locks' words (glibc asserts on some of it:
+// SIGABRT in Node) and a file cut short under us (SIGBUS) must be thrown
+// KvshmErrors, the process alive; another user's segment is refused unless
+// its owner is trusted; a read-only attach without write permission says
+// why.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const { spawnSync } = require('child_process');
+const { kvshm, freshCache, uniqueName } = require('./helpers');
+const { KvshmError } = kvshm;
+
+const HDR = 8192;
+const STRIPE = 256;
+
+function pokeU32(name, offset, value) {
+  const fd = fs.openSync(`/dev/shm/kvshm.${name}`, 'r+');
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value >>> 0);
+  fs.writeSync(fd, b, 0, 4, offset);
+  fs.closeSync(fd);
+}
+
+function value(i) {
+  return `value-${i}-`.repeat(1 + (i % 30));
+}
+
+for (const mode of ['memory-only', 'sqlite']) {
+  test(`garbage in every stripe lock (${mode}): errors, then the same values`, (t) => {
+    const options = { memory: '2mb', stripes: 4, lockTimeout: 300 };
+    if (mode === 'sqlite') {
+      const dir = fs.mkdtempSync('/tmp/nd-damage-');
+      t.after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 30, retryDelay: 100 }));
+      options.sqlite = `${dir}/d.db`;
+    }
+    const cache = freshCache(t, options, 'lock');
+    for (let i = 0; i < 100; i++) cache.set(`k${i}`, value(i));
+    const words = [[16, 64], [16, 0], [8, 0x12345678], [0, 0x3fffffff]];
+    for (const [off, word] of words) {
+      for (let s = 0; s < 4; s++) pokeU32(cache.name, HDR + s * STRIPE + off, word);
+      let thrown = 0;
+      for (let i = 0; i < 100; i++) {
+        try {
+          assert.equal(cache.get(`k${i}`), value(i));
+        } catch (err) {
+          assert.ok(err instanceof KvshmError, String(err));
+          assert.equal(err.code, 'ECORRUPT', err.message);
+          assert.match(err.message, /lock/);
+          thrown++;
+        }
+      }
+      assert.ok(thrown >= 1 && thrown <= 4, `word ${word} at ${off}: ${thrown} errors`);
+      for (let i = 0; i < 100; i++) assert.equal(cache.get(`k${i}`), value(i));
+    }
+  });
+}
+
+test('the segment file cut short: ECORRUPT, no SIGBUS', (t) => {
+  const cache = freshCache(t, { memory: '2mb', stripes: 4 }, 'cut');
+  for (let i = 0; i < 100; i++) cache.set(`k${i}`, value(i));
+  fs.truncateSync(`/dev/shm/kvshm.${cache.name}`, 1 << 20);
+  let thrown = 0;
+  for (let i = 0; i < 100; i++) {
+    try {
+      assert.equal(cache.get(`k${i}`), value(i));
+    } catch (err) {
+      assert.equal(err.code, 'ECORRUPT', err.message);
+      thrown++;
+    }
+  }
+  assert.ok(thrown > 0);
+  assert.throws(() => cache.set('x', 'y'), (err) => err.code === 'ECORRUPT' && /cut short/.test(err.message));
+  assert.throws(() => kvshm.open(cache.name), (err) => err.code === 'ECORRUPT');
+});
+
+test('trustUid / trustGid are checked', () => {
+  for (const bad of [-1, 1.5, 2 ** 32, 'root']) {
+    assert.throws(() => kvshm.open(uniqueName('tr'), { trustUid: bad }), /trustUid/);
+    assert.throws(() => kvshm.open(uniqueName('tr'), { trustGid: bad }), /trustGid/);
+  }
+});
+
+const NOBODY = 65534;
+function asNobody(script) {
+  return spawnSync(process.execPath, ['-e', script], {
+    uid: NOBODY, gid: NOBODY, encoding: 'utf8', timeout: 20000,
+    env: { ...process.env, KVSHM_REAPER: 'off' },
+  });
+}
+const lib = require.resolve('../lib');
+
+test("another user's segment: EOWNER, unless trusted", { skip: process.getuid() !== 0 && 'needs root to act as another user' }, (t) => {
+  const name = uniqueName('squat');
+  t.after(() => fs.rmSync(`/dev/shm/kvshm.${name}`, { force: true }));
+  // nobody makes the cache first (squatting the name), readable by all.
+  const r = asNobody(`const k = require(${JSON.stringify(lib)});
+    const c = k.open(${JSON.stringify(name)}, { memory: '1mb', mode: 0o666, reaper: false });
+    c.set('planted', 'by nobody'); c.close();`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(fs.statSync(`/dev/shm/kvshm.${name}`).uid, NOBODY);
+  assert.throws(() => kvshm.open(name, { reaper: false }), (err) => {
+    assert.equal(err.code, 'EOWNER');
+    assert.match(err.message, /uid 65534/);
+    assert.match(err.message, /trust/);
+    return true;
+  });
+  const c = kvshm.open(name, { reaper: false, trustUid: NOBODY });
+  assert.equal(c.get('planted'), 'by nobody');
+  c.close();
+});
+
+test('a read-only attach without write permission says why', { skip: process.getuid() !== 0 && 'needs root to act as another user' }, (t) => {
+  const c = freshCache(t, { memory: '1mb', mode: 0o644, reaper: false }, 'ro');
+  c.set('k', 'v');
+  assert.equal(fs.statSync(`/dev/shm/kvshm.${c.name}`).mode & 0o777, 0o644);
+  const r = asNobody(`const k = require(${JSON.stringify(lib)});
+    try { k.open(${JSON.stringify(c.name)}, { readonly: true, trustUid: 0 }); console.log('opened'); }
+    catch (e) { console.log(e.code + ': ' + e.message); }`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^EACCES: /);
+  assert.match(r.stdout, /read-only handle needs write permission/);
+});
+
+test('the mode asked for is the mode the segment gets, whatever the umask', (t) => {
+  const old = process.umask(0o077);
+  try {
+    const c = freshCache(t, { memory: '1mb', mode: 0o640, reaper: false }, 'mode');
+    assert.equal(fs.statSync(`/dev/shm/kvshm.${c.name}`).mode & 0o777, 0o640);
+  } finally {
+    process.umask(old);
+  }
+});
