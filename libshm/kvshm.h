@@ -138,12 +138,19 @@ KVSHM_API void kvshm_config_init(kvshm_config *cfg);
  * flags: KVSHM_RDONLY, KVSHM_NOCREATE, KVSHM_NOREAPER.
  *
  * Two processes opening a new name at once both succeed on one segment.  A
- * segment whose creator died mid-initialisation is initialised again.
+ * segment is made whole under no name and then linked, so a creator killed
+ * half-way (or out of /dev/shm) leaves nothing.  A header whose magic alone
+ * was zeroed is put back; a file under the name holding no complete segment
+ * is replaced by a new one once no process uses it (never rewritten in
+ * place).  The segment must belong to this process's euid or to an owner
+ * or group trusted in cfg (KVSHM_EOWNER).
  * Errors: KVSHM_EBADNAME, KVSHM_EINVAL (bad cfg), KVSHM_ECONFIG,
- * KVSHM_EBADMAGIC, KVSHM_EVERSION, KVSHM_ECORRUPT (header fails its checks),
- * KVSHM_ENOSHM (/dev/shm too small), KVSHM_ETIMEDOUT (another opener holds
- * the segment's init lock too long), -ENOENT (KVSHM_NOCREATE, missing),
- * -EACCES, other -errno.
+ * KVSHM_EBADMAGIC, KVSHM_EVERSION, KVSHM_ECORRUPT (header fails its checks,
+ * or the file is shorter than it says), KVSHM_EOWNER, KVSHM_ENOSHM
+ * (/dev/shm too small), KVSHM_ETIMEDOUT (a destroyer or repairer holds the
+ * segment's file lock too long), -ENOENT (KVSHM_NOCREATE, missing), -EACCES
+ * (also a read-only attach without write permission: it takes the locks
+ * inside the segment), other -errno.
  */
 KVSHM_API int kvshm_open(const char *name, const kvshm_config *cfg,
                          unsigned flags, kvshm **out);
@@ -367,8 +374,10 @@ KVSHM_API void kvshm_iter_close(kvshm_iter *it);
  * Check every invariant of the segment: header, and for each stripe its
  * index (every chain in bounds, acyclic, pointing at entries that hash to
  * it), every entry's chain and checksum, the free list, and the counts.
- * Each stripe is locked while it is checked; nothing is changed.  A
- * SQLite-backed cache also gets a PRAGMA quick_check of its file.
+ * Each stripe is locked while it is checked; nothing is changed, except
+ * that a stripe lock whose words are damaged is made again (nothing could
+ * lock it otherwise) and reported.  A SQLite-backed cache also gets a
+ * PRAGMA quick_check of its file.
  * report(ctx, msg) is called once per problem found (may be NULL).
  * Returns the number of problems (0 = healthy), or a negative error.
  */
