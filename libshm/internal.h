@@ -236,11 +236,12 @@ int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
 /* Copy `len` bytes of entry data starting at `off` into dst. */
 void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
                               void *dst, uint64_t len);
-/* Copy entry ref's value into dst, checking the checksum over the copy
- * (KVSHM_ECORRUPT if it fails): what is returned is what was verified. */
-int kvshm__entry_copy_value_locked(kvshm *kv, uint32_t s, uint32_t ref,
-                                   uint32_t klen, uint32_t vlen, uint32_t flags,
-                                   uint32_t check, void *dst);
+/* Copy entry ref's bytes from `from` on (0: key and value, klen: value)
+ * into dst, checking the checksum over the copy (KVSHM_ECORRUPT if it
+ * fails): what is used is what was verified. */
+int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
+                             uint32_t vlen, uint32_t flags, uint32_t check,
+                             uint64_t from, void *dst);
 /* Free every slot of entry `ref` (already unlinked from its bucket). */
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
 /* Unlink entry `ref` from its bucket chain and free it. */

@@ -160,15 +160,21 @@ static int take_chain_locked(kvshm_iter *it, uint32_t s, uint64_t b,
     uint32_t next = hd->hnext;
     if (!(hd->state & KVSHM_ST_TOMB) &&
         !(hd->expires_ms && hd->expires_ms <= now) && hd->klen >= it->plen) {
-      if (kvshm__entry_check_locked(kv, s, r, true))
-        return kvshm__corrupt_locked(kv, s, "entry fails its checksum");
-      size_t total = (size_t)hd->klen + hd->vlen;
+      uint32_t klen = hd->klen, vlen = hd->vlen, flags = hd->flags;
+      if (kvshm__entry_check_locked(kv, s, r, false))
+        return kvshm__corrupt_locked(kv, s, "entry chain is broken");
+      size_t total = (size_t)klen + vlen;
       unsigned char *p =
-          items_add(&it->out, hd->klen, hd->vlen, hd->flags, hd->expires_ms, 0);
+          items_add(&it->out, klen, vlen, flags, hd->expires_ms, 0);
       if (!p)
         return -ENOMEM;
-      kvshm__entry_read_locked(kv, s, r, 0, p, total);
-      if (!prefixed(it, p, hd->klen)) { /* take it back */
+      if (kvshm__entry_copy_locked(kv, s, r, klen, vlen, flags, hd->check, 0,
+                                   p)) {
+        it->out.n--;
+        it->out.used -= total;
+        return kvshm__corrupt_locked(kv, s, "entry fails its checksum");
+      }
+      if (!prefixed(it, p, klen)) { /* take it back */
         it->out.n--;
         it->out.used -= total;
       }

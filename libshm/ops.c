@@ -286,8 +286,8 @@ static int read_out_locked(kvshm *kv, struct op *op, void *buf, size_t bufsize,
   if (buf) {
     if (bufsize < vl)
       return KVSHM_EBUFSIZE;
-    int rc = kvshm__entry_copy_value_locked(kv, op->s, op->ref, klen, vl, fl,
-                                            check, buf);
+    int rc = kvshm__entry_copy_locked(kv, op->s, op->ref, klen, vl, fl, check,
+                                      klen, buf);
     if (rc)
       return rc == KVSHM_ECORRUPT
                  ? kvshm__corrupt_locked(kv, op->s, "entry fails its checksum")
@@ -582,15 +582,17 @@ static int incr_current(kvshm *kv, struct op *op, int64_t *cur,
   if (op->live) {
     struct kvshm_head *hd = head_at(kv, op->s, op->ref);
     unsigned char num[24];
-    if (hd->vlen > 20)
+    uint32_t klen = hd->klen, vlen = hd->vlen, flags = hd->flags;
+    if (vlen > 20)
       return KVSHM_ENOTINT;
-    if (kvshm__entry_check_locked(kv, op->s, op->ref, true))
+    if (kvshm__entry_check_locked(kv, op->s, op->ref, false) ||
+        kvshm__entry_copy_locked(kv, op->s, op->ref, klen, vlen, flags,
+                                 hd->check, klen, num))
       return kvshm__corrupt_locked(kv, op->s, "entry fails its checksum");
-    kvshm__entry_read_locked(kv, op->s, op->ref, op->klen, num, hd->vlen);
-    req->flags = hd->flags;
+    req->flags = flags;
     req->expires_ms = hd->expires_ms;
     req->lfu = kvshm__lfu_touch(kv, hd->lfu, op->now);
-    return parse_i64(num, hd->vlen, cur);
+    return parse_i64(num, vlen, cur);
   }
   if (op->in_store) {
     req->flags = op->row.flags;

@@ -75,31 +75,32 @@ void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
 }
 
 /*
- * Copy entry ref's value (vlen bytes) into dst and check the entry's
- * checksum over the very bytes copied, so that a value another process
- * changes while we copy it is never returned as good.  klen, vlen, flags
- * and check are the head's words, read once by the caller.
+ * Copy entry ref's bytes from `from` on (0: key and value; klen: the value)
+ * into dst and check the entry's checksum over the very bytes copied, so
+ * that data another process changes while we copy it is never taken as
+ * good.  klen, vlen, flags and check are the head's words, read once by the
+ * caller.
  */
-int kvshm__entry_copy_value_locked(kvshm *kv, uint32_t s, uint32_t ref,
-                                   uint32_t klen, uint32_t vlen, uint32_t flags,
-                                   uint32_t check, void *dst) {
+int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
+                             uint32_t vlen, uint32_t flags, uint32_t check,
+                             uint64_t from, void *dst) {
   uint64_t total = (uint64_t)klen + vlen, pos = 0;
   uint64_t h =
       CHECK_SEED ^ ((uint64_t)klen << 32 | vlen) ^ ((uint64_t)flags << 17);
   unsigned char *d = dst;
+  if (from > total)
+    return KVSHM_ECORRUPT;
   if (kvshm__scratch(kv, kv->slot_size))
     return -ENOMEM;
   FOR_EACH_PIECE(kv, s, ref, 0, total, p, n, {
     const unsigned char *src = p;
-    if (pos + n > klen) { /* this piece holds value bytes */
-      if (pos >= klen) {
-        memcpy(d + (pos - klen), p, n);
-        src = d + (pos - klen);
-      } else { /* key bytes, then the value's first */
-        memcpy(kv->scratch, p, n);
-        memcpy(d, kv->scratch + (klen - pos), pos + n - klen);
-        src = kv->scratch;
-      }
+    if (pos >= from) { /* wanted whole: hash the copy */
+      memcpy(d + (pos - from), p, n);
+      src = d + (pos - from);
+    } else if (pos + n > from) { /* not wanted, then wanted */
+      memcpy(kv->scratch, p, n);
+      memcpy(d, kv->scratch + (from - pos), pos + n - from);
+      src = kv->scratch;
     }
     h = kvshm__hash(src, n, h);
     pos += n;

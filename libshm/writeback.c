@@ -81,23 +81,27 @@ static int collect_locked(kvshm *kv, uint32_t s, uint32_t *cursor,
     if ((state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD ||
         !(state & KVSHM_ST_DIRTY))
       continue;
-    if (kvshm__entry_check_locked(kv, s, *cursor, true))
+    uint32_t klen = hd->klen, vlen = hd->vlen, flags = hd->flags;
+    if (kvshm__entry_check_locked(kv, s, *cursor, false))
       continue; /* broken: the next writer to meet it repairs the stripe */
+    size_t n = (size_t)klen + vlen; /* a tombstone's value is copied to be
+                                       checked, and not written */
     bool tomb = state & KVSHM_ST_TOMB;
-    size_t n = hd->klen + (tomb ? 0 : (size_t)hd->vlen);
     int rc = batch_reserve(b, n);
     if (rc)
       return rc;
+    if (kvshm__entry_copy_locked(kv, s, *cursor, klen, vlen, flags, hd->check,
+                                 0, b->buf + b->used))
+      continue; /* changed as we copied: never written to SQLite */
     struct wb_item *it = &b->item[b->n++];
     it->ref = *cursor;
     it->version = hd->version;
-    it->flags = hd->flags;
+    it->flags = flags;
     it->tomb = tomb;
     it->expires_ms = hd->expires_ms;
-    it->klen = hd->klen;
-    it->vlen = tomb ? 0 : hd->vlen;
+    it->klen = klen;
+    it->vlen = tomb ? 0 : vlen;
     it->off = b->used;
-    kvshm__entry_read_locked(kv, s, *cursor, 0, b->buf + b->used, n);
     b->used += n;
   }
   return KVSHM_OK;

@@ -533,6 +533,57 @@ START_TEST(value_changed_during_the_copy_is_never_returned) {
 }
 END_TEST
 
+/* The same flipping while walks copy the entry out and write-behind copies
+ * it to SQLite: neither ever takes a torn copy. */
+START_TEST(torn_copies_never_reach_a_walk_or_sqlite) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  kvshm *kv = open_mode(name, SQLITE_BACKED);
+  unsigned char v[3000];
+  tu_fill(v, sizeof v, 43);
+  uint32_t s = kvshm_test_stripe_of(kv, "torn", 4);
+  struct flipper f = {name, 0, 0};
+  int walks = 0, rows = 0;
+  for (int round = 0; round < 200; round++) {
+    int rc = kvshm_set(kv, "torn", 4, v, sizeof v, 0, 0, 0);
+    ck_assert_msg(rc == KVSHM_OK || rc == KVSHM_ECORRUPT, "set: %s",
+                  kvshm_err_name(rc));
+    f.stop = 0;
+    f.off = kvshm_test_slot_offset(kv, s, 10) + 50;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, flip, &f), 0);
+    kvshm_iter *it = NULL;
+    if (kvshm_iter_open(kv, NULL, 0, 0, &it) == KVSHM_OK) {
+      const void *k, *val;
+      size_t kl, vl;
+      while (kvshm_iter_next(it, &k, &kl, &val, &vl, NULL, NULL) == KVSHM_OK)
+        if (kl == 4 && memcmp(k, "torn", 4) == 0) {
+          ck_assert_msg(vl == sizeof v && memcmp(val, v, vl) == 0,
+                        "a walk returned a torn value in round %d", round);
+          walks++;
+        }
+      kvshm_iter_close(it);
+    }
+    rc = kvshm_flush(kv);
+    f.stop = 1;
+    pthread_join(t, NULL);
+    ck_assert_msg(rc == KVSHM_OK || rc == KVSHM_ECORRUPT, "flush: %s",
+                  kvshm_err_name(rc));
+    static char row[4000];
+    int n = tu_sql_value(tu_dir_file(dir, "d.db"), "torn", row, sizeof row);
+    if (n >= 0) {
+      ck_assert_msg(n == (int)sizeof v && memcmp(row, v, sizeof v) == 0,
+                    "write-behind stored a torn value in round %d", round);
+      rows++;
+    }
+  }
+  printf("torn copies: %d walk copies and %d SQLite rows, all whole\n", walks,
+         rows);
+  ck_assert_int_gt(walks + rows, 0);
+  kvshm_close(kv);
+}
+END_TEST
+
 /* ---- /dev/shm too small -------------------------------------------------- */
 
 /* In a private mount namespace with a 4 MiB /dev/shm (root only): ENOSHM,
@@ -592,6 +643,7 @@ static Suite *damage_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, leaked_slots_are_repaired);
   tcase_add_test(tc, value_changed_during_the_copy_is_never_returned);
+  tcase_add_test(tc, torn_copies_never_reach_a_walk_or_sqlite);
   suite_add_tcase(s, tc);
   return s;
 }
