@@ -589,6 +589,12 @@ static int create_segment(const char *name, const char *full,
   if (dir < 0)
     return kvshm__fail(-errno, "cannot open %s: %s", SHM_DIR, strerror(errno));
   int rc = flock_wait(dir, LOCK_EX, name, CREATE_LOCK_WAIT_MS);
+  if (rc == KVSHM_ETIMEDOUT)
+    rc = kvshm__fail(rc,
+                     "cannot create cache '%s': creators take turns on the "
+                     "lock of %s, and another process has held it for %d "
+                     "ms (see: fuser -v %s)",
+                     name, SHM_DIR, CREATE_LOCK_WAIT_MS, SHM_DIR);
   int fd = -1;
   unsigned char *base = NULL;
   struct stat sb;
