@@ -235,6 +235,20 @@ static int mutex_reinit(kvshm *kv, uint32_t s, enum damage d, uint32_t holder) {
   return KVSHM_OK;
 }
 
+/* Make stripe s's lock again (see mutex_reinit), and fail the operation
+ * that found it: `what` says what was wrong with it. */
+static int remake_and_fail(kvshm *kv, uint32_t s, enum damage d,
+                           uint32_t holder, const char *what) {
+  int rc = mutex_reinit(kv, s, d, holder);
+  if (rc)
+    return rc;
+  kvshm__unlock(kv, s);
+  return kvshm__fail(KVSHM_ECORRUPT,
+                     "stripe %u lock of cache '%s' %s: it was made again "
+                     "and the stripe rebuilt; retry",
+                     s, kv->name, what);
+}
+
 int kvshm__lock_raw(kvshm *kv, uint32_t s) {
   pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
   char why[120];
@@ -250,14 +264,9 @@ int kvshm__lock_raw(kvshm *kv, uint32_t s) {
                          "while thread %u holds it: retry; if it stays, "
                          "run kvshm-cli repair %s",
                          s, kv->name, why, holder, kv->name);
-    int rc = mutex_reinit(kv, s, DAMAGED, 0);
-    if (rc)
-      return rc;
-    kvshm__unlock(kv, s);
-    return kvshm__fail(KVSHM_ECORRUPT,
-                       "stripe %u lock of cache '%s' was damaged (%s): it "
-                       "was made again and the stripe rebuilt; retry",
-                       s, kv->name, why);
+    char what[160];
+    snprintf(what, sizeof what, "was damaged (%s)", why);
+    return remake_and_fail(kv, s, DAMAGED, 0, what);
   }
   int rc = pthread_mutex_trylock(m);
   if (rc == EBUSY) {
@@ -389,15 +398,10 @@ static int lock_failed(kvshm *kv, uint32_t s, int rc) {
      * repair --force decides. */
     uint32_t holder = kvshm__mutex_holder(m);
     if (holder && !thread_exists(holder) && !kvshm__foreign_attached(kv)) {
-      int r = mutex_reinit(kv, s, STUCK, holder);
-      if (r)
-        return r;
-      kvshm__unlock(kv, s);
-      return kvshm__fail(KVSHM_ECORRUPT,
-                         "stripe %u lock of cache '%s' was held by thread "
-                         "%u, which does not exist: it was made again and "
-                         "the stripe rebuilt; retry",
-                         s, kv->name, holder);
+      char what[80];
+      snprintf(what, sizeof what, "was held by thread %u, which does not exist",
+               holder);
+      return remake_and_fail(kv, s, STUCK, holder, what);
     }
     return kvshm__fail(KVSHM_ETIMEDOUT,
                        "stripe %u of cache '%s' stayed locked for %u ms "
@@ -408,15 +412,7 @@ static int lock_failed(kvshm *kv, uint32_t s, int rc) {
   if (rc == ENOTRECOVERABLE) {
     /* A holder unlocked without marking it consistent: only a damaged
      * owner word gets here (lock.c always marks it).  Make it again. */
-    int r = mutex_reinit(kv, s, UNRECOVERABLE, 0);
-    if (r)
-      return r;
-    kvshm__unlock(kv, s);
-    return kvshm__fail(KVSHM_ECORRUPT,
-                       "stripe %u lock of cache '%s' was marked "
-                       "unrecoverable: it was made again and the stripe "
-                       "rebuilt; retry",
-                       s, kv->name);
+    return remake_and_fail(kv, s, UNRECOVERABLE, 0, "was marked unrecoverable");
   }
   return kvshm__fail(KVSHM_ECORRUPT,
                      "stripe %u lock of cache '%s' failed: %s; run "

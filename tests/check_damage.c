@@ -16,6 +16,7 @@
 #include "layout.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -91,6 +92,14 @@ static int check_all(kvshm *kv) {
     }
   }
   return held;
+}
+
+/* Root only: say why the test is skipped otherwise. */
+static bool skipped_unless_root(const char *test, const char *needs) {
+  if (geteuid() == 0)
+    return false;
+  printf("%s: skipped (needs root %s)\n", test, needs);
+  return true;
 }
 
 static uint64_t mutex_off(uint32_t s) {
@@ -261,11 +270,8 @@ END_TEST
  * might be the holder: the operation times out, plain repair refuses,
  * forced repair (no such thread here) takes it back. */
 START_TEST(ghost_holder_with_a_foreign_attacher_needs_repair) {
-  if (geteuid() != 0) {
-    printf("ghost_holder_with_a_foreign_attacher_needs_repair: skipped "
-           "(needs root for a PID namespace)\n");
+  if (skipped_unless_root(__func__, "for a PID namespace"))
     return;
-  }
   ck_assert_int_ne(kill(GHOST_TID, 0), 0);
   char name[TU_NAME_SIZE];
   tu_name(name);
@@ -589,11 +595,8 @@ END_TEST
 /* In a private mount namespace with a 4 MiB /dev/shm (root only): ENOSHM,
  * and no file is left under the name. */
 START_TEST(enoshm_leaves_no_file) {
-  if (geteuid() != 0) {
-    printf("enoshm_leaves_no_file: skipped (needs root to mount a small "
-           "/dev/shm in a private namespace)\n");
+  if (skipped_unless_root(__func__, "to mount a small /dev/shm"))
     return;
-  }
   pid_t pid = tu_fork();
   if (pid == 0) {
     if (unshare(CLONE_NEWNS) ||

@@ -55,6 +55,14 @@ int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The command takes exactly one operand, NAME, after its options: put it in
  * *name (may be NULL) and return 0, or print usage and return non-zero. */
 int cli_one_name(int argc, char **argv, const char **name);
+/*
+ * The options and operand of a command that takes one flag (--LONGNAME or
+ * -SHORT, setting *flag) besides -h, and then NAME.  Returns true to go
+ * on, or false with *exit_code set (help printed, or a usage error).
+ */
+bool cli_flag_and_name(int argc, char **argv, const char *longname,
+                       int shortc, bool *flag, const char **name,
+                       int *exit_code);
 /* Print the command's full help to stdout; returns CLI_EXIT_OK. */
 int cli_help(void);
 /* Print the command's help for -h, or a usage error for anything else getopt

@@ -131,23 +131,11 @@ static int run_repair(const char *name, bool force) {
 }
 
 static int cmd_repair(int argc, char **argv) {
-  static const struct option opts[] = {{"force", no_argument, NULL, 'f'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-  bool force = false;
-  int c;
-  while ((c = cli_getopt(argc, argv, "fh", opts)) != -1) {
-    switch (c) {
-    case 'f':
-      force = true;
-      break;
-    default:
-      return cli_opt_default(c);
-    }
-  }
+  bool force;
   const char *name;
-  if (cli_one_name(argc, argv, &name))
-    return CLI_EXIT_USAGE;
+  int rc;
+  if (!cli_flag_and_name(argc, argv, "force", 'f', &force, &name, &rc))
+    return rc;
   return run_repair(name, force);
 }
 
@@ -294,26 +282,14 @@ const struct cli_cmd cli_cmd_clear = {
 /* ---- destroy -------------------------------------------------------- */
 
 static int cmd_destroy(int argc, char **argv) {
-  static const struct option opts[] = {{"yes", no_argument, NULL, 'y'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-  bool yes = false;
-  int c;
-  while ((c = cli_getopt(argc, argv, "yh", opts)) != -1) {
-    switch (c) {
-    case 'y':
-      yes = true;
-      break;
-    default:
-      return cli_opt_default(c);
-    }
-  }
+  bool yes;
   const char *name;
-  if (cli_one_name(argc, argv, &name))
-    return CLI_EXIT_USAGE;
+  int rc;
+  if (!cli_flag_and_name(argc, argv, "yes", 'y', &yes, &name, &rc))
+    return rc;
   /* Look first; a segment that cannot be attached can still be removed. */
   kvshm *kv = NULL;
-  int rc = kvshm_open(name, &cli_trust, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
+  rc = kvshm_open(name, &cli_trust, KVSHM_RDONLY | KVSHM_NOREAPER, &kv);
   if (rc == KVSHM_EBADNAME)
     return cli_fail(rc, "bad name");
   if (rc && !segment_exists(name)) {

@@ -352,25 +352,13 @@ static void stats_json(struct cli_json *j, const char *name,
 /* ---- stats ---------------------------------------------------------- */
 
 static int cmd_stats(int argc, char **argv) {
-  static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-  bool json = false;
-  int c;
-  while ((c = cli_getopt(argc, argv, "jh", opts)) != -1) {
-    switch (c) {
-    case 'j':
-      json = true;
-      break;
-    default:
-      return cli_opt_default(c);
-    }
-  }
+  bool json;
   const char *name;
-  if (cli_one_name(argc, argv, &name))
-    return CLI_EXIT_USAGE;
+  int rc;
+  if (!cli_flag_and_name(argc, argv, "json", 'j', &json, &name, &rc))
+    return rc;
   kvshm *kv;
-  int rc = cli_open_ro(name, &kv);
+  rc = cli_open_ro(name, &kv);
   if (rc)
     return rc;
   struct snap s;

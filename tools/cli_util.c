@@ -61,6 +61,25 @@ int cli_one_name(int argc, char **argv, const char **name) {
   return 0;
 }
 
+bool cli_flag_and_name(int argc, char **argv, const char *longname, int shortc,
+                       bool *flag, const char **name, int *exit_code) {
+  const struct option opts[] = {{longname, no_argument, NULL, shortc},
+                                {"help", no_argument, NULL, 'h'},
+                                {NULL, 0, NULL, 0}};
+  char shortopts[] = {(char)shortc, 'h', '\0'};
+  int c;
+  *flag = false;
+  while ((c = cli_getopt(argc, argv, shortopts, opts)) != -1) {
+    if (c != shortc) {
+      *exit_code = cli_opt_default(c);
+      return false;
+    }
+    *flag = true;
+  }
+  *exit_code = CLI_EXIT_USAGE;
+  return cli_one_name(argc, argv, name) == 0;
+}
+
 int cli_help(void) {
   printf("usage: kvshm-cli %s %s\n%s.\n\n%s", cli_cur->name, cli_cur->args,
          cli_cur->summary, cli_cur->help);
