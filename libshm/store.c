@@ -34,6 +34,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,18 +257,53 @@ static void store_free(struct kvshm_store *st) {
   free(st);
 }
 
+/*
+ * Before SQLite opens the file: create it ourselves, with the cache's mode
+ * (SQLite would create it 0644 less the umask, readable by every local
+ * user; its unix VFS gives -wal and -shm the main file's mode), and refuse
+ * a symlink or a file of an untrusted owner, there or at -wal and -shm: a
+ * WAL planted by another user would be replayed into our database.  SQLite
+ * then opens the file with SQLITE_OPEN_NOFOLLOW, and -wal and -shm with
+ * O_NOFOLLOW, so a link planted after these checks is refused as well.
+ */
+static int store_files_check(kvshm *kv, const char *path) {
+  unsigned mode = kvshm__file_mode(kv);
+  int fd = kvshm__open_file(path, O_RDWR | O_CREAT, mode, &kv->trust,
+                            "SQLite file", NULL);
+  if (fd == -EACCES) /* a trusted file we may only read: so will SQLite */
+    fd =
+        kvshm__open_file(path, O_RDONLY, mode, &kv->trust, "SQLite file", NULL);
+  if (fd < 0)
+    return fd;
+  close(fd);
+  static const char *const side[][2] = {{"-wal", "SQLite WAL file"},
+                                        {"-shm", "SQLite shared-memory file"}};
+  for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
+    char p[KVSHM_PATH_MAX + 8];
+    snprintf(p, sizeof p, "%s%s", path, side[i][0]);
+    int rc = kvshm__trusted_path(p, &kv->trust, side[i][1]);
+    if (rc)
+      return rc;
+  }
+  return KVSHM_OK;
+}
+
 int kvshm__store_open_path(kvshm *kv, const char *path,
                            struct kvshm_store **out) {
   int rc = conns_add(kv, 0); /* a forked child must not even open one */
+  if (rc)
+    return rc;
+  rc = store_files_check(kv, path);
   if (rc)
     return rc;
   struct kvshm_store *st = calloc(1, sizeof *st);
   if (!st)
     return -ENOMEM;
   st->pid = getpid();
-  rc = sqlite3_open_v2(
-      path, &st->db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  rc = sqlite3_open_v2(path, &st->db,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                           SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                       NULL);
   if (rc != SQLITE_OK) {
     rc = kvshm__fail(KVSHM_ESQLITE,
                      "cannot open SQLite file '%s' of cache "
