@@ -240,7 +240,9 @@ KVSHM_API int kvshm_clear(kvshm *kv);
  * until the cache is destroyed, then write everything dirty to SQLite.
  * Returns at once (KVSHM_OK) if a healthy reaper already runs for it.
  * log_fd: where to log (timestamped lines), or -1 for the default
- * ($KVSHM_REAPER_LOG, else <sqlite file>.reaper.log, else nowhere).
+ * ($KVSHM_REAPER_LOG, else <sqlite file>.reaper.log, else nowhere), opened
+ * without following a symlink, refused if another (untrusted) user owns it
+ * (the reaper then runs without a log), created with the cache's mode.
  * This is kvshm-reaper's main loop; kvshm_open starts that process itself.
  */
 KVSHM_API int kvshm_reaper_run(const char *name, int log_fd);

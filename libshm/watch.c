@@ -76,7 +76,7 @@ static void *watch_main(void *arg) {
 }
 
 int kvshm__watch_start(kvshm *kv) {
-  const char *mode = getenv("KVSHM_REAPER");
+  const char *mode = secure_getenv("KVSHM_REAPER"); /* see reaper.c */
   if (kv->watch || kv->seg_fd < 0 || (mode && strcmp(mode, "off") == 0))
     return KVSHM_OK;
   struct kvshm_watch *w = calloc(1, sizeof *w);
