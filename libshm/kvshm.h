@@ -59,7 +59,7 @@ typedef struct kvshm_iter kvshm_iter;
   X(BADDB, -30816, "SQLite file is not a kvshm store, or is corrupt")          \
   X(NOTRECOVERABLE, -30817, "stripe lock is not recoverable")                  \
   X(REAPER, -30818, "could not start the kvshm-reaper process")                \
-  X(DESTROYED, -30819, "cache was destroyed while open; open it again")      \
+  X(DESTROYED, -30819, "cache was destroyed while open; open it again")        \
   X(OWNER, -30820, "file belongs to another user (see kvshm_config.trust)")
 
 typedef enum {
@@ -246,6 +246,14 @@ KVSHM_API int kvshm_clear(kvshm *kv);
  * This is kvshm-reaper's main loop; kvshm_open starts that process itself.
  */
 KVSHM_API int kvshm_reaper_run(const char *name, int log_fd);
+/*
+ * kvshm_reaper_run, attaching to the cache with cfg (as kvshm_open's, with
+ * KVSHM_NOCREATE; NULL = all defaults).  Its trust fields let the reaper
+ * accept a segment and files that a trusted user owns, as the process that
+ * started it did: kvshm-reaper gets them as --trust-uid / --trust-gid.
+ */
+KVSHM_API int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
+                                      int log_fd);
 
 /* ---- Introspection ---------------------------------------------------- */
 

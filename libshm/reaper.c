@@ -23,7 +23,9 @@
  * (tests that hold write-behind back; it writes FILE.ack while idle).
  * Every variable is read with secure_getenv: a setuid or setgid program
  * (AT_SECURE) ignores them, so whoever runs it cannot choose the program
- * it starts or the files the reaper writes.
+ * it starts or the files the reaper writes.  The spawner's trust options
+ * (kvshm_config.trust) go to the reaper as --trust-uid / --trust-gid, so
+ * that it accepts the segment and files its spawner accepted.
  *
  * Each tick (TICK_MS; persistent mode: a quarter of flush_delay_ms) works
  * for at most TICK_BUDGET_MS, going round the stripes from where the last
@@ -109,7 +111,25 @@ static bool destroyed(kvshm *kv) {
 /* ---- starting it ---- */
 
 static int spawn(kvshm *kv, const char *path) {
-  char *argv[] = {(char *)"kvshm-reaper", kv->name, NULL};
+  /* Built before fork: the child may only make async-signal-safe calls. */
+  char uid[16], gid[16];
+  char *argv[8];
+  int argc = 0;
+  argv[argc++] = (char *)"kvshm-reaper";
+  if (kv->trust.flags & KVSHM_TRUST_UID) {
+    snprintf(uid, sizeof uid, "%u", (unsigned)kv->trust.uid);
+    argv[argc++] = (char *)"--trust-uid";
+    argv[argc++] = uid;
+  }
+  if (kv->trust.flags & KVSHM_TRUST_GID) {
+    snprintf(gid, sizeof gid, "%u", (unsigned)kv->trust.gid);
+    argv[argc++] = (char *)"--trust-gid";
+    argv[argc++] = gid;
+  }
+  if (kv->name[0] == '-') /* a name may begin with '-': not an option */
+    argv[argc++] = (char *)"--";
+  argv[argc++] = kv->name; /* last, and second unless trusting: `pgrep -f` */
+  argv[argc] = NULL;
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0)
     return kvshm__fail(KVSHM_EREAPER, "cannot open /dev/null: %s",
@@ -368,8 +388,13 @@ static int gc_step(kvshm *kv, struct gc *g) {
 }
 
 int kvshm_reaper_run(const char *name, int log_fd) {
+  return kvshm_reaper_run_config(name, NULL, log_fd);
+}
+
+int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
+                            int log_fd) {
   kvshm *kv;
-  int rc = kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv);
+  int rc = kvshm_open(name, cfg, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv);
   if (rc) {
     logf_(log_fd, "cannot open cache '%s': %s", name, kvshm_errdetail());
     return rc;

@@ -96,6 +96,7 @@ int kvshm__watch_start(kvshm *kv) {
   w->view.size = KVSHM_HDR_SIZE;
   w->view.hdr = base;
   w->view.seg_fd = -1;
+  w->view.trust = kv->trust; /* the reaper it starts gets them (reaper.c) */
   memcpy(w->view.name, kv->name, sizeof w->view.name);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
