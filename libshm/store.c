@@ -313,6 +313,9 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
     return rc;
   }
   sqlite3_extended_result_codes(st->db, 0);
+  /* Check each cell's size against its page whenever a page is read, so
+   * that more damage is an error (SQLITE_CORRUPT) than a wrong answer. */
+  exec(st->db, "PRAGMA cell_size_check=ON");
   sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
   sqlite3_create_function(st->db, "kvshm_hpos", 1,
                           SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hpos,
@@ -581,14 +584,73 @@ int kvshm__store_disown(kvshm *kv) {
   return set_owner(kv, 0);
 }
 
+/*
+ * PRAGMA quick_check of the whole file, once per segment: when a segment is
+ * made over an existing file (after a reboot, or a destroy), before it
+ * claims the file.  Damage that happened while no segment used the file
+ * (a disk error, a copy cut short, another program) is found here rather
+ * than by a read in the middle of the application's work, and the file is
+ * left as it was: nothing is written to it, and a WAL with frames in it is
+ * not checkpointed into it.  quick_check reads every page and checks the
+ * b-trees' structure (page types, cell bounds, order of keys, free pages);
+ * it cannot see damage inside a row's bytes (a value changed in place
+ * still parses), which only the values' users can.
+ */
+static int store_damage_check(kvshm *kv, struct kvshm_store *st) {
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(st->db, "PRAGMA quick_check(1)", -1, &q, NULL))
+    return db_fail(kv, st->db, "PRAGMA quick_check");
+  char what[256] = "";
+  int rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) {
+    const char *msg = (const char *)sqlite3_column_text(q, 0);
+    if (msg && strcmp(msg, "ok") != 0)
+      snprintf(what, sizeof what, "%s", msg);
+  } else if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+    snprintf(what, sizeof what, "%s", sqlite3_errmsg(st->db));
+  } else {
+    rc = db_fail(kv, st->db, "PRAGMA quick_check");
+    sqlite3_finalize(q);
+    return rc;
+  }
+  sqlite3_finalize(q);
+  if (!what[0])
+    return KVSHM_OK;
+  const char *path = kv->hdr->sqlite_path;
+  char wal[KVSHM_PATH_MAX + 8];
+  struct stat sb;
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  if (stat(wal, &sb) == 0 && sb.st_size > 0) /* keep its frames there */
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  kvshm__store_close(kv);
+  return kvshm__fail(KVSHM_EBADDB,
+                     "SQLite file '%s' of cache '%s' is damaged (PRAGMA "
+                     "quick_check: %s); it was left untouched.  Restore it "
+                     "from a backup, or move it away together with its -wal "
+                     "and -shm files to start the cache empty (`sqlite3 "
+                     "FILE .recover` saves the rows that can still be read)",
+                     path, kv->name, what);
+}
+
 int kvshm__store_sync(kvshm *kv, bool claim) {
   uint64_t g = 0, owner = 0;
-  int rc = kvshm__store_meta_get(kv, "clear_gen", &g);
+  int rc = KVSHM_OK;
+  claim = claim && !atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed);
+  if (claim) {
+    rc = kvshm__store_meta_get(kv, "owner", &owner);
+    /* Not ours yet: check it first.  A read that failed on an open
+     * connection may have met damage, which is the better message. */
+    if ((rc || owner != kv->hdr->nonce) && kv->store) {
+      int bad = store_damage_check(kv, kv->store);
+      if (bad)
+        return bad;
+    }
+  }
+  if (!rc)
+    rc = kvshm__store_meta_get(kv, "clear_gen", &g);
   if (!rc)
     kvshm__clear_gen_raise(kv, g);
-  if (!rc && claim && !atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed) &&
-      !(rc = kvshm__store_meta_get(kv, "owner", &owner)) &&
-      owner != kv->hdr->nonce)
+  if (!rc && claim && owner != kv->hdr->nonce)
     rc = set_owner(kv, kv->hdr->nonce);
   return rc;
 }
