@@ -79,6 +79,8 @@ export interface OpenOptions {
   /**
    * File mode of the segment in /dev/shm, the permission bits only (e.g.
    * `0o600`, or the string `'0640'`).  Default: `0o600` (this user only).
+   * The SQLite file, its -wal and -shm and the reaper's log are created
+   * with the segment's mode too, whatever the umask.
    */
   mode?: number | string;
   /**
@@ -91,7 +93,10 @@ export interface OpenOptions {
    * Path of a SQLite file that backs the cache: entries evicted from shared
    * memory are written there and `get` still finds them.  Relative paths
    * are resolved against the current directory.  Default: none (memory
-   * only; eviction drops the least frequently used entries).
+   * only; eviction drops the least frequently used entries).  A symlink
+   * there, or a file of another user, is refused (`'EOWNER'`); a file
+   * damaged while no cache used it is refused by the next cache made over
+   * it (`'EBADDB'`), and left untouched.
    */
   sqlite?: string;
   /**

@@ -93,6 +93,14 @@ int kvshm__trusted(const struct kvshm__trust *t, const struct stat *sb,
 int kvshm__open_file(const char *path, int flags, unsigned mode,
                      const struct kvshm__trust *t, const char *what,
                      bool *created);
+/* A file that something else (SQLite) will open: 0 if it is missing, or a
+ * trusted regular file; KVSHM_EOWNER if it is a symlink or not trusted. */
+int kvshm__trusted_path(const char *path, const struct kvshm__trust *t,
+                        const char *what);
+/* The mode of every file made for the cache (SQLite and its -wal and -shm,
+ * the reaper's log): the segment's permission bits, else 0600.  A reader
+ * the segment admits may read the files, and nobody else. */
+unsigned kvshm__file_mode(const kvshm *kv);
 
 /* ---- hash.c ---- */
 uint64_t kvshm__hash(const void *data, size_t len, uint64_t seed);

@@ -168,9 +168,14 @@ KVSHM_API int kvshm_close(kvshm *kv);
  * refuses every operation with KVSHM_EDESTROYED (its file belongs to the
  * next segment of that name, which the next open creates).  No process
  * starts a reaper for a destroyed segment.
- * Errors: KVSHM_EBADNAME, -ENOENT.
+ * Errors: KVSHM_EBADNAME, -ENOENT, KVSHM_EOWNER (see kvshm_unlink_config).
  */
 KVSHM_API int kvshm_unlink(const char *name);
+/* kvshm_unlink of a cache whose files are trusted through cfg's trust
+ * fields (the other fields are ignored).  A segment or SQLite file of an
+ * untrusted owner is KVSHM_EOWNER, and nothing is removed: its dirty
+ * entries could not be written first. */
+KVSHM_API int kvshm_unlink_config(const char *name, const kvshm_config *cfg);
 
 /* ---- Entries ---------------------------------------------------------- */
 
@@ -247,10 +252,20 @@ KVSHM_API int kvshm_clear(kvshm *kv);
  * until the cache is destroyed, then write everything dirty to SQLite.
  * Returns at once (KVSHM_OK) if a healthy reaper already runs for it.
  * log_fd: where to log (timestamped lines), or -1 for the default
- * ($KVSHM_REAPER_LOG, else <sqlite file>.reaper.log, else nowhere).
+ * ($KVSHM_REAPER_LOG, else <sqlite file>.reaper.log, else nowhere), opened
+ * without following a symlink, refused if another (untrusted) user owns it
+ * (the reaper then runs without a log), created with the cache's mode.
  * This is kvshm-reaper's main loop; kvshm_open starts that process itself.
  */
 KVSHM_API int kvshm_reaper_run(const char *name, int log_fd);
+/*
+ * kvshm_reaper_run, attaching to the cache with cfg (as kvshm_open's, with
+ * KVSHM_NOCREATE; NULL = all defaults).  Its trust fields let the reaper
+ * accept a segment and files that a trusted user owns, as the process that
+ * started it did: kvshm-reaper gets them as --trust-uid / --trust-gid.
+ */
+KVSHM_API int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
+                                      int log_fd);
 
 /* ---- Introspection ---------------------------------------------------- */
 

@@ -21,6 +21,11 @@
  * environment disables starting it (tests that move the clock);
  * KVSHM_REAPER_PAUSE=FILE makes it idle, between ticks, while FILE exists
  * (tests that hold write-behind back; it writes FILE.ack while idle).
+ * Every variable is read with secure_getenv: a setuid or setgid program
+ * (AT_SECURE) ignores them, so whoever runs it cannot choose the program
+ * it starts or the files the reaper writes.  The spawner's trust options
+ * (kvshm_config.trust) go to the reaper as --trust-uid / --trust-gid, so
+ * that it accepts the segment and files its spawner accepted.
  *
  * Each tick (TICK_MS; persistent mode: a quarter of flush_delay_ms) works
  * for at most TICK_BUDGET_MS, going round the stripes from where the last
@@ -108,7 +113,25 @@ static bool destroyed(kvshm *kv) {
 /* ---- starting it ---- */
 
 static int spawn(kvshm *kv, const char *path) {
-  char *argv[] = {(char *)"kvshm-reaper", kv->name, NULL};
+  /* Built before fork: the child may only make async-signal-safe calls. */
+  char uid[16], gid[16];
+  char *argv[8];
+  int argc = 0;
+  argv[argc++] = (char *)"kvshm-reaper";
+  if (kv->trust.flags & KVSHM_TRUST_UID) {
+    snprintf(uid, sizeof uid, "%u", (unsigned)kv->trust.uid);
+    argv[argc++] = (char *)"--trust-uid";
+    argv[argc++] = uid;
+  }
+  if (kv->trust.flags & KVSHM_TRUST_GID) {
+    snprintf(gid, sizeof gid, "%u", (unsigned)kv->trust.gid);
+    argv[argc++] = (char *)"--trust-gid";
+    argv[argc++] = gid;
+  }
+  if (kv->name[0] == '-') /* a name may begin with '-': not an option */
+    argv[argc++] = (char *)"--";
+  argv[argc++] = kv->name; /* last, and second unless trusting: `pgrep -f` */
+  argv[argc] = NULL;
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0)
     return kvshm__fail(KVSHM_EREAPER, "cannot open /dev/null: %s",
@@ -142,7 +165,7 @@ static int spawn(kvshm *kv, const char *path) {
 }
 
 int kvshm__reaper_ensure(kvshm *kv) {
-  const char *mode = getenv("KVSHM_REAPER");
+  const char *mode = secure_getenv("KVSHM_REAPER");
   if (mode && strcmp(mode, "off") == 0)
     return KVSHM_OK;
   struct kvshm_hdr *h = kv->hdr;
@@ -155,7 +178,7 @@ int kvshm__reaper_ensure(kvshm *kv) {
   if (!atomic_compare_exchange_strong((_Atomic uint64_t *)&h->reaper_spawn_ms,
                                       &last, now))
     return KVSHM_OK; /* someone else is starting it right now */
-  const char *path = getenv("KVSHM_REAPER_PATH");
+  const char *path = secure_getenv("KVSHM_REAPER_PATH");
   if (!path || !*path)
     path = KVSHM_REAPER_PATH;
   if (!*path || path[0] != '/' || access(path, X_OK) != 0) {
@@ -261,8 +284,11 @@ static int keep_free(kvshm *kv, uint32_t s, uint32_t low_water, uint64_t now) {
   return KVSHM_OK;
 }
 
+/* The log, with the cache's mode.  A symlink or another user's file there
+ * is refused, and the reaper runs without a log: following it would let
+ * whoever planted it make us append to any file we may write. */
 static int open_log(kvshm *kv) {
-  const char *env = getenv("KVSHM_REAPER_LOG");
+  const char *env = secure_getenv("KVSHM_REAPER_LOG");
   char path[KVSHM_PATH_MAX + 16];
   if (env && *env)
     snprintf(path, sizeof path, "%s", env);
@@ -270,7 +296,15 @@ static int open_log(kvshm *kv) {
     snprintf(path, sizeof path, "%s.reaper.log", kv->hdr->sqlite_path);
   else
     return -1;
-  return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  int fd =
+      kvshm__open_file(path, O_WRONLY | O_APPEND | O_CREAT,
+                       kvshm__file_mode(kv), &kv->trust, "reaper log", NULL);
+  if (fd < 0) {
+    fprintf(stderr, "kvshm-reaper: running without a log: %s\n",
+            kvshm_errdetail());
+    return -1;
+  }
+  return fd;
 }
 
 /* Destroyed, unlinked, or cut short (checked with fstat each tick: this
@@ -282,15 +316,17 @@ static bool segment_gone(kvshm *kv) {
          (uint64_t)sb.st_size < kv->size;
 }
 
-/* Is the test pause file there?  Says so in <file>.ack once. */
-static bool paused(const char *file) {
+/* Is the test pause file there?  Says so in <file>.ack (never through a
+ * symlink, nor in another user's file). */
+static bool paused(kvshm *kv, const char *file) {
   char ack[KVSHM_PATH_MAX + 8];
   snprintf(ack, sizeof ack, "%s.ack", file);
   if (access(file, F_OK) != 0) {
     unlink(ack);
     return false;
   }
-  int fd = open(ack, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  int fd = kvshm__open_file(ack, O_WRONLY | O_CREAT, 0600, &kv->trust,
+                            "reaper pause ack file", NULL);
   if (fd >= 0)
     close(fd);
   return true;
@@ -359,8 +395,13 @@ static int gc_step(kvshm *kv, struct gc *g) {
 }
 
 int kvshm_reaper_run(const char *name, int log_fd) {
+  return kvshm_reaper_run_config(name, NULL, log_fd);
+}
+
+int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
+                            int log_fd) {
   kvshm *kv;
-  int rc = kvshm_open(name, NULL,
+  int rc = kvshm_open(name, cfg,
                       KVSHM_NOCREATE | KVSHM_NOREAPER | KVSHM__AS_REAPER, &kv);
   if (rc) {
     logf_(log_fd, "cannot open cache '%s': %s", name, kvshm_errdetail());
@@ -404,7 +445,7 @@ int kvshm_reaper_run(const char *name, int log_fd) {
   uint64_t written = 0, last_report = kvshm__wall_ms();
   /* Tests hold write-behind back at a safe point (no lock held) with a
    * pause file, where SIGSTOP could freeze the reaper holding a lock. */
-  const char *pause = getenv("KVSHM_REAPER_PAUSE");
+  const char *pause = secure_getenv("KVSHM_REAPER_PAUSE");
   while (!stop_signal) {
     uint64_t now = kvshm__wall_ms(), deadline = now + budget;
     store64(&h->reaper_heartbeat_ms, now);
@@ -413,7 +454,7 @@ int kvshm_reaper_run(const char *name, int log_fd) {
                           : "segment file removed or cut short";
       break;
     }
-    if (pause && *pause && paused(pause)) {
+    if (pause && *pause && paused(kv, pause)) {
       struct timespec ts = {0, (long)tick * 1000000L};
       nanosleep(&ts, NULL);
       continue;

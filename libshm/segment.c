@@ -867,17 +867,37 @@ int kvshm_close(kvshm *kv) {
 }
 
 int kvshm_unlink(const char *name) {
+  return kvshm_unlink_config(name, NULL);
+}
+
+int kvshm_unlink_config(const char *name, const kvshm_config *cfg) {
   kvshm__clear_detail();
   char path[KVSHM_NAME_MAX + 16];
   int rc = check_name(name, path, sizeof path);
   if (rc)
     return rc;
+  kvshm_config trust;
+  kvshm_config_init(&trust); /* only the trust fields: attach as it is */
+  if (cfg) {
+    trust.trust = cfg->trust;
+    trust.trust_uid = cfg->trust_uid;
+    trust.trust_gid = cfg->trust_gid;
+  }
   /* Mark it destroyed first: from then on no reaper is started for it and
    * a SQLite cache's operations are refused under their stripe lock, so
    * the flush that follows carries every write it acknowledged.  Then the
    * name goes; the next open makes a new segment over the same file. */
   kvshm *kv = NULL;
-  if (kvshm_open(name, NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv) == 0) {
+  rc = kvshm_open(name, &trust, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv);
+  if (rc == KVSHM_EOWNER) { /* what is dirty would be lost unwritten */
+    char why[400];
+    snprintf(why, sizeof why, "%s", kvshm_errdetail());
+    return kvshm__fail(rc,
+                       "%s; or remove /dev/shm%s by hand if its data "
+                       "does not matter",
+                       why, path);
+  }
+  if (rc == KVSHM_OK) {
     /* Openers wait on the flock meanwhile, and then make a new segment:
      * none attaches to this one after the flush. */
     bool locked = kvshm__seg_lock(kv, true) == 0;

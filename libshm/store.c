@@ -34,6 +34,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,6 +192,9 @@ static const char schema[] =
 
 /* Format 1 keyed rows by key alone and had no generations: rebuild the
  * table keyed by hash, every row in generation 0. */
+static int quick_check(kvshm *kv, sqlite3 *db, char *what, size_t n);
+static int damaged(kvshm *kv, const char *what);
+
 static const char migrate_v1[] =
     "CREATE TABLE kvshm_entries_v2" ENTRIES_COLUMNS
     "INSERT INTO kvshm_entries_v2 SELECT kvshm_hpos(key), key, value, flags, "
@@ -256,18 +260,53 @@ static void store_free(struct kvshm_store *st) {
   free(st);
 }
 
+/*
+ * Before SQLite opens the file: create it ourselves, with the cache's mode
+ * (SQLite would create it 0644 less the umask, readable by every local
+ * user; its unix VFS gives -wal and -shm the main file's mode), and refuse
+ * a symlink or a file of an untrusted owner, there or at -wal and -shm: a
+ * WAL planted by another user would be replayed into our database.  SQLite
+ * then opens the file with SQLITE_OPEN_NOFOLLOW, and -wal and -shm with
+ * O_NOFOLLOW, so a link planted after these checks is refused as well.
+ */
+static int store_files_check(kvshm *kv, const char *path) {
+  unsigned mode = kvshm__file_mode(kv);
+  int fd = kvshm__open_file(path, O_RDWR | O_CREAT, mode, &kv->trust,
+                            "SQLite file", NULL);
+  if (fd == -EACCES) /* a trusted file we may only read: so will SQLite */
+    fd =
+        kvshm__open_file(path, O_RDONLY, mode, &kv->trust, "SQLite file", NULL);
+  if (fd < 0)
+    return fd;
+  close(fd);
+  static const char *const side[][2] = {{"-wal", "SQLite WAL file"},
+                                        {"-shm", "SQLite shared-memory file"}};
+  for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
+    char p[KVSHM_PATH_MAX + 8];
+    snprintf(p, sizeof p, "%s%s", path, side[i][0]);
+    int rc = kvshm__trusted_path(p, &kv->trust, side[i][1]);
+    if (rc)
+      return rc;
+  }
+  return KVSHM_OK;
+}
+
 int kvshm__store_open_path(kvshm *kv, const char *path,
                            struct kvshm_store **out) {
   int rc = conns_add(kv, 0); /* a forked child must not even open one */
+  if (rc)
+    return rc;
+  rc = store_files_check(kv, path);
   if (rc)
     return rc;
   struct kvshm_store *st = calloc(1, sizeof *st);
   if (!st)
     return -ENOMEM;
   st->pid = getpid();
-  rc = sqlite3_open_v2(
-      path, &st->db,
-      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+  rc = sqlite3_open_v2(path, &st->db,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                           SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                       NULL);
   if (rc != SQLITE_OK) {
     rc = kvshm__fail(KVSHM_ESQLITE,
                      "cannot open SQLite file '%s' of cache "
@@ -277,6 +316,9 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
     return rc;
   }
   sqlite3_extended_result_codes(st->db, 0);
+  /* Check each cell's size against its page whenever a page is read, so
+   * that more damage is an error (SQLITE_CORRUPT) than a wrong answer. */
+  exec(st->db, "PRAGMA cell_size_check=ON");
   sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
   sqlite3_create_function(st->db, "kvshm_hpos", 1,
                           SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hpos,
@@ -299,6 +341,12 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   if (!rc && exec(st->db, kv->hdr->persistent ? "PRAGMA synchronous=FULL"
                                               : "PRAGMA synchronous=NORMAL"))
     rc = db_fail(kv, st->db, "PRAGMA synchronous");
+  if (!rc && !fresh && format < STORE_FORMAT) { /* check before converting */
+    char what[256];
+    rc = quick_check(kv, st->db, what, sizeof what);
+    if (!rc && what[0])
+      rc = damaged(kv, what);
+  }
   if (!rc && (fresh || format < STORE_FORMAT)) {
     char init[128];
     snprintf(init, sizeof init,
@@ -545,14 +593,83 @@ int kvshm__store_disown(kvshm *kv) {
   return set_owner(kv, 0);
 }
 
+/*
+ * PRAGMA quick_check of the whole file, once per segment: when a segment is
+ * made over an existing file (after a reboot, or a destroy), before it
+ * claims the file.  Damage that happened while no segment used the file
+ * (a disk error, a copy cut short, another program) is found here rather
+ * than by a read in the middle of the application's work, and the file is
+ * left as it was: nothing is written to it, and a WAL with frames in it is
+ * not checkpointed into it.  quick_check reads every page and checks the
+ * b-trees' structure (page types, cell bounds, order of keys, free pages);
+ * it cannot see damage inside a row's bytes (a value changed in place
+ * still parses), which only the values' users can.
+ */
+static int quick_check(kvshm *kv, sqlite3 *db, char *what, size_t n) {
+  sqlite3_stmt *q;
+  what[0] = '\0';
+  if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &q, NULL))
+    return db_fail(kv, db, "PRAGMA quick_check");
+  int rc = sqlite3_step(q);
+  if (rc == SQLITE_ROW) {
+    const char *msg = (const char *)sqlite3_column_text(q, 0);
+    if (msg && strcmp(msg, "ok") != 0)
+      snprintf(what, n, "%s", msg);
+    rc = KVSHM_OK;
+  } else if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+    snprintf(what, n, "%s", sqlite3_errmsg(db));
+    rc = KVSHM_OK;
+  } else {
+    rc = db_fail(kv, db, "PRAGMA quick_check");
+  }
+  sqlite3_finalize(q);
+  return rc;
+}
+
+static int damaged(kvshm *kv, const char *what) {
+  return kvshm__fail(KVSHM_EBADDB,
+                     "SQLite file '%s' of cache '%s' is damaged (PRAGMA "
+                     "quick_check: %s); it was left untouched.  Restore it "
+                     "from a backup, or move it away together with its -wal "
+                     "and -shm files to start the cache empty (`sqlite3 "
+                     "FILE .recover` saves the rows that can still be read)",
+                     kv->hdr->sqlite_path, kv->name, what);
+}
+
+static int store_damage_check(kvshm *kv, struct kvshm_store *st) {
+  char what[256];
+  int rc = quick_check(kv, st->db, what, sizeof what);
+  if (rc || !what[0])
+    return rc;
+  const char *path = kv->hdr->sqlite_path;
+  char wal[KVSHM_PATH_MAX + 8];
+  struct stat sb;
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  if (stat(wal, &sb) == 0 && sb.st_size > 0) /* keep its frames there */
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  kvshm__store_close(kv);
+  return damaged(kv, what);
+}
+
 int kvshm__store_sync(kvshm *kv, bool claim) {
   uint64_t g = 0, owner = 0;
-  int rc = kvshm__store_meta_get(kv, "clear_gen", &g);
+  int rc = KVSHM_OK;
+  claim = claim && !atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed);
+  if (claim) {
+    rc = kvshm__store_meta_get(kv, "owner", &owner);
+    /* Not ours yet: check it first.  A read that failed on an open
+     * connection may have met damage, which is the better message. */
+    if ((rc || owner != kv->hdr->nonce) && kv->store) {
+      int bad = store_damage_check(kv, kv->store);
+      if (bad)
+        return bad;
+    }
+  }
+  if (!rc)
+    rc = kvshm__store_meta_get(kv, "clear_gen", &g);
   if (!rc)
     kvshm__clear_gen_raise(kv, g);
-  if (!rc && claim && !atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed) &&
-      !(rc = kvshm__store_meta_get(kv, "owner", &owner)) &&
-      owner != kv->hdr->nonce)
+  if (!rc && claim && owner != kv->hdr->nonce)
     rc = set_owner(kv, kv->hdr->nonce);
   return rc;
 }

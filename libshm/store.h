@@ -55,7 +55,8 @@ int kvshm__store_meta_get(kvshm *kv, const char *k, uint64_t *v);
 int kvshm__store_meta_raise(kvshm *kv, const char *k, uint64_t v);
 /* Raise the header's clear_gen to the file's (a segment made again over an
  * old file must not see rows that a clear removed); with claim, make this
- * segment the file's owner unless it is destroyed. */
+ * segment the file's owner unless it is destroyed, after a PRAGMA
+ * quick_check of a file it does not own yet (KVSHM_EBADDB if damaged). */
 int kvshm__store_sync(kvshm *kv, bool claim);
 /* Inside a write transaction: KVSHM_OK if this segment owns the file, else
  * KVSHM_EDESTROYED (write nothing). */

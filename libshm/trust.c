@@ -98,3 +98,28 @@ failed:
   return kvshm__fail(-errno, "cannot open %s %s: %s", what, path,
                      strerror(errno));
 }
+
+int kvshm__trusted_path(const char *path, const struct kvshm__trust *t,
+                        const char *what) {
+  struct stat sb;
+  if (lstat(path, &sb)) {
+    if (errno == ENOENT)
+      return KVSHM_OK; /* whoever creates it makes it ours */
+    return kvshm__fail(-errno, "cannot stat %s %s: %s", what, path,
+                       strerror(errno));
+  }
+  if (S_ISLNK(sb.st_mode))
+    return kvshm__fail(KVSHM_EOWNER,
+                       "%s %s is a symbolic link: kvshm does not follow "
+                       "links there (another user may have planted it); "
+                       "remove it",
+                       what, path);
+  return kvshm__trusted(t, &sb, what, path);
+}
+
+unsigned kvshm__file_mode(const kvshm *kv) {
+  struct stat sb;
+  if (kv->seg_fd >= 0 && fstat(kv->seg_fd, &sb) == 0)
+    return (unsigned)sb.st_mode & 0777u;
+  return 0600u;
+}

@@ -82,7 +82,7 @@ static void *watch_main(void *arg) {
 }
 
 int kvshm__watch_start(kvshm *kv) {
-  const char *mode = getenv("KVSHM_REAPER");
+  const char *mode = secure_getenv("KVSHM_REAPER"); /* see reaper.c */
   if (kv->watch || kv->seg_fd < 0 || (mode && strcmp(mode, "off") == 0))
     return KVSHM_OK;
   struct kvshm_watch *w = calloc(1, sizeof *w);
@@ -102,6 +102,7 @@ int kvshm__watch_start(kvshm *kv) {
   w->view.size = KVSHM_HDR_SIZE;
   w->view.hdr = base;
   w->view.seg_fd = -1;
+  w->view.trust = kv->trust; /* the reaper it starts gets them (reaper.c) */
   memcpy(w->view.name, kv->name, sizeof w->view.name);
   kvshm__guard_add(&w->view); /* a file cut short ends the watch */
   pthread_attr_t attr;

@@ -325,7 +325,7 @@ static int cmd_destroy(int argc, char **argv) {
       return CLI_EXIT_NOTFOUND;
     }
   }
-  rc = kvshm_unlink(name);
+  rc = kvshm_unlink_config(name, &cli_trust);
   if (rc)
     return cli_fail(rc, "cannot destroy '%s'", name);
   printf("destroyed '%s'\n", name);

@@ -219,7 +219,7 @@ void cli_create_undo(const char *name, struct cli_create *co) {
             name, users, users == 1 ? "" : "es", users == 1 ? "has" : "have");
     return;
   }
-  int rc = kvshm_unlink(name);
+  int rc = kvshm_unlink_config(name, &cli_trust);
   if (rc && rc != -ENOENT) {
     cli_fail(rc, "cannot remove '%s', which it had created", name);
     return;

@@ -92,6 +92,7 @@ struct kva_cache {
   struct kva_cache *next, **pprev; /* in ad->caches */
   struct kva_iter *iters;          /* open iterators over this cache */
   char *name;                      /* for destroy() after close */
+  kvshm_config trust;              /* its trust fields, for destroy() */
   uint64_t max_value; /* kvshm_stats' max_value (for a 16-byte key) */
   uint64_t test_now;  /* test clock (lib/testing.js), ms */
   int test_point;     /* test hook: signal at this point ... */

@@ -331,7 +331,7 @@ static napi_value cache_destroy(napi_env env, napi_callback_info info) {
   struct kva_cache *c;
   KVA_CHECK(env, napi_get_cb_info(env, info, &argc, NULL, NULL, (void **)&c));
   cache_close(c);
-  int rc = kvshm_unlink(c->name);
+  int rc = kvshm_unlink_config(c->name, &c->trust);
   if (rc && rc != -ENOENT)
     return kva_throw(env, c->ad, rc);
   return boolean(env, rc == KVSHM_OK);
@@ -603,6 +603,10 @@ napi_value kva_open(napi_env env, napi_callback_info info) {
   c->ad = ad;
   c->kv = kv;
   c->name = name;
+  kvshm_config_init(&c->trust);
+  c->trust.trust = cfg.trust;
+  c->trust.trust_uid = cfg.trust_uid;
+  c->trust.trust_gid = cfg.trust_gid;
   c->max_value = kst.max_value;
   c->next = ad->caches;
   if (c->next)

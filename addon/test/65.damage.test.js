@@ -106,9 +106,13 @@ test("another user's segment: EOWNER, unless trusted", { skip: process.getuid() 
     assert.match(err.message, /trust/);
     return true;
   });
+  // Destroying it untrusted would drop it unwritten: refused, kept.
+  assert.throws(() => kvshm.destroy(name), (err) => err.code === 'EOWNER');
+  assert.ok(fs.existsSync(`/dev/shm/kvshm.${name}`));
   const c = kvshm.open(name, { reaper: false, trustUid: NOBODY });
   assert.equal(c.get('planted'), 'by nobody');
-  c.close();
+  assert.equal(c.destroy(), true); /* its handle's trust is used */
+  assert.ok(!fs.existsSync(`/dev/shm/kvshm.${name}`));
 });
 
 test('a read-only attach without write permission says why', { skip: process.getuid() !== 0 && 'needs root to act as another user' }, (t) => {
