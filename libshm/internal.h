@@ -236,6 +236,9 @@ void kvshm__reaper_poll(kvshm *kv);
 int kvshm__reaper_ensure(kvshm *kv);
 /* Does a reaper hold reaper_lock right now? */
 bool kvshm__reaper_alive(kvshm *kv);
+/* May reaper_lock be handed to pthread?  Not if damage changed its kind
+ * word: glibc aborts the process on some kinds (reaper.c). */
+bool kvshm__reaper_lock_usable(kvshm *kv);
 /* The watchdog thread of a SQLite cache's handle: it waits on reaper_lock
  * and starts a new reaper as soon as the holder dies (watch.c). */
 int kvshm__watch_start(kvshm *kv);

@@ -85,8 +85,51 @@ static void store64(uint64_t *p, uint64_t v) {
   atomic_store_explicit((_Atomic uint64_t *)p, v, memory_order_release);
 }
 
+/*
+ * The kind word of a mutex (glibc's __kind: type, robust, shared and
+ * protocol bits) is written by pthread_mutex_init and by nothing else, so
+ * in reaper_lock it is the one a robust, process-shared mutex gets (see
+ * segment.c) unless the segment was scribbled on.  glibc does not return an
+ * error for every other kind: on some (priority protection without a
+ * ceiling, priority inheritance with a lock word it did not write) it
+ * asserts, aborting the whole process.  So a lock of another kind is never
+ * handed to pthread: it is unusable, no reaper can hold it, verify reports
+ * it and kvshm_repair initialises it again.
+ */
+#ifdef __GLIBC__
+static int robust_shared_kind(void) {
+  static _Atomic int kind = -1; /* every thread computes the same */
+  int k = atomic_load_explicit(&kind, memory_order_relaxed);
+  if (k != -1)
+    return k;
+  pthread_mutexattr_t a;
+  pthread_mutex_t m;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  k = pthread_mutex_init(&m, &a) == 0 ? m.__data.__kind : -2;
+  pthread_mutex_destroy(&m);
+  pthread_mutexattr_destroy(&a);
+  atomic_store_explicit(&kind, k, memory_order_relaxed);
+  return k;
+}
+#endif
+
+bool kvshm__reaper_lock_usable(kvshm *kv) {
+#ifdef __GLIBC__
+  int k = atomic_load_explicit(
+      (_Atomic int *)&kv->hdr->reaper_lock.__data.__kind, memory_order_relaxed);
+  return k == robust_shared_kind();
+#else
+  (void)kv;
+  return true;
+#endif
+}
+
 bool kvshm__reaper_alive(kvshm *kv) {
   pthread_mutex_t *m = &kv->hdr->reaper_lock;
+  if (!kvshm__reaper_lock_usable(kv))
+    return false; /* nobody can hold it */
   int rc = pthread_mutex_trylock(m);
   if (rc == EBUSY)
     return true;
@@ -146,6 +189,16 @@ int kvshm__reaper_ensure(kvshm *kv) {
   struct kvshm_hdr *h = kv->hdr;
   if (destroyed(kv) || kvshm__reaper_alive(kv))
     return KVSHM_OK;
+  if (!kvshm__reaper_lock_usable(kv)) {
+    /* A reaper started now could not claim it: start none.  A memory-only
+     * cache is correct without one; a SQLite cache is not (as below). */
+    if (!kvshm__has_store(kv))
+      return KVSHM_OK;
+    return kvshm__fail(KVSHM_EREAPER,
+                       "the reaper lock of cache '%s' is damaged, so no "
+                       "reaper can run: repair the cache (kvshm_repair)",
+                       kv->name);
+  }
   uint64_t now = kvshm__wall_ms();
   uint64_t last = load64(&h->reaper_spawn_ms);
   if (last + SPAWN_WINDOW_MS > now && last <= now)
@@ -210,8 +263,14 @@ __attribute__((format(printf, 2, 3))) static void logf_(int fd, const char *fmt,
   (void)!write(fd, line, n);
 }
 
-/* Take reaper_lock, unless another reaper holds it. */
-static bool claim(kvshm *kv) {
+/* Take reaper_lock: KVSHM_OK, KVSHM_EEXIST if another reaper holds it,
+ * KVSHM_ECORRUPT if it is damaged (see kvshm__reaper_lock_usable). */
+static int claim(kvshm *kv) {
+  if (!kvshm__reaper_lock_usable(kv))
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "the reaper lock of cache '%s' is damaged: repair "
+                       "the cache (kvshm_repair)",
+                       kv->name);
   struct timespec ts = kvshm__deadline(CLAIM_WAIT_MS);
   pthread_mutex_t *m = &kv->hdr->reaper_lock;
   int rc = pthread_mutex_timedlock(m, &ts);
@@ -220,10 +279,10 @@ static bool claim(kvshm *kv) {
     rc = 0;
   }
   if (rc)
-    return false;
+    return KVSHM_EEXIST;
   store64(&kv->hdr->reaper_heartbeat_ms, kvshm__wall_ms());
   atomic_store((_Atomic uint32_t *)&kv->hdr->reaper_pid, (uint32_t)getpid());
-  return true;
+  return KVSHM_OK;
 }
 
 /* Remove expired entries from up to SWEEP_PER_TICK slots of stripe s. */
@@ -361,13 +420,18 @@ int kvshm_reaper_run(const char *name, int log_fd) {
   int own_log = -1;
   if (log_fd < 0)
     log_fd = own_log = open_log(kv);
-  if (!claim(kv)) {
-    logf_(log_fd, "cache '%s' already has reaper %u; exiting", name,
-          load32(&kv->hdr->reaper_pid));
+  if ((rc = claim(kv)) != KVSHM_OK) {
+    if (rc == KVSHM_EEXIST) {
+      logf_(log_fd, "cache '%s' already has reaper %u; exiting", name,
+            load32(&kv->hdr->reaper_pid));
+      rc = KVSHM_OK;
+    } else {
+      logf_(log_fd, "%s; exiting", kvshm_errdetail());
+    }
     kvshm_close(kv);
     if (own_log >= 0)
       close(own_log);
-    return KVSHM_OK;
+    return rc;
   }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -446,7 +510,8 @@ int kvshm_reaper_run(const char *name, int log_fd) {
   rc = kvshm_flush(kv);
   logf_(log_fd, "%s; final flush: %s", why, rc ? kvshm_errdetail() : "done");
   atomic_store((_Atomic uint32_t *)&h->reaper_pid, 0);
-  pthread_mutex_unlock(&h->reaper_lock);
+  if (kvshm__reaper_lock_usable(kv)) /* else the kernel lets it go as we */
+    pthread_mutex_unlock(&h->reaper_lock); /* exit: it is a robust mutex */
   free(cursor);
   kvshm__store_close(kv);
   kvshm_close(kv);

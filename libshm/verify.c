@@ -150,6 +150,9 @@ int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
     problem(&v, "header: %s", kvshm_errdetail());
     return v.problems;
   }
+  if (!kvshm__reaper_lock_usable(kv))
+    problem(&v, "header: the reaper lock is damaged (its kind word was "
+                "overwritten): no reaper can run until it is repaired");
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     /* A stripe's generation can never pass the header's. */
     uint64_t sg =

@@ -54,6 +54,10 @@ static void *watch_main(void *arg) {
   pthread_mutex_t *m = &h->reaper_lock;
   while (!atomic_load(&w->stop) &&
          !atomic_load((_Atomic uint32_t *)&h->destroyed)) {
+    if (!kvshm__reaper_lock_usable(&w->view)) {
+      nap(WATCH_PERIOD_MS); /* damaged: pthread could abort us; verify */
+      continue;             /* reports it, kvshm_repair mends it */
+    }
     struct timespec until = kvshm__deadline(WATCH_PERIOD_MS);
     int rc = pthread_mutex_timedlock(m, &until);
     if (rc == ETIMEDOUT)
