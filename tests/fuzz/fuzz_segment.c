@@ -74,9 +74,10 @@ static struct {
   uint32_t slot;
   uint32_t stripes;
   uint32_t lock_ms;
-  unsigned models; /* bit m: model m may be chosen */
+  unsigned models;  /* bit m: model m may be chosen */
+  unsigned damages; /* models applied per trial: 1 to this many */
   bool verbose;
-} opt = {0, 200, 1u << 20, 96, 4, 200, ~0u, false};
+} opt = {0, 200, 1u << 20, 96, 4, 200, ~0u, 1, false};
 
 /* ---- random numbers ----------------------------------------------------- */
 
@@ -393,7 +394,8 @@ struct trial {
   uint64_t seed;
   int model;
   char desc[256];
-  uint64_t shrink_to; /* M_SHRINK: the size after the child opened it */
+  bool shrink;        /* M_SHRINK: the driver shrinks the file to */
+  uint64_t shrink_to; /* shrink_to bytes once the child opened it */
 };
 
 enum {
@@ -872,18 +874,20 @@ static void dmg_chain(struct trial *t, uint64_t *r) {
            head ? "head" : "cont", name, old, v);
 }
 
-static void damage(struct trial *t) {
-  uint64_t r = mix64(t->seed ^ 0x64616d616765ull);
+static int pick_model(uint64_t *r) {
   unsigned total = 0, w[M_COUNT];
   for (int m = 0; m < M_COUNT; m++)
     total += w[m] = opt.models >> m & 1 ? models[m].weight : 0;
-  unsigned x = below(&r, total);
-  for (t->model = 0; x >= w[t->model]; t->model++)
-    x -= w[t->model];
-  t->desc[0] = '\0';
-  t->shrink_to = 0;
-  memcpy(work, pristine, G.size);
-  switch (t->model) {
+  unsigned x = below(r, total);
+  int m = 0;
+  for (; x >= w[m]; m++)
+    x -= w[m];
+  return m;
+}
+
+static void damage_one(struct trial *t, int model, uint64_t *rs) {
+  uint64_t r = *rs;
+  switch (model) {
   case M_BYTES:
     dmg_bytes(t, &r);
     break;
@@ -928,8 +932,28 @@ static void damage(struct trial *t) {
     default: /* anywhere */
       t->shrink_to = below(&r, G.size);
     }
+    t->shrink = true;
     describe(t, "shrink: to %" PRIu64 " bytes after the open", t->shrink_to);
   }
+  }
+  *rs = r;
+}
+
+/* Damage the copy of the image: one model, or with --damages N up to N. */
+static void damage(struct trial *t) {
+  uint64_t r = mix64(t->seed ^ 0x64616d616765ull);
+  t->desc[0] = '\0';
+  t->shrink = false;
+  t->shrink_to = 0;
+  memcpy(work, pristine, G.size);
+  int n = opt.damages > 1 ? 1 + (int)below(&r, opt.damages) : 1;
+  for (int k = 0; k < n; k++) {
+    int m = pick_model(&r);
+    if (k == 0)
+      t->model = m;
+    else
+      describe(t, " + ");
+    damage_one(t, m, &r);
   }
 }
 
@@ -1203,7 +1227,7 @@ static void child_run(const struct trial *t, const char *name, int opened_fd,
   phase("open");
   int rc =
       done(kvshm_open(name, &c, KVSHM_NOCREATE | KVSHM_NOREAPER, &ckv), -1);
-  if (t->model == M_SHRINK) { /* the driver shrinks the file now */
+  if (t->shrink) { /* the driver shrinks the file now */
     char b = 'o';
     if (write(opened_fd, &b, 1) != 1 || read(go_fd, &b, 1) != 1)
       _exit(4);
@@ -1354,7 +1378,7 @@ struct result {
   enum outcome out;
   int sig;       /* the signal behind it (ASan's report names it) */
   char cls[256]; /* failure class: signal and where */
-  char at[200];  /* first libshm frame, file:line */
+  char at[256];  /* first libshm frame, file:line */
   char phase[96];
 };
 
@@ -1527,7 +1551,7 @@ static void trial_run(struct trial *t, long i, struct result *res) {
    * and every keyed phase wait once; then a margin for ASan. */
   uint64_t deadline =
       now_ms() + (uint64_t)opt.lock_ms * (2 * G.stripes + 10) + 5000;
-  if (t->model == M_SHRINK) {
+  if (t->shrink) {
     struct pollfd p = {opened[0], POLLIN, 0};
     char b;
     if (poll(&p, 1, (int)(deadline - now_ms())) == 1 &&
@@ -1571,6 +1595,8 @@ static void trial_run(struct trial *t, long i, struct result *res) {
     classify(res, status, false);
   } else if (WEXITSTATUS(status) == 3) {
     res->out = O_WRONG;
+    res->phase[0] = '\0'; /* wrong_why names the call */
+    snprintf(res->at, sizeof res->at, "%s", rep->wrong_why);
     snprintf(res->cls, sizeof res->cls, "wrong value (%.*s)",
              (int)strcspn(rep->wrong_why, ":"), rep->wrong_why);
   } else if (WEXITSTATUS(status) != 0) {
@@ -1593,7 +1619,7 @@ struct cls {
   char name[256];
   long count;
   uint64_t seed;
-  char desc[256], at[200], phase[96];
+  char desc[256], at[256], phase[96];
 };
 #define MAXCLS 64
 static struct cls classes[MAXCLS];
@@ -1641,6 +1667,9 @@ static void command_make(const char *argv0, uint64_t seed, long trials) {
   if (opt.lock_ms != 200)
     n += snprintf(command + n, sizeof command - (size_t)n, " --lock-timeout %u",
                   opt.lock_ms);
+  if (opt.damages != 1)
+    n += snprintf(command + n, sizeof command - (size_t)n, " --damages %u",
+                  opt.damages);
   if (opt.models != ~0u) {
     n += snprintf(command + n, sizeof command - (size_t)n, " --models ");
     for (int m = 0; m < M_COUNT; m++)
@@ -1654,12 +1683,14 @@ static void command_make(const char *argv0, uint64_t seed, long trials) {
 static void usage(void) {
   fprintf(stderr,
           "usage: fuzz_segment [--seed S] [--trials N] [--models [-]A,B,..] "
-          "[--verbose]\n"
+          "[--damages N]\n"
           "                    [--memory BYTES] [--slot BYTES] [--stripes N] "
           "[--lock-timeout MS]\n"
+          "                    [--verbose]\n"
           "Trial k uses seed S+k: --seed S+k --trials 1 replays it and "
           "prints the child's\nreport.  --models picks the damage models "
-          "(-A,B: all but those):");
+          "(-A,B: all but those);\n--damages N applies 1 to N of them per "
+          "trial (default 1).  Models:");
   for (int m = 0; m < M_COUNT; m++)
     fprintf(stderr, " %s", models[m].name);
   fprintf(stderr, "\n");
@@ -1716,12 +1747,14 @@ int main(int argc, char **argv) {
       opt.lock_ms = (uint32_t)num_arg(argc, argv, &i);
     else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v"))
       opt.verbose = true;
+    else if (!strcmp(argv[i], "--damages"))
+      opt.damages = (uint32_t)num_arg(argc, argv, &i);
     else if (!strcmp(argv[i], "--models") && i + 1 < argc)
       opt.models = models_arg(argv[++i]);
     else
       usage();
   }
-  if (opt.trials < 1 || opt.lock_ms == 0)
+  if (opt.trials < 1 || opt.lock_ms == 0 || opt.damages < 1)
     usage();
   if (opt.trials == 1)
     opt.verbose = true;
@@ -1785,9 +1818,11 @@ int main(int argc, char **argv) {
     if (res.out == O_SIGNAL || res.out == O_EXIT)
       sigs[res.sig > 0 && res.sig < 65 ? res.sig : 0]++;
     class_add(&res, &t);
-    printf("FAIL seed %" PRIu64 ": %s: %s [in %s%s%s] %s\n", t.seed, res.cls,
-           t.desc, res.phase, res.at[0] ? ", " : "", res.at,
-           res.out == O_WRONG ? rep->wrong_why : "");
+    printf("FAIL seed %" PRIu64 ": %s: %s", t.seed, res.cls, t.desc);
+    if (res.out == O_WRONG)
+      printf(" [%s]\n", rep->wrong_why);
+    else
+      printf(" [in %s%s%s]\n", res.phase, res.at[0] ? ", " : "", res.at);
     if (opt.verbose)
       printf("---- child stderr ----\n%s---- end ----\n", errbuf);
   }
@@ -1820,11 +1855,12 @@ int main(int argc, char **argv) {
   if (nclasses) {
     qsort(classes, (size_t)nclasses, sizeof *classes, cls_cmp);
     printf("  failure classes (count, one seed, its damage, where):\n");
-    for (int c = 0; c < nclasses; c++)
-      printf("    %5ld  %s\n           seed %" PRIu64 ": %s [in %s%s%s]\n",
-             classes[c].count, classes[c].name, classes[c].seed,
-             classes[c].desc, classes[c].phase, classes[c].at[0] ? ", " : "",
-             classes[c].at);
+    for (int c = 0; c < nclasses; c++) {
+      struct cls *k = &classes[c];
+      printf("    %5ld  %s\n           seed %" PRIu64 ": %s [%s%s%s%s]\n",
+             k->count, k->name, k->seed, k->desc, k->phase[0] ? "in " : "",
+             k->phase, k->phase[0] && k->at[0] ? ", " : "", k->at);
+    }
     command_make(argv[0], 0, 1);
     char *sp = strstr(command, " --seed 0");
     printf("  replay one (its ASan report): %.*s --seed SEED%s\n",
