@@ -306,8 +306,8 @@ struct place {
   uint32_t s, i;
   uint16_t kind;
 };
-static struct place *heads, *conts, *fulls;
-static size_t nheads, nconts, nfulls;
+static struct place *heads, *conts, *frees, *fulls;
+static size_t nheads, nconts, nfrees, nfulls;
 
 static void put32(uint8_t *img, uint64_t off, uint32_t v) {
   memcpy(img + off, &v, 4);
@@ -340,8 +340,9 @@ static void geo_read(void) {
   G.region_size = h.region_size;
   heads = calloc((size_t)G.stripes * G.slots, sizeof *heads);
   conts = calloc((size_t)G.stripes * G.slots, sizeof *conts);
+  frees = calloc((size_t)G.stripes * G.slots, sizeof *frees);
   fulls = calloc((size_t)G.stripes * G.buckets, sizeof *fulls);
-  if (!heads || !conts || !fulls)
+  if (!heads || !conts || !frees || !fulls)
     die("out of memory");
   for (uint32_t s = 0; s < G.stripes; s++) {
     struct kvshm_stripe st;
@@ -353,6 +354,8 @@ static void geo_read(void) {
         heads[nheads++] = (struct place){s, r, k};
       else if (k == KVSHM_KIND_CONT)
         conts[nconts++] = (struct place){s, r, k};
+      else if (r <= st.fresh) /* on the free list (freed by an overwrite) */
+        frees[nfrees++] = (struct place){s, r, k};
     }
     for (uint32_t b = 0; b < G.buckets; b++)
       if (get32(pristine, bucket_off(s, b)))
@@ -764,8 +767,10 @@ static void dmg_bucket(struct trial *t, uint64_t *r) {
 static struct place pick_slot(uint64_t *r, bool heads_only) {
   if (nheads && (heads_only || below(r, 2) || !nconts))
     return heads[below(r, nheads)];
-  if (nconts && below(r, 4))
+  if (nconts && below(r, 3))
     return conts[below(r, nconts)];
+  if (nfrees && below(r, 2))
+    return frees[below(r, nfrees)];
   uint32_t s = below(r, G.stripes);
   uint32_t used = G.fresh[s] ? G.fresh[s] : G.slots;
   return (struct place){s, 1 + below(r, below(r, 3) ? used : G.slots), 0};
@@ -850,28 +855,36 @@ static void dmg_length(struct trial *t, uint64_t *r) {
            klen ? "klen" : "vlen", old, klen ? v & 0xffff : v);
 }
 
+/* A link of a slot: a head's bucket chain (hnext) or continuation chain
+ * (cnext), a continuation's owner or next, or a free slot's free-list link
+ * (hnext, where a continuation keeps its owner). */
 static void dmg_chain(struct trial *t, uint64_t *r) {
   struct place p = pick_slot(r, false);
   uint64_t off = slot_off(p.s, p.i);
-  bool head = (get16(work, off) & KVSHM_KIND_MASK) == KVSHM_KIND_HEAD;
-  const char *name;
+  uint16_t kind = get16(work, off) & KVSHM_KIND_MASK;
+  bool first = below(r, 2);
+  const char *what, *name;
   size_t fo;
-  if (head) {
-    bool h = below(r, 2);
-    name = h ? "hnext" : "cnext";
-    fo = h ? offsetof(struct kvshm_head, hnext)
-           : offsetof(struct kvshm_head, cnext);
+  if (kind == KVSHM_KIND_HEAD) {
+    what = "head";
+    name = first ? "hnext" : "cnext";
+    fo = first ? offsetof(struct kvshm_head, hnext)
+               : offsetof(struct kvshm_head, cnext);
+  } else if (kind == KVSHM_KIND_FREE) {
+    what = "free";
+    name = "hnext";
+    fo = offsetof(struct kvshm_head, hnext);
   } else {
-    bool o = below(r, 2);
-    name = o ? "owner" : "cnext";
-    fo = o ? offsetof(struct kvshm_cont, owner)
-           : offsetof(struct kvshm_cont, cnext);
+    what = kind == KVSHM_KIND_CONT ? "cont" : "?";
+    name = first ? "owner" : "cnext";
+    fo = first ? offsetof(struct kvshm_cont, owner)
+               : offsetof(struct kvshm_cont, cnext);
   }
   uint32_t old = get32(work, off + fo);
   uint32_t v = below(r, 5) ? odd_ref(r) : p.i; /* or itself: a cycle */
   put32(work, off + fo, v);
-  describe(t, "chain: stripe %u slot %u (%s) %s %u->%u", p.s, p.i,
-           head ? "head" : "cont", name, old, v);
+  describe(t, "chain: stripe %u slot %u (%s) %s %u->%u", p.s, p.i, what, name,
+           old, v);
 }
 
 static int pick_model(uint64_t *r) {
@@ -991,6 +1004,12 @@ struct report {
   char slowest[96];
 };
 static struct report *rep;
+
+static uint64_t fill_t0; /* the clock during the fill */
+
+static uint64_t still_clock(void *ctx) {
+  return *(const uint64_t *)ctx;
+}
 
 /* ---- the child ----------------------------------------------------------- */
 
@@ -1234,6 +1253,13 @@ static void child_run(const struct trial *t, const char *name, int opened_fd,
   }
   if (rc)
     _exit(0);
+  /* The same seed, the same run: a clock that stands still a second after
+   * the fill (the 1 ms TTLs have passed, the 1 h ones not), and an LFU and
+   * eviction sampler drawn from the seed, not from the pid. */
+  static uint64_t later;
+  later = fill_t0 + 1000;
+  kvshm_test_set_clock(ckv, still_clock, &later);
+  ckv->rng = mix64(t->seed ^ 0x726e67ull) | 1;
   /* What meets the damage first: verify, a walk, or the keyed calls (which
    * repair what they trip over, so verify and walks seldom see it raw). */
   switch (below(&r, 3)) {
@@ -1346,8 +1372,13 @@ static void pristine_make(void) {
   int rc = kvshm_open(base_name, &c, KVSHM_NOREAPER, &kv);
   if (rc)
     die("cannot create %s: %s", base_name, kvshm_errdetail());
+  /* The clock stands still during the fill, so that no TTL passes half-way
+   * (an expired entry freed before its overwrite changes where slots go):
+   * every run makes the same image, and a seed the same damage.  It stands
+   * 10 s into a minute, so that the LFU's minutes do not tick either. */
+  fill_t0 = kvshm__wall_ms() / 60000 * 60000 + 10000;
+  kvshm_test_set_clock(kv, still_clock, &fill_t0);
   fill(kv);
-  sleep_ms(5); /* the 1 ms TTLs pass */
   int v = kvshm_verify(kv, NULL, NULL);
   if (v)
     die("the pristine cache fails verify (%d)", v);
@@ -1774,9 +1805,10 @@ int main(int argc, char **argv) {
   command_make(argv[0], opt.seed, opt.trials);
   printf("fuzz_segment: %s\n", command);
   printf("fuzz_segment: image %zu bytes, %u stripes of %u slots of %u bytes, "
-         "%zu heads, %zu continuations; lock timeout %u ms; kvshm_repair %s\n",
-         G.size, G.stripes, G.slots, G.slot, nheads, nconts, opt.lock_ms,
-         kvshm_repair ? "linked" : "absent (skipped)");
+         "%zu heads, %zu continuations, %zu freed; lock timeout %u ms; "
+         "kvshm_repair %s\n",
+         G.size, G.stripes, G.slots, G.slot, nheads, nconts, nfrees,
+         opt.lock_ms, kvshm_repair ? "linked" : "absent (skipped)");
 
   long count[O_WRONG + 1] = {0}, trials = 0, per_model[M_COUNT][2] = {{0}};
   long sigs[65] = {0}, stale = 0, lost = 0, vprob = 0, vafter = 0;
