@@ -3,6 +3,7 @@
 #   make          build libshm (static + shared), tools, tests, benchmarks
 #   make test     install what is missing, build, run every test
 #   make torture  the long torture test (tests/torture/torture.mk)
+#   make fuzz     the long segment fuzz run (tests/fuzz/fuzz.mk)
 #   make bench    run the benchmarks
 #   make demo     run the main job
 #   make format   clang-format every C file
@@ -129,16 +130,17 @@ TEST_TARGETS += test-demo-c
 
 format:
 	clang-format -i libshm/*.[ch] tests/*.[ch] bench/*.c examples/*.c tools/*.c \
-	  addon/src/*.c tests/torture/*.[ch] 2>/dev/null || true
+	  addon/src/*.c tests/torture/*.[ch] tests/fuzz/*.c 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD)
 
-# Subsystems: tools/ (reaper, CLI), addon/ (Node), the torture test (last:
-# it needs the others).  Each owns its .mk file.
+# Subsystems: tools/ (reaper, CLI), addon/ (Node), the torture test (it
+# needs the others), the segment fuzzer.  Each owns its .mk file.
 -include tools/tools.mk
 -include addon/addon.mk
 -include tests/torture/torture.mk
+-include tests/fuzz/fuzz.mk
 
 all-targets: $(ALL_TARGETS)
 .PHONY: all-targets

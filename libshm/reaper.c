@@ -235,22 +235,24 @@ __attribute__((format(printf, 2, 3))) static void logf_(int fd, const char *fmt,
   (void)!write(fd, line, n);
 }
 
-/* Take reaper_lock, unless another reaper holds it. */
-static bool claim(kvshm *kv) {
+/* Take reaper_lock: KVSHM_OK, KVSHM_EEXIST if another reaper holds it,
+ * KVSHM_ECORRUPT if it is damaged and could not be made again. */
+static int claim(kvshm *kv) {
+  int bad = kvshm__reaper_lock_sane(kv, NULL);
+  if (bad)
+    return bad;
   struct timespec ts = kvshm__deadline(CLAIM_WAIT_MS);
   pthread_mutex_t *m = &kv->hdr->reaper_lock;
-  if (kvshm__reaper_lock_sane(kv, NULL))
-    return false;
   int rc = pthread_mutex_timedlock(m, &ts);
   if (rc == EOWNERDEAD) {
     pthread_mutex_consistent(m);
     rc = 0;
   }
   if (rc)
-    return false;
+    return KVSHM_EEXIST;
   store64(&kv->hdr->reaper_heartbeat_ms, kvshm__wall_ms());
   atomic_store((_Atomic uint32_t *)&kv->hdr->reaper_pid, (uint32_t)getpid());
-  return true;
+  return KVSHM_OK;
 }
 
 /* Remove expired entries from up to SWEEP_PER_TICK slots of stripe s. */
@@ -410,13 +412,18 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
   int own_log = -1;
   if (log_fd < 0)
     log_fd = own_log = open_log(kv);
-  if (!claim(kv)) {
-    logf_(log_fd, "cache '%s' already has reaper %u; exiting", name,
-          load32(&kv->hdr->reaper_pid));
+  if ((rc = claim(kv)) != KVSHM_OK) {
+    if (rc == KVSHM_EEXIST) {
+      logf_(log_fd, "cache '%s' already has reaper %u; exiting", name,
+            load32(&kv->hdr->reaper_pid));
+      rc = KVSHM_OK;
+    } else {
+      logf_(log_fd, "%s; exiting", kvshm_errdetail());
+    }
     kvshm_close(kv);
     if (own_log >= 0)
       close(own_log);
-    return KVSHM_OK;
+    return rc;
   }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);

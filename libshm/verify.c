@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 struct vctx {
   kvshm_report_fn report;
@@ -146,6 +147,18 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
 int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
   kvshm__clear_detail();
   struct vctx v = {report, ctx, 0};
+  /* Whoever may write the segment file may also truncate it, and every
+   * access to the mapping past its new end is SIGBUS: look at the file
+   * before reading a byte of it. */
+  struct stat sb;
+  if (kv->seg_fd >= 0 && fstat(kv->seg_fd, &sb) == 0 &&
+      (uint64_t)sb.st_size < kv->size) {
+    problem(&v,
+            "segment: its file is %llu bytes but %zu are mapped: it was "
+            "truncated; destroy the cache (kvshm-cli destroy %s)",
+            (unsigned long long)sb.st_size, kv->size, kv->name);
+    return v.problems;
+  }
   if (kvshm__cut_short(kv)) {
     kvshm__cut_short_error(kv);
     problem(&v, "segment: %s", kvshm_errdetail());

@@ -829,6 +829,36 @@ START_TEST(free_list_loop) {
 }
 END_TEST
 
+/* The segment file truncated under an open handle (whoever may write it
+ * may ftruncate it): verify says so, instead of dying of SIGBUS at the
+ * first page past the new end.  Found by the segment fuzzer (tests/fuzz):
+ * below the header, and in the middle of the slots. */
+START_TEST(verify_of_a_truncated_file) {
+  const off_t sizes[] = {4096, 512 * 1024};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char name[TU_NAME_SIZE];
+    tu_name(name);
+    kvshm_config c;
+    tu_config(&c, 1024 * 1024, 160, 2);
+    kvshm *kv = tu_open(name, &c);
+    tu_set_str(kv, "k", "v");
+    kvshm_close(kv);
+    pid_t pid = tu_fork();
+    if (pid == 0) {
+      TU_CHILD_RC(kvshm_open(name, NULL, KVSHM_NOREAPER, &kv), KVSHM_OK);
+      char path[TU_PATH_SIZE], report[512];
+      TU_CHILD_CHECK(truncate(tu_shm_path(name, path), sizes[i]) == 0);
+      TU_CHILD_CHECK(tu_verify_capture(kv, report, sizeof report) == 1);
+      TU_CHILD_CHECK(strstr(report, "truncated") != NULL);
+      kvshm_close(kv);
+      _exit(0);
+    }
+    tu_wait_ok(pid, CHILD_MS, "verify of a truncated segment");
+    kvshm_unlink(name);
+  }
+}
+END_TEST
+
 static Suite *corrupt_suite(void) {
   Suite *s = suite_create("corrupt");
   TCase *tc = tu_tcase("entries", 120);
@@ -841,6 +871,7 @@ static Suite *corrupt_suite(void) {
   tcase_add_test(tc, verify_catches_wrong_counts);
   tcase_add_test(tc, lying_allocator_fields);
   tcase_add_test(tc, free_list_loop);
+  tcase_add_test(tc, verify_of_a_truncated_file);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -3,12 +3,16 @@
  * many processes start it, restarted after SIGKILL without losing an
  * acknowledged write in persistent mode, background expiry for memory-only
  * caches, a final flush on SIGTERM, exit when the segment is destroyed, and
- * liveness that holds across PID namespaces sharing one /dev/shm.
+ * liveness that holds across PID namespaces sharing one /dev/shm, and a
+ * damaged reaper lock that nothing hands to pthread (glibc would abort).
  */
 #include "testutil.h"
 
+#include "layout.h"
+
 #include <dirent.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 
 static char dir[TU_DIR_SIZE];
@@ -328,6 +332,98 @@ START_TEST(test_pid_namespaces) {
 }
 END_TEST
 
+#ifdef __GLIBC__
+/* glibc's kind word of the header's reaper lock, and one it asserts on (a
+ * priority-protected mutex without a ceiling: found by the segment fuzzer,
+ * tests/fuzz). */
+#define KIND_OFF                                                               \
+  (offsetof(struct kvshm_hdr, reaper_lock) +                                   \
+   offsetof(pthread_mutex_t, __data.__kind))
+#define KIND_PP 0x40u
+
+/* A reaper lock whose kind word was overwritten: verify says the lock is
+ * damaged, repair makes it again, a reaper started then claims it, and
+ * nothing aborts the process on the way. */
+START_TEST(test_damaged_lock) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  kvshm_config c;
+  tu_config(&c, 1u << 20, 0, 2);
+  kvshm_close(tu_open(name, &c));
+  tu_poke32(name, KIND_OFF, KIND_PP);
+  pid_t pid = tu_fork();
+  if (pid == 0) {
+    kvshm *kv = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, KVSHM_NOREAPER, &kv), KVSHM_OK);
+    char buf[512] = "";
+    TU_CHILD_CHECK(tu_verify_capture(kv, buf, sizeof buf) == 1);
+    TU_CHILD_CHECK(strstr(buf, "reaper lock") != NULL);
+    TU_CHILD_CHECK(kvshm_repair(kv, 0, NULL, NULL) >= 1);
+    TU_CHILD_CHECK(tu_verify_capture(kv, buf, sizeof buf) == 0);
+    kvshm_close(kv);
+    /* Damaged again, then met by an open that starts a reaper. */
+    tu_poke32(name, KIND_OFF, KIND_PP);
+    TU_CHILD_RC(kvshm_open(name, NULL, 0, &kv), KVSHM_OK);
+    uint64_t end = tu_mono_ms() + 5000;
+    kvshm_stats st;
+    do {
+      TU_CHILD_RC(kvshm_stats_get(kv, &st), KVSHM_OK);
+      if (!st.reaper_alive)
+        tu_sleep_ms(20);
+    } while (!st.reaper_alive && tu_mono_ms() < end);
+    TU_CHILD_CHECK(st.reaper_alive == 1);
+    kvshm_close(kv);
+    _exit(0);
+  }
+  tu_wait_ok(pid, 10000, "a damaged reaper lock");
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+}
+END_TEST
+
+/* The same damage under a running reaper of a SQLite cache: the watchdog
+ * thread of every process that has it open stops waiting on the lock (it
+ * would abort its process), the next look at it makes it again, and a
+ * reaper holds it again soon after. */
+START_TEST(test_damaged_lock_watchdog) {
+  char name[TU_NAME_SIZE], db[128];
+  tu_name(name);
+  snprintf(db, sizeof db, "%s/damaged.db", dir);
+  pid_t pid = tu_fork();
+  if (pid == 0) {
+    kvshm_config c;
+    tu_config(&c, 1u << 20, 0, 2);
+    c.sqlite_path = db;
+    kvshm *kv = NULL;
+    TU_CHILD_RC(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+    uint64_t end = tu_mono_ms() + 5000;
+    kvshm_stats st;
+    for (;;) {
+      TU_CHILD_RC(kvshm_stats_get(kv, &st), KVSHM_OK);
+      if (st.reaper_alive)
+        break;
+      TU_CHILD_CHECK(tu_mono_ms() < end);
+      tu_sleep_ms(20);
+    }
+    tu_poke32(name, KIND_OFF, KIND_PP);
+    tu_sleep_ms(1200); /* the watchdog waits 500 ms at a time */
+    end = tu_mono_ms() + 5000;
+    for (;;) { /* stats makes it again; the watchdog starts a reaper */
+      TU_CHILD_RC(kvshm_stats_get(kv, &st), KVSHM_OK);
+      if (st.reaper_alive)
+        break;
+      TU_CHILD_CHECK(tu_mono_ms() < end);
+      tu_sleep_ms(20);
+    }
+    TU_CHILD_CHECK(tu_peek32(name, KIND_OFF) != KIND_PP);
+    kvshm_close(kv);
+    _exit(0);
+  }
+  tu_wait_ok(pid, 15000, "a damaged reaper lock under a watchdog");
+  tu_assert_rc(kvshm_unlink(name), KVSHM_OK);
+}
+END_TEST
+#endif
+
 static Suite *reaper_suite(void) {
   Suite *s = suite_create("reaper");
   TCase *tc = tu_tcase("lifecycle", 120);
@@ -338,6 +434,10 @@ static Suite *reaper_suite(void) {
   tcase_add_test(tc, test_memory_only_expiry);
   tcase_add_test(tc, test_sigterm_and_destroy);
   tcase_add_test(tc, test_missing_binary);
+#ifdef __GLIBC__
+  tcase_add_test(tc, test_damaged_lock);
+  tcase_add_test(tc, test_damaged_lock_watchdog);
+#endif
   suite_add_tcase(s, tc);
   return s;
 }
