@@ -326,7 +326,9 @@ static bool free_list_sane(kvshm *kv, uint32_t s, uint32_t need) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   if (st->fresh > kv->nslots || st->nfree > kv->nslots)
     return false;
-  uint32_t r = st->free_head, i = 0;
+  /* r walks the slots this write will take; fast walks twice as fast, and
+   * meets r if they loop (a slot listed twice would be handed out twice). */
+  uint32_t r = st->free_head, fast = r, i = 0;
   for (; i < need && r; i++) {
     if (!kvshm__ref_ok(kv, r))
       return false;
@@ -334,6 +336,10 @@ static bool free_list_sane(kvshm *kv, uint32_t s, uint32_t need) {
     if ((fr->state & KVSHM_KIND_MASK) != KVSHM_KIND_FREE)
       return false;
     r = fr->hnext;
+    for (int step = 0; step < 2 && fast; step++)
+      fast = kvshm__ref_ok(kv, fast) ? head_at(kv, s, fast)->hnext : 0;
+    if (r && r == fast)
+      return false;
   }
   /* The listed slots plus the never-used tail must really hold `need`
    * (nfree may lie): else alloc_slot_locked would run past the stripe. */

@@ -829,6 +829,45 @@ START_TEST(free_list_loop) {
 }
 END_TEST
 
+/* The same loop met by a write of several slots: the slot that lists itself
+ * would be handed out for each of them.  The write is refused before it
+ * writes anything (found by the segment fuzzer, tests/fuzz). */
+START_TEST(free_list_loop_multi_slot_write) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  kvshm_config c;
+  tu_config(&c, 64 * 1024, 160, 1);
+  kvshm *kv = tu_open(name, &c);
+  for (int k = 0; k < 30; k++) {
+    char key[16];
+    int l = snprintf(key, sizeof key, "f%d", k);
+    tu_assert_rc(kvshm_set(kv, key, (size_t)l, "vvvv", 4, 0, 0, 0), KVSHM_OK);
+  }
+  for (int k = 0; k < 30; k += 2) {
+    char key[16];
+    int l = snprintf(key, sizeof key, "f%d", k);
+    tu_assert_rc(kvshm_del(kv, key, (size_t)l), KVSHM_OK);
+  }
+  uint32_t head = tu_peek32(
+      name, stripe_field(0, offsetof(struct kvshm_stripe, free_head)));
+  tu_poke32(name,
+            kvshm_test_slot_offset(kv, 0, head - 1) +
+                offsetof(struct kvshm_head, hnext),
+            head);
+  unsigned char big[400]; /* three slots */
+  tu_fill(big, sizeof big, 77);
+  tu_assert_rc(kvshm_set(kv, "big", 3, big, sizeof big, 0, 0, 0),
+               KVSHM_ECORRUPT);
+  ck_assert_msg(strstr(kvshm_errdetail(), "free list"), "%s",
+                kvshm_errdetail());
+  tu_assert_rc(kvshm_set(kv, "big", 3, big, sizeof big, 0, 0, 0), KVSHM_OK);
+  tu_assert_value(kv, "big", 3, big, sizeof big);
+  ck_assert_int_eq(tu_verify(kv), 0);
+  kvshm_close(kv);
+  kvshm_unlink(name);
+}
+END_TEST
+
 /* The segment file truncated under an open handle (whoever may write it
  * may ftruncate it): verify says so, instead of dying of SIGBUS at the
  * first page past the new end.  Found by the segment fuzzer (tests/fuzz):
@@ -871,6 +910,7 @@ static Suite *corrupt_suite(void) {
   tcase_add_test(tc, verify_catches_wrong_counts);
   tcase_add_test(tc, lying_allocator_fields);
   tcase_add_test(tc, free_list_loop);
+  tcase_add_test(tc, free_list_loop_multi_slot_write);
   tcase_add_test(tc, verify_of_a_truncated_file);
   suite_add_tcase(s, tc);
   return s;
