@@ -785,9 +785,9 @@ START_TEST(lying_allocator_fields) {
 }
 END_TEST
 
-START_TEST(free_list_loop) {
-  char name[TU_NAME_SIZE];
-  tu_name(name);
+/* A one-stripe cache with keys f0..f29, the even ones deleted, and the
+ * first free slot linking to itself. */
+static kvshm *looping_free_list(const char *name) {
   kvshm_config c;
   tu_config(&c, 64 * 1024, 160, 1);
   kvshm *kv = tu_open(name, &c);
@@ -801,7 +801,6 @@ START_TEST(free_list_loop) {
     int l = snprintf(key, sizeof key, "f%d", k);
     tu_assert_rc(kvshm_del(kv, key, (size_t)l), KVSHM_OK);
   }
-  /* The first free slot links to itself. */
   uint32_t head = tu_peek32(
       name, stripe_field(0, offsetof(struct kvshm_stripe, free_head)));
   ck_assert_uint_ne(head, 0);
@@ -809,6 +808,13 @@ START_TEST(free_list_loop) {
             kvshm_test_slot_offset(kv, 0, head - 1) +
                 offsetof(struct kvshm_head, hnext),
             head);
+  return kv;
+}
+
+START_TEST(free_list_loop) {
+  char name[TU_NAME_SIZE];
+  tu_name(name);
+  kvshm *kv = looping_free_list(name);
   char report[1024];
   ck_assert_int_gt(tu_verify_capture(kv, report, sizeof report), 0);
   ck_assert_msg(strstr(report, "free list"), "%s", report);
@@ -835,25 +841,7 @@ END_TEST
 START_TEST(free_list_loop_multi_slot_write) {
   char name[TU_NAME_SIZE];
   tu_name(name);
-  kvshm_config c;
-  tu_config(&c, 64 * 1024, 160, 1);
-  kvshm *kv = tu_open(name, &c);
-  for (int k = 0; k < 30; k++) {
-    char key[16];
-    int l = snprintf(key, sizeof key, "f%d", k);
-    tu_assert_rc(kvshm_set(kv, key, (size_t)l, "vvvv", 4, 0, 0, 0), KVSHM_OK);
-  }
-  for (int k = 0; k < 30; k += 2) {
-    char key[16];
-    int l = snprintf(key, sizeof key, "f%d", k);
-    tu_assert_rc(kvshm_del(kv, key, (size_t)l), KVSHM_OK);
-  }
-  uint32_t head = tu_peek32(
-      name, stripe_field(0, offsetof(struct kvshm_stripe, free_head)));
-  tu_poke32(name,
-            kvshm_test_slot_offset(kv, 0, head - 1) +
-                offsetof(struct kvshm_head, hnext),
-            head);
+  kvshm *kv = looping_free_list(name);
   unsigned char big[400]; /* three slots */
   tu_fill(big, sizeof big, 77);
   tu_assert_rc(kvshm_set(kv, "big", 3, big, sizeof big, 0, 0, 0),

@@ -582,11 +582,8 @@ static void assert_damage_refused(const char *db) {
   tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_EBADDB);
 }
 
-/* A file damaged while no segment used it: the next segment refuses it and
- * writes nothing to it (no WAL is left beside it either). */
-START_TEST(test_damaged_file_refused_untouched) {
-  char db[FILE_SIZE], wal[TU_PATH_SIZE];
-  make_store(in_dir(db, sizeof db, "damaged.db"), 2000);
+/* Damage db's entries, and check that it is refused and left as it was. */
+static void damage_refused_untouched(const char *db) {
   damage_entries_page(db);
   size_t n0, n1;
   unsigned char *before = read_file(db, &n0);
@@ -595,6 +592,14 @@ START_TEST(test_damaged_file_refused_untouched) {
   ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
   free(before);
   free(after);
+}
+
+/* A file damaged while no segment used it: the next segment refuses it and
+ * writes nothing to it (no WAL is left beside it either). */
+START_TEST(test_damaged_file_refused_untouched) {
+  char db[FILE_SIZE], wal[TU_PATH_SIZE];
+  make_store(in_dir(db, sizeof db, "damaged.db"), 2000);
+  damage_refused_untouched(db);
   snprintf(wal, sizeof wal, "%s-wal", db);
   ck_assert_int_ne(access(wal, F_OK), 0);
 }
@@ -610,14 +615,7 @@ START_TEST(test_damaged_old_format_not_converted) {
   ck_assert_int_eq(sqlite3_exec(s, "PRAGMA user_version=1", NULL, NULL, NULL),
                    SQLITE_OK);
   sqlite3_close(s);
-  damage_entries_page(db);
-  size_t n0, n1;
-  unsigned char *before = read_file(db, &n0);
-  assert_damage_refused(db);
-  unsigned char *after = read_file(db, &n1);
-  ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
-  free(before);
-  free(after);
+  damage_refused_untouched(db);
 }
 END_TEST
 
