@@ -902,6 +902,8 @@ int kvshm_unlink_config(const char *name, const kvshm_config *cfg) {
      * none attaches to this one after the flush. */
     bool locked = kvshm__seg_lock(kv, true) == 0;
     atomic_store((_Atomic uint32_t *)&kv->hdr->destroyed, 1);
+    if (kvshm__has_store(kv)) /* no late claim of the file after this */
+      (void)kvshm__store_fence(kv);
     (void)kvshm_flush(kv); /* best effort: a broken file must not keep the
                               name alive */
     struct stat sb;

@@ -572,7 +572,15 @@ int kvshm__store_owned(kvshm *kv) {
                      kv->name, kv->hdr->sqlite_path);
 }
 
-/* Set kvshm_meta's owner to v, in a transaction of its own. */
+/*
+ * Set kvshm_meta's owner to v, in a transaction of its own.  A claim (v is
+ * this segment's nonce) is dropped if the segment was destroyed: that is
+ * checked under SQLite's write lock, which kvshm_unlink takes once after
+ * marking the segment (kvshm__store_fence), so a claim racing a destroy
+ * either commits before the destroy returns or sees it, and never takes
+ * the file back from the next segment over it.  Giving it up (v == 0)
+ * happens only if this segment owns it.
+ */
 static int set_owner(kvshm *kv, uint64_t v) {
   struct kvshm_store *st;
   int rc = store_get_conn(kv, &st);
@@ -581,6 +589,11 @@ static int set_owner(kvshm *kv, uint64_t v) {
   rc = kvshm__store_begin(kv);
   if (rc)
     return rc;
+  uint64_t now = 0;
+  if (v && atomic_load((_Atomic uint32_t *)&kv->hdr->destroyed))
+    return kvshm__store_end(kv, false);
+  if (!v && (kvshm__store_meta_get(kv, "owner", &now) || now != kv->hdr->nonce))
+    return kvshm__store_end(kv, false); /* not ours to give up */
   sqlite3_stmt *q = st->q[Q_META_SET];
   sqlite3_bind_text(q, 1, "owner", -1, SQLITE_STATIC);
   sqlite3_bind_int64(q, 2, (sqlite3_int64)v);
@@ -591,6 +604,11 @@ static int set_owner(kvshm *kv, uint64_t v) {
 
 int kvshm__store_disown(kvshm *kv) {
   return set_owner(kv, 0);
+}
+
+int kvshm__store_fence(kvshm *kv) {
+  int rc = kvshm__store_begin(kv);
+  return rc ? rc : kvshm__store_end(kv, true);
 }
 
 /*

@@ -63,6 +63,9 @@ int kvshm__store_sync(kvshm *kv, bool claim);
 int kvshm__store_owned(kvshm *kv);
 /* No segment owns the file any more (kvshm_unlink, after its flush). */
 int kvshm__store_disown(kvshm *kv);
+/* Take and release SQLite's write lock once: every claim of the file that
+ * began before has committed, every later one sees `destroyed`. */
+int kvshm__store_fence(kvshm *kv);
 /*
  * Call fn for each live row of generation gen with hpos in [lo, hi], in
  * (hpos, key) order, in one read transaction that ends before this

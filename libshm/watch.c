@@ -3,18 +3,23 @@
  * so that a dead reaper is replaced even when nobody writes (persistent
  * mode's bound depends on it).
  *
- * The thread waits on the header's reaper_lock (layout.h) with a timed
- * lock: while a reaper holds it, the wait costs nothing; the instant the
- * reaper dies the kernel hands the lock to a waiter with EOWNERDEAD.  The
- * watchdog marks it consistent, lets go at once, and starts a reaper
- * (kvshm__reaper_ensure: of all the processes whose watchdogs wake, the
- * first to move reaper_spawn_ms spawns it).  So a reaper killed at any
- * instant is replaced within about SPAWN_WINDOW_MS plus the exec of
- * kvshm-reaper, whatever the processes are doing.
+ * The thread tries the header's reaper_lock (layout.h) every
+ * WATCH_POLL_MS: while a reaper holds it, the try fails at once; once the
+ * reaper has died the kernel has marked the lock's owner dead and the try
+ * gets EOWNERDEAD.  The watchdog marks it consistent, lets go at once, and
+ * starts a reaper (kvshm__reaper_ensure: of all the processes whose
+ * watchdogs see it, the first to move reaper_spawn_ms spawns it).  So a
+ * reaper killed at any instant is replaced within about WATCH_POLL_MS plus
+ * SPAWN_WINDOW_MS plus the exec of kvshm-reaper, whatever the processes are
+ * doing.  It polls rather than blocking in pthread_mutex_timedlock because
+ * a thread asleep in the kernel on a futex whose page another process
+ * truncates away gets EFAULT, on which glibc aborts the whole process
+ * ("The futex facility returned an unexpected error code"); a trylock
+ * never enters the kernel.
  *
  * The thread maps the header on its own (from the segment's descriptor),
  * so kvshm_close only raises `stop` and leaves: the thread notices within
- * WATCH_PERIOD_MS and exits.  It never touches the handle, which may be
+ * WATCH_POLL_MS and exits.  It never touches the handle, which may be
  * gone by then; the watch itself is freed by whichever of the two lets go
  * of it last.
  */
@@ -26,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WATCH_PERIOD_MS 500u
+#define WATCH_POLL_MS 50u
 #define WATCH_RETRY_MS 200u
 
 struct kvshm_watch {
@@ -57,13 +62,14 @@ static void *watch_main(void *arg) {
   while (!atomic_load(&w->stop) && !kvshm__cut_short(&w->view) &&
          !atomic_load((_Atomic uint32_t *)&h->destroyed)) {
     if (kvshm__mutex_check(m, why, sizeof why)) {
-      nap(WATCH_PERIOD_MS); /* damaged: the handle's next open or repair */
-      continue;             /* makes it again; verify reports it */
+      nap(WATCH_POLL_MS); /* damaged: the handle's next open or repair */
+      continue;           /* makes it again; verify reports it */
     }
-    struct timespec until = kvshm__deadline(WATCH_PERIOD_MS);
-    int rc = pthread_mutex_timedlock(m, &until);
-    if (rc == ETIMEDOUT)
-      continue; /* a reaper holds it: alive */
+    int rc = pthread_mutex_trylock(m);
+    if (rc == EBUSY) { /* a reaper holds it: alive */
+      nap(WATCH_POLL_MS);
+      continue;
+    }
     if (rc == EOWNERDEAD) {
       pthread_mutex_consistent(m);
       rc = 0;
@@ -75,7 +81,7 @@ static void *watch_main(void *arg) {
       nap(WATCH_RETRY_MS);
       continue;
     }
-    nap(WATCH_PERIOD_MS); /* an unusable lock: verify reports it */
+    nap(WATCH_POLL_MS); /* an unusable lock: verify reports it */
   }
   watch_put(w);
   return NULL;

@@ -51,7 +51,11 @@ static kvshm *open_mode(const char *name, int mode) {
   c.sqlite_path = mode == MEMORY_ONLY ? NULL : tu_dir_file(dir, "d.db");
   c.persistent = mode == PERSISTENT;
   kvshm *kv = NULL;
-  tu_assert_rc(kvshm_open(name, &c, 0, &kv), KVSHM_OK);
+  /* No reaper for memory-only caches: it would meet the damage a test
+   * made (and put it right) before the test looks. */
+  tu_assert_rc(
+      kvshm_open(name, &c, mode == MEMORY_ONLY ? KVSHM_NOREAPER : 0, &kv),
+      KVSHM_OK);
   return kv;
 }
 
@@ -251,8 +255,27 @@ START_TEST(ghost_holder_alone_is_taken_back) {
   ck_assert_int_ne(kill(GHOST_TID, 0), 0);
   char name[TU_NAME_SIZE];
   tu_name(name);
-  kvshm *kv = open_mode(name, MEMORY_ONLY); /* its reaper is attached too */
+  kvshm *kv = open_mode(name, MEMORY_ONLY);
   fill(kv);
+  /* Another process attached, from this PID namespace: a holder would be
+   * a thread here, so it changes nothing. */
+  int attached[2], done[2];
+  ck_assert_int_eq(pipe(attached), 0);
+  ck_assert_int_eq(pipe(done), 0);
+  pid_t other = tu_fork();
+  if (other == 0) {
+    kvshm *mine = NULL;
+    TU_CHILD_RC(kvshm_open(name, NULL, KVSHM_NOREAPER, &mine), KVSHM_OK);
+    char c = 1;
+    TU_CHILD_CHECK(write(attached[1], &c, 1) == 1);
+    close(done[1]);
+    TU_CHILD_CHECK(read(done[0], &c, 1) == 0);
+    kvshm_close(mine);
+    _exit(0);
+  }
+  char ch;
+  close(done[0]);
+  ck_assert_int_eq(read(attached[0], &ch, 1), 1);
   char k[16];
   size_t kl = key_of(3, k);
   make_ghost_holder(name, kvshm_test_stripe_of(kv, k, kl));
@@ -261,6 +284,8 @@ START_TEST(ghost_holder_alone_is_taken_back) {
   ck_assert_uint_lt(tu_mono_ms() - t0, LOCK_MS + 2000);
   tu_assert_rc(kvshm_has(kv, k, kl), KVSHM_OK);
   ck_assert_int_eq(check_all(kv), NKEYS);
+  close(done[1]);
+  tu_wait_ok(other, 5000, "attached process");
   kvshm_close(kv);
 }
 END_TEST
