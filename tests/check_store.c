@@ -110,7 +110,11 @@ START_TEST(test_ten_times_memory) {
   int hot = 0;
   for (int h = 0; h < 20; h++)
     hot += kvshm_in_memory(kv, k, (size_t)key_of(k, h)) == KVSHM_OK;
-  ck_assert_int_ge(hot, 18);
+  /* Most, not all: only clean entries may be evicted, and when the reaper
+   * lags (a loaded machine, ASan) the clean ones of a stripe full of new
+   * dirty writes are mostly the old hot keys.  A broken LFU keeps about 2
+   * (memory holds a tenth of the keys). */
+  ck_assert_int_ge(hot, 16);
   st = tu_stats(kv);
   ck_assert_uint_gt(st.evictions, 0);
   ck_assert_int_eq(tu_verify(kv), 0);
