@@ -270,21 +270,43 @@ static void store_free(struct kvshm_store *st) {
  * O_NOFOLLOW, so a link planted after these checks is refused as well.
  */
 static int store_files_check(kvshm *kv, const char *path) {
+  /* An existing file is looked at (lstat), never opened here: SQLite locks
+   * it with POSIX record locks, which the kernel drops for the whole
+   * process as soon as any descriptor of the file is closed, so opening
+   * and closing it beside another connection of this process would let
+   * two writers in (a commit was lost that way).  A new file is made here
+   * (O_EXCL: no connection can have it open yet) to give it the mode. */
   unsigned mode = kvshm__file_mode(kv);
-  int fd = kvshm__open_file(path, O_RDWR | O_CREAT, mode, &kv->trust,
-                            "SQLite file", NULL);
-  if (fd == -EACCES) /* a trusted file we may only read: so will SQLite */
-    fd =
-        kvshm__open_file(path, O_RDONLY, mode, &kv->trust, "SQLite file", NULL);
-  if (fd < 0)
-    return fd;
-  close(fd);
+  int rc = kvshm__trusted_path(path, &kv->trust, "SQLite file");
+  if (rc)
+    return rc;
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd >= 0) {
+    rc = fchmod(fd, mode) ? -errno : KVSHM_OK; /* exactly, whatever umask */
+    close(fd);
+    if (rc)
+      return kvshm__fail(rc, "cannot set mode %o on SQLite file %s: %s", mode,
+                         path, strerror(-rc));
+  } else if (errno == EEXIST) { /* made meanwhile: look at it again */
+    rc = kvshm__trusted_path(path, &kv->trust, "SQLite file");
+    if (rc)
+      return rc;
+  } else if (errno == ELOOP) {
+    return kvshm__fail(KVSHM_EOWNER,
+                       "SQLite file %s is a symbolic link: kvshm does not "
+                       "follow links there (another user may have planted "
+                       "it); give the real path",
+                       path);
+  } else {
+    return kvshm__fail(-errno, "cannot create SQLite file %s: %s", path,
+                       strerror(errno));
+  }
   static const char *const side[][2] = {{"-wal", "SQLite WAL file"},
                                         {"-shm", "SQLite shared-memory file"}};
   for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
     char p[KVSHM_PATH_MAX + 8];
     snprintf(p, sizeof p, "%s%s", path, side[i][0]);
-    int rc = kvshm__trusted_path(p, &kv->trust, side[i][1]);
+    rc = kvshm__trusted_path(p, &kv->trust, side[i][1]);
     if (rc)
       return rc;
   }
