@@ -12,18 +12,27 @@
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wvla \
-            -Wstrict-prototypes -Wmissing-prototypes -fvisibility=hidden
+            -Wstrict-prototypes -Wmissing-prototypes -fvisibility=hidden \
+            -isystem deps/sqlite
 PIC      := -fPIC
-LDLIBS   := -lsqlite3 -lpthread -lrt
+LDLIBS   := -lpthread -lrt -lm
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined
 BUILD    := build
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm)
 
+# SQLite is built in (deps/sqlite: the pinned amalgamation and the options
+# it is compiled with), into libkvshm.a/.so and so into every program and
+# test; no system libsqlite3.  One object, without sanitizers, serves the
+# sanitized tests too.
+SQLITE_OBJ  := $(BUILD)/sqlite/sqlite3.o
+SQLITE_DEFS := $(addprefix -D,$(shell sed -e 's/\#.*//' deps/sqlite/options.txt))
+
 LIB_SRC  := $(wildcard libshm/*.c)
 LIB_HDR  := $(wildcard libshm/*.h)
 LIB_OBJ  := $(LIB_SRC:libshm/%.c=$(BUILD)/obj/%.o)
 SAN_OBJ  := $(LIB_SRC:libshm/%.c=$(BUILD)/san/%.o)
+SAN_LIB  := $(SAN_OBJ) $(SQLITE_OBJ)
 TEST_SRC := $(wildcard tests/check_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
@@ -55,10 +64,14 @@ $(BUILD)/san/%.o: libshm/%.c $(LIB_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -O1 -g $(SAN) $(LIBDEFS) -c $< -o $@
 
-$(BUILD)/libkvshm.a: $(LIB_OBJ)
+$(SQLITE_OBJ): deps/sqlite/sqlite3.c deps/sqlite/sqlite3.h deps/sqlite/options.txt
+	@mkdir -p $(@D)
+	$(CC) -O2 $(PIC) -fvisibility=hidden $(SQLITE_DEFS) -c $< -o $@
+
+$(BUILD)/libkvshm.a: $(LIB_OBJ) $(SQLITE_OBJ)
 	ar rcs $@ $^
 
-$(BUILD)/libkvshm.so: $(LIB_OBJ)
+$(BUILD)/libkvshm.so: $(LIB_OBJ) $(SQLITE_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS)
 
 $(BUILD)/kvshm-reaper: tools/kvshm-reaper.c $(BUILD)/libkvshm.a
@@ -70,10 +83,10 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL) $(BUILD)/libkvshm.a $(BUILD)/kvshm-reap
 	  $< tests/testutil.c $(BUILD)/libkvshm.a $(TEST_LDFLAGS) \
 	  $(CHECK_LIBS) $(LDLIBS) -o $@
 
-$(BUILD)/san-tests/%: tests/%.c $(TEST_UTIL) $(SAN_OBJ) $(BUILD)/kvshm-reaper
+$(BUILD)/san-tests/%: tests/%.c $(TEST_UTIL) $(SAN_LIB) $(BUILD)/kvshm-reaper
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -O1 -g $(SAN) -Ilibshm -DKVSHM_TEST_REAPER='"$(REAPER)"' \
-	  $< tests/testutil.c $(SAN_OBJ) $(TEST_LDFLAGS) \
+	  $< tests/testutil.c $(SAN_LIB) $(TEST_LDFLAGS) \
 	  $(CHECK_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libkvshm.a

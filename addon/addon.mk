@@ -46,3 +46,23 @@ demo-node: deps $(ADDON)
 clean: clean-addon
 clean-addon:
 	rm -rf addon/build
+
+# ---- the package -----------------------------------------------------------
+#   make prebuild      addon/prebuilds/<platform>-<arch>-<libc>/ from the build
+#   make pack          build/kvshm-VERSION.tgz, prebuilt files included
+#   make test-package  install it as users do and use it (tests/package)
+PACKAGE := $(BUILD)/kvshm-$(shell $(NODE) -p "require('./package.json').version" 2>/dev/null).tgz
+
+.PHONY: prebuild pack test-package
+prebuild: $(ADDON)
+	$(NODE) addon/scripts/prebuild.js
+
+pack: prebuild
+	@mkdir -p $(BUILD)
+	npm pack --pack-destination $(BUILD) --loglevel=error >/dev/null
+	@echo "pack: $(PACKAGE)"
+
+test-package: pack $(BUILD)/kvshm-cli
+	@tests/package/test_package.sh $(PACKAGE)
+
+TEST_TARGETS += test-package

@@ -17,7 +17,9 @@
  * first process to move reaper_spawn_ms forward (CAS) spawns `kvshm-reaper
  * NAME` as a detached grandchild (double fork, setsid, stdio on /dev/null,
  * no inherited descriptors), from the absolute path in KVSHM_REAPER_PATH
- * (environment) or the one compiled in.  KVSHM_REAPER=off in the
+ * (environment), else from beside the file this code was loaded from (the
+ * addon, libkvshm.so or the program: see reaper_path), else from the path
+ * compiled in (the repo's Makefile build).  KVSHM_REAPER=off in the
  * environment disables starting it (tests that move the clock);
  * KVSHM_REAPER_PAUSE=FILE makes it idle, between ticks, while FILE exists
  * (tests that hold write-behind back; it writes FILE.ack while idle).
@@ -52,8 +54,10 @@
  */
 #include "store.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +67,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <link.h>
+#endif
 
 #ifndef KVSHM_REAPER_PATH
 #define KVSHM_REAPER_PATH ""
@@ -164,6 +171,53 @@ static int spawn(kvshm *kv, const char *path) {
   return KVSHM_OK;
 }
 
+/* Where the file holding this code came from: the addon or libkvshm.so
+ * (the path it was loaded by), or the program itself.  Empty if unknown. */
+static void our_file(char *out, size_t n) {
+  out[0] = '\0';
+  Dl_info info;
+#ifdef __GLIBC__
+  struct link_map *map = NULL;
+  if (dladdr1((void *)&our_file, &info, (void **)&map, RTLD_DL_LINKMAP) &&
+      map && map->l_name && map->l_name[0] == '/') {
+    snprintf(out, n, "%s", map->l_name); /* a shared object */
+    return;
+  }
+  /* The main program has no name in its link map: /proc/self/exe. */
+#else
+  if (dladdr((void *)&our_file, &info) && info.dli_fname &&
+      info.dli_fname[0] == '/') {
+    snprintf(out, n, "%s", info.dli_fname);
+    return;
+  }
+#endif
+  ssize_t len = readlink("/proc/self/exe", out, n - 1);
+  out[len > 0 ? len : 0] = '\0';
+}
+
+/* The kvshm-reaper to start: $KVSHM_REAPER_PATH, else the one beside the
+ * file holding this code (so a prebuilt addon, a moved node_modules or an
+ * installed kvshm-cli finds the reaper that came with it), else the one
+ * compiled in (the repo's build).  NULL if none is executable; `beside`
+ * then holds the directory looked in. */
+static const char *reaper_path(char *beside, size_t n) {
+  const char *env = secure_getenv("KVSHM_REAPER_PATH");
+  beside[0] = '\0';
+  if (env && *env)
+    return env[0] == '/' && access(env, X_OK) == 0 ? env : NULL;
+  our_file(beside, n);
+  char *slash = strrchr(beside, '/');
+  if (slash && (size_t)(slash - beside) + sizeof "/kvshm-reaper" <= n) {
+    strcpy(slash, "/kvshm-reaper");
+    if (access(beside, X_OK) == 0)
+      return beside;
+    *slash = '\0'; /* for the message: the directory */
+  }
+  if (KVSHM_REAPER_PATH[0] == '/' && access(KVSHM_REAPER_PATH, X_OK) == 0)
+    return KVSHM_REAPER_PATH;
+  return NULL;
+}
+
 int kvshm__reaper_ensure(kvshm *kv) {
   const char *mode = secure_getenv("KVSHM_REAPER");
   if (mode && strcmp(mode, "off") == 0)
@@ -178,20 +232,26 @@ int kvshm__reaper_ensure(kvshm *kv) {
   if (!atomic_compare_exchange_strong((_Atomic uint64_t *)&h->reaper_spawn_ms,
                                       &last, now))
     return KVSHM_OK; /* someone else is starting it right now */
-  const char *path = secure_getenv("KVSHM_REAPER_PATH");
-  if (!path || !*path)
-    path = KVSHM_REAPER_PATH;
-  if (!*path || path[0] != '/' || access(path, X_OK) != 0) {
+  char beside[PATH_MAX];
+  const char *path = reaper_path(beside, sizeof beside);
+  if (!path) {
     /* A memory-only cache is correct without a reaper (expired entries are
      * reclaimed when touched, and evicted first); a SQLite cache is not. */
     if (!kvshm__has_store(kv))
       return KVSHM_OK;
+    const char *env = secure_getenv("KVSHM_REAPER_PATH");
+    if (env && *env)
+      return kvshm__fail(KVSHM_EREAPER,
+                         "KVSHM_REAPER_PATH is '%s', not the absolute path "
+                         "of an executable kvshm-reaper: correct or unset it",
+                         env);
     return kvshm__fail(KVSHM_EREAPER,
-                       "kvshm-reaper not found at '%s': "
-                       "build it (make), set KVSHM_REAPER_PATH to its "
-                       "absolute path, or set KVSHM_REAPER=off to run "
-                       "without one",
-                       path);
+                       "kvshm-reaper not found (looked in %s%s%s): "
+                       "reinstall or rebuild kvshm (make), set "
+                       "KVSHM_REAPER_PATH to its absolute path, or set "
+                       "KVSHM_REAPER=off to run without one",
+                       *beside ? beside : "the directory of this program",
+                       *KVSHM_REAPER_PATH ? " and " : "", KVSHM_REAPER_PATH);
   }
   return spawn(kv, path);
 }

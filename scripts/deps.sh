@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install what `make test` / `make demo` need and this machine lacks:
-# Debian packages (check, libsqlite3-dev, pkg-config, ...) and the npm
-# packages pinned in package-lock.json.  Idempotent and quiet when all is
+# Debian packages (check, pkg-config, ...; SQLite itself is built in from
+# deps/sqlite) and the npm packages pinned in package-lock.json.  Idempotent and quiet when all is
 # there; never asks questions (CI has no terminal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential pkg-config check libsqlite3-dev sqlite3 redis-server)
+pkgs=(build-essential python3 pkg-config check redis-server)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

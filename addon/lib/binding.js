@@ -1,30 +1,28 @@
-// binding.js - loads the compiled addon once per thread and tells it which
-// class its errors are.
+// binding.js - loads the native addon once per thread (see locate.js for
+// which file) and tells it which class its errors are.  libshm finds
+// kvshm-reaper beside the file it was loaded from, so a moved or copied
+// node_modules keeps working.
 'use strict';
-const fs = require('fs');
 const path = require('path');
 const { KvshmError } = require('./errors');
+const { locate, missingMessage, HOW_TO_BUILD, platformTag } = require('./locate');
 
-const dir = path.join(__dirname, '..', 'build', 'Release');
-const file = path.join(dir, 'kvshm.node');
+const found = locate();
+if (!found) throw new Error(missingMessage());
+const file = path.join(found.dir, 'kvshm.node');
 
-// libshm starts kvshm-reaper from the path compiled in (this directory at
-// build time) unless KVSHM_REAPER_PATH names another: point it here, so a
-// project moved after its install still finds the reaper built with it.
-const reaper = path.join(dir, 'kvshm-reaper');
-if (!process.env.KVSHM_REAPER_PATH && fs.existsSync(reaper)) {
-  process.env.KVSHM_REAPER_PATH = reaper;
-}
 let binding;
 try {
   binding = require(file);
 } catch (err) {
-  if (err && err.code === 'MODULE_NOT_FOUND') {
-    throw new Error(`kvshm: the native addon is not built (${file} is ` +
-      'missing): run `make addon` in a source checkout, or reinstall the ' +
-      'package so that its install script builds it', { cause: err });
-  }
-  throw err;
+  // The likeliest cause for a prebuilt file: a C library older than the
+  // one it was built against (the loader names the missing GLIBC_x.y).
+  const what = found.prebuilt
+    ? `the prebuilt addon for ${platformTag()} (${file}) does not load ` +
+      `here: ${err.message}. It needs glibc 2.34 or newer. ${HOW_TO_BUILD}`
+    : `the addon built from source (${file}) does not load: ` +
+      `${err.message}. Rebuild it (make addon, or npm rebuild kvshm).`;
+  throw new Error(`kvshm: ${what}`, { cause: err });
 }
 binding.init(KvshmError);
 

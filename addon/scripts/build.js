@@ -1,25 +1,74 @@
 #!/usr/bin/env node
-// build.js - compile the addon with node-gyp against the headers of the
-// Node that runs this script, so nothing is ever downloaded.
+// build.js - compile the addon, kvshm-reaper and kvshm-cli with node-gyp
+// against the headers of the Node that runs this script, so nothing is
+// ever downloaded.  SQLite is compiled in (deps/sqlite).
 //
-//   node addon/scripts/build.js [--werror] [--if-installed]
+//   node addon/scripts/build.js [--werror] [--arch=ARCH]
+//   node addon/scripts/build.js --if-installed      the package's install script
 //
 // --if-installed: do nothing in a source checkout (the Makefile builds
-// there); build when the package is installed into another project (npm
-// runs this as the package's "install" script).
+// there).  In an installed package, do nothing if the prebuilt addon for
+// this machine loads (npm_config_build_from_source=true, as set by
+// `npm install --build-from-source`, or KVSHM_BUILD_FROM_SOURCE=1 build
+// anyway); otherwise build, first saying exactly what is missing if the
+// tools are not there.  Install scripts may be skipped (--ignore-scripts,
+// pnpm): the prebuilt files work without this script.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
+const { prebuiltDir, platformTag, built } = require('../lib/locate');
 
 const addonDir = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
 
-if (args.includes('--if-installed') &&
-    !addonDir.split(path.sep).includes('node_modules')) {
-  console.log('kvshm: source checkout, not building on install (run `make addon`)');
-  process.exit(0);
+function fail(msg) {
+  console.error(`kvshm: ${msg}`);
+  process.exit(1);
 }
+
+if (args.includes('--if-installed')) {
+  if (!addonDir.split(path.sep).includes('node_modules')) {
+    console.log('kvshm: source checkout, not building on install (run `make addon`)');
+    process.exit(0);
+  }
+  const forced = process.env.npm_config_build_from_source === 'true' ||
+    process.env.KVSHM_BUILD_FROM_SOURCE === '1';
+  const prebuilt = path.join(prebuiltDir(), 'kvshm.node');
+  if (!forced && fs.existsSync(prebuilt)) {
+    const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(prebuilt)})`],
+      { encoding: 'utf8' });
+    if (r.status === 0) {
+      console.log(`kvshm: using the prebuilt addon for ${platformTag()}`);
+      process.exit(0);
+    }
+    console.log(`kvshm: the prebuilt addon for ${platformTag()} does not load ` +
+      `here (${(r.stderr.match(/Error: .*/) || [r.stderr.trim()])[0]}): ` +
+      'building from source');
+  } else if (!forced) {
+    console.log(`kvshm: no prebuilt addon for ${platformTag()}: building from source`);
+  }
+  // A build from source replaces any earlier one.
+  fs.rmSync(built, { recursive: true, force: true });
+}
+
+// What a build needs, checked first so that a missing piece is named
+// rather than buried in a gyp trace.
+function onPath(cmd) {
+  return (process.env.PATH || '').split(path.delimiter).some((d) => {
+    try {
+      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+const missing = [];
+const cc = (process.env.CC || 'cc').split(/\s+/)[0];
+if (!onPath(cc) && !(cc === 'cc' && onPath('gcc'))) missing.push(`a C compiler (${cc})`);
+if (!onPath('make')) missing.push('make');
+if (!onPath('python3') && !onPath('python')) missing.push('python3 (for node-gyp)');
 
 // The running Node's prefix (/usr for /usr/bin/node) holds
 // include/node/node_api.h; KVSHM_NODEDIR overrides it.
@@ -27,11 +76,16 @@ const nodedir = process.env.KVSHM_NODEDIR ||
   path.dirname(path.dirname(process.execPath));
 const header = path.join(nodedir, 'include', 'node', 'node_api.h');
 if (!fs.existsSync(header)) {
-  console.error(`kvshm: cannot build: ${header} is missing.\n` +
-    'Install the Node.js headers for this Node (they come with the official ' +
-    'tarballs; Debian: apt-get install libnode-dev), or set KVSHM_NODEDIR to ' +
-    'a directory holding include/node/node_api.h.');
-  process.exit(1);
+  missing.push(`the Node.js headers (${header}; they come with the official ` +
+    'Node tarballs and images; Debian: apt-get install libnode-dev; or set ' +
+    'KVSHM_NODEDIR to a directory holding include/node/node_api.h)');
+}
+if (missing.length) {
+  fail(`cannot build the native addon for ${platformTag()} from source: ` +
+    `missing ${missing.join(', ')}.\n` +
+    'Install them (Debian/Ubuntu: apt-get install build-essential python3; ' +
+    'Alpine: apk add build-base python3 linux-headers) and run `npm rebuild ' +
+    'kvshm`. SQLite is built in: no SQLite package is needed.');
 }
 
 // node-gyp: our pinned devDependency, else the one npm runs scripts with.
@@ -43,17 +97,18 @@ function findNodeGyp() {
   }
   const fromNpm = process.env.npm_config_node_gyp;
   if (fromNpm && fs.existsSync(fromNpm)) return fromNpm;
-  console.error('kvshm: cannot build: node-gyp not found (npm install ' +
-    'node-gyp, or run this from an npm install script)');
-  process.exit(1);
+  fail('cannot build: node-gyp not found (npm install node-gyp, or run ' +
+    'this from an npm install script)');
 }
 
 const gypArgs = [findNodeGyp(), 'rebuild', `--nodedir=${nodedir}`,
-  '--jobs=max', '--loglevel=warn'];
+  '--jobs=max', '--loglevel=warn',
+  ...args.filter((a) => a.startsWith('--arch='))];
 if (args.includes('--werror')) gypArgs.push('--', '-Dkvshm_werror=1');
 const r = spawnSync(process.execPath, gypArgs, { cwd: addonDir, stdio: 'inherit' });
-if (r.error) {
-  console.error(`kvshm: cannot run node-gyp: ${r.error.message}`);
-  process.exit(1);
+if (r.error) fail(`cannot run node-gyp: ${r.error.message}`);
+if (r.status !== 0) {
+  fail(`building the native addon from source failed (node-gyp exit ${r.status}; ` +
+    'its output is above). It needs a C11 compiler, make, python3 and the ' +
+    'Node headers; if they are there, the lines above say what failed.');
 }
-process.exit(r.status === null ? 1 : r.status);

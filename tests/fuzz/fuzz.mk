@@ -21,9 +21,9 @@ FUZZ_RUN := ASAN_OPTIONS=abort_on_error=1:detect_leaks=0:handle_segv=1:handle_si
             $(FUZZ_BIN)
 
 # Built like the san-tests: against the ASan+UBSan objects of libshm.
-$(FUZZ_BIN): tests/fuzz/fuzz_segment.c $(SAN_OBJ) $(LIB_HDR)
+$(FUZZ_BIN): tests/fuzz/fuzz_segment.c $(SAN_LIB) $(LIB_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -O1 -g $(SAN) -Ilibshm $< $(SAN_OBJ) $(LDLIBS) -o $@
+	$(CC) $(WARN) -O1 -g $(SAN) -Ilibshm $< $(SAN_LIB) $(LDLIBS) -o $@
 
 # `make test` runs the short run (FUZZ_IN_TEST=0: only builds it).
 ifeq ($(FUZZ_IN_TEST),1)
