@@ -52,10 +52,12 @@ const char *kvshm_err_name(int err) {
     KVSHM_ERRNO_MAP(KVSHM_ERRNAME_)
 #undef KVSHM_ERRNAME_
   }
+#ifdef __GLIBC__ /* other C libraries: no names for system errors */
   if (err < 0 && err > -4096) {
     const char *n = strerrorname_np(-err);
     if (n)
       return n;
   }
+#endif
   return "EUNKNOWN";
 }

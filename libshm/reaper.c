@@ -64,6 +64,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +140,8 @@ static int spawn(kvshm *kv, const char *path) {
     argv[argc++] = (char *)"--";
   argv[argc++] = kv->name; /* last, and second unless trusting: `pgrep -f` */
   argv[argc] = NULL;
+  long open_max = sysconf(_SC_OPEN_MAX);
+  int max_fd = open_max > 0 && open_max < 65536 ? (int)open_max : 65536;
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0)
     return kvshm__fail(KVSHM_EREAPER, "cannot open /dev/null: %s",
@@ -160,7 +163,11 @@ static int spawn(kvshm *kv, const char *path) {
     dup2(devnull, 0);
     dup2(devnull, 1);
     dup2(devnull, 2);
-    close_range(3, ~0u, 0);
+    /* close_range(2) by number: musl has no wrapper; the loop is for
+     * kernels older than 5.9. */
+    if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+      for (int fd = 3; fd < max_fd; fd++)
+        close(fd);
     execve(path, argv, environ);
     _exit(127);
   }
