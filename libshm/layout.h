@@ -51,7 +51,31 @@
  * to the meaning of a field, or to the hash function (it places keys).
  * Attaching to a segment with another format is KVSHM_EVERSION.
  */
-#define KVSHM_FORMAT 2u
+#define KVSHM_FORMAT 3u
+
+/*
+ * Which C library's pthread_mutex_t the segment's locks are.  glibc and musl
+ * lay the words out differently (same size), so processes built against
+ * different ones must never share a segment: containers sharing /dev/shm
+ * (an Alpine image beside a Debian one) could; so could an emulated
+ * process of another architecture (qemu-user).  Another ABI is
+ * KVSHM_EVERSION.
+ */
+#if defined(__GLIBC__)
+#define KVSHM_LIBC 1u /* glibc */
+#else
+#define KVSHM_LIBC 2u /* musl (or another C library) */
+#endif
+#if defined(__x86_64__)
+#define KVSHM_ARCH 1u
+#elif defined(__aarch64__)
+#define KVSHM_ARCH 2u
+#else
+#define KVSHM_ARCH 0u /* another */
+#endif
+/* libc << 16 | arch << 8 | sizeof(pthread_mutex_t) */
+#define KVSHM_ABI                                                              \
+  (KVSHM_LIBC << 16 | KVSHM_ARCH << 8 | (uint32_t)sizeof(pthread_mutex_t))
 
 #define KVSHM_HDR_SIZE 8192u
 #define KVSHM_STRIPE_SIZE 256u
@@ -82,7 +106,7 @@ struct kvshm_hdr {
   uint32_t creator_pid;     /* process that initialised the segment */
   char sqlite_path[KVSHM_PATH_MAX]; /* absolute path, "" = memory only */
   uint32_t hdr_check; /* hash of every field above; a mismatch is corrupt */
-  uint32_t pad0;      /* zero */
+  uint32_t abi;       /* KVSHM_ABI of the creator (hdr_check covers it) */
   /* Run-time fields, atomic access only: */
   uint32_t reaper_pid;          /* pid of the running kvshm-reaper (in its
                                    own PID namespace), 0 none; for display

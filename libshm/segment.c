@@ -95,11 +95,12 @@ static int check_name(const char *name, char *path, size_t pathsz) {
 
 uint32_t kvshm__hdr_check(const struct kvshm_hdr *h) {
   /* Everything between the magic (stored after this is computed) and the
-   * check itself. */
+   * check itself, and the ABI word after it. */
   const unsigned char *p = (const unsigned char *)h + sizeof h->magic;
-  return (uint32_t)kvshm__hash(
-      p, offsetof(struct kvshm_hdr, hdr_check) - sizeof h->magic,
-      0x6b7673686d686472ull);
+  uint64_t fields =
+      kvshm__hash(p, offsetof(struct kvshm_hdr, hdr_check) - sizeof h->magic,
+                  0x6b7673686d686472ull);
+  return (uint32_t)kvshm__hash(&h->abi, sizeof h->abi, fields);
 }
 
 /* Geometry derived from (memory, slot size, stripes).  Deterministic, so an
@@ -200,6 +201,16 @@ static int config_resolve(const kvshm_config *in, kvshm_config *c) {
   return KVSHM_OK;
 }
 
+/* "glibc on x86-64": what a KVSHM_ABI word says, into buf. */
+static const char *abi_name(uint32_t abi, char *buf, size_t n) {
+  static const char *const libc[] = {"an unknown C library", "glibc", "musl"};
+  static const char *const arch[] = {"another architecture", "x86-64", "arm64"};
+  uint32_t l = abi >> 16, a = abi >> 8 & 0xff;
+  snprintf(buf, n, "%s on %s (%u-byte mutexes)", libc[l < 3 ? l : 0],
+           arch[a < 3 ? a : 0], abi & 0xff);
+  return buf;
+}
+
 /* Is the mapped header a complete, self-consistent segment of `fsize`? */
 int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
                         const char *name) {
@@ -215,6 +226,17 @@ int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
                        "checksum: it was overwritten; destroy the cache "
                        "(kvshm-cli destroy %s)",
                        name, name);
+  if (h->abi != KVSHM_ABI) {
+    char theirs[96], ours[96];
+    return kvshm__fail(KVSHM_EVERSION,
+                       "segment '%s' was made by kvshm built for %s; this "
+                       "process's kvshm is built for %s: every process "
+                       "sharing a cache must use the same C library and "
+                       "architecture (an Alpine container and a Debian one "
+                       "cannot share one)",
+                       name, abi_name(h->abi, theirs, sizeof theirs),
+                       abi_name(KVSHM_ABI, ours, sizeof ours));
+  }
   if (h->memory_size != fsize)
     return kvshm__fail(KVSHM_ECORRUPT,
                        "segment '%s' header says %llu bytes "
@@ -307,6 +329,7 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
     return kvshm__fail(-errno, "cannot map '%s': %s", name, strerror(errno));
   struct kvshm_hdr *h = base;
   h->format = KVSHM_FORMAT;
+  h->abi = KVSHM_ABI;
   h->hdr_size = KVSHM_HDR_SIZE;
   h->memory_size = c->memory_size;
   h->slot_size = c->slot_size;

@@ -6,11 +6,13 @@
  */
 #include "testutil.h"
 
+#include "internal.h"
 #include "layout.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -657,6 +659,34 @@ START_TEST(other_format_is_eversion) {
 }
 END_TEST
 
+/* A segment made by a kvshm built against the other C library (glibc and
+ * musl lay out pthread_mutex_t differently): refused, never locked.  Its
+ * header is whole (checksum right), as such a process would write it. */
+START_TEST(other_libc_is_eversion) {
+  char name[TU_NAME_SIZE], path[TU_PATH_SIZE];
+  make_segment(name);
+  uint32_t other = (KVSHM_LIBC == 1 ? 2u : 1u) << 16 | KVSHM_ARCH << 8 |
+                   (uint32_t)sizeof(pthread_mutex_t);
+  tu_poke32(name, offsetof(struct kvshm_hdr, abi), other);
+  struct kvshm_hdr *h = malloc(sizeof *h);
+  int fd = open(tu_shm_path(name, path), O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pread(fd, h, sizeof *h, 0), (ssize_t)sizeof *h);
+  close(fd);
+  tu_poke32(name, offsetof(struct kvshm_hdr, hdr_check), kvshm__hdr_check(h));
+  free(h);
+  tu_assert_rc(open_rc(name, NULL, KVSHM_NOREAPER), KVSHM_EVERSION);
+  ck_assert_msg(strstr(kvshm_errdetail(), KVSHM_LIBC == 1 ? "musl" : "glibc"),
+                "%s", kvshm_errdetail());
+  tu_assert_rc(open_rc(name, NULL, KVSHM_RDONLY | KVSHM_NOREAPER),
+               KVSHM_EVERSION);
+  /* Damage to the word alone fails the checksum: corrupt, not "musl". */
+  tu_poke32(name, offsetof(struct kvshm_hdr, abi), KVSHM_ABI ^ 0x100);
+  tu_assert_rc(open_rc(name, NULL, KVSHM_NOREAPER), KVSHM_ECORRUPT);
+  kvshm_unlink(name);
+}
+END_TEST
+
 START_TEST(resized_file_is_ecorrupt) {
   char path[TU_PATH_SIZE];
   const uint64_t sizes[] = {512 * 1024, 1 * MIB - 4096, 2 * MIB};
@@ -763,6 +793,7 @@ static Suite *segment_suite(void) {
   tcase_add_test(tc, garbage_header_is_rejected);
   tcase_add_test(tc, changed_header_fields_are_ecorrupt);
   tcase_add_test(tc, other_format_is_eversion);
+  tcase_add_test(tc, other_libc_is_eversion);
   tcase_add_test(tc, resized_file_is_ecorrupt);
   suite_add_tcase(s, tc);
   tc = tu_tcase("names", 30);

@@ -670,7 +670,7 @@ static const struct field hdr_fields[] = {
     FIELD(hdr_t, creator_pid),
     FIELD(hdr_t, sqlite_path),
     FIELD(hdr_t, hdr_check),
-    FIELD(hdr_t, pad0),
+    FIELD(hdr_t, abi),
     FIELD(hdr_t, reaper_pid),
     FIELD(hdr_t, destroyed),
     FIELD(hdr_t, reaper_heartbeat_ms),
