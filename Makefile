@@ -154,6 +154,7 @@ clean:
 -include addon/addon.mk
 -include tests/torture/torture.mk
 -include tests/fuzz/fuzz.mk
+-include tests/cross/cross.mk
 
 all-targets: $(ALL_TARGETS)
 .PHONY: all-targets

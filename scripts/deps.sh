@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Install what `make test` / `make demo` need and this machine lacks:
-# Debian packages (check, pkg-config, ...; SQLite itself is built in from
-# deps/sqlite) and the npm packages pinned in package-lock.json.  Idempotent and quiet when all is
-# there; never asks questions (CI has no terminal).
+# Debian packages (check, pkg-config, musl-tools, ...; SQLite itself is
+# built in from deps/sqlite) and the npm packages pinned in
+# package-lock.json.  Idempotent and quiet when all is there; never asks
+# questions (CI has no terminal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential python3 pkg-config check redis-server)
+pkgs=(build-essential python3 pkg-config check redis-server musl-tools)
+# --arm64: what `make test-arm64` needs (a cross compiler and qemu).
+if [ "${1:-}" = --arm64 ]; then
+  pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
