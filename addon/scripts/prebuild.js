@@ -10,9 +10,11 @@
 //                                                   cross-build for linux-arm64-glibc
 //   CC=musl-gcc node addon/scripts/prebuild.js --build --libc musl
 //
-// A cross build replaces addon/build: run `make addon` afterwards.  The
-// files are stripped (STRIP, default strip; --strip-unneeded) and
-// checked: nothing but libc may be linked, and no SQLite symbol exported.
+// CC also links (LINK defaults to it: the project is C only).  A cross
+// build uses addon/build and removes it when done (`make addon` then
+// builds this machine's again).  The files are stripped (STRIP, default
+// strip) and checked: nothing but libc may be linked, and no SQLite symbol
+// exported.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -38,6 +40,7 @@ function run(cmd, argv, opts = {}) {
   }
 }
 
+if (process.env.CC && !process.env.LINK) process.env.LINK = process.env.CC;
 if (args.includes('--build')) {
   const build = [path.join(__dirname, 'build.js')];
   if (arch !== process.arch) build.push(`--arch=${arch}`);
@@ -87,3 +90,9 @@ for (const f of FILES) {
 fs.rmSync(out, { recursive: true, force: true });
 fs.renameSync(tmp, out);
 console.log(`prebuild: wrote ${path.relative(process.cwd(), out) || out}`);
+if (tag !== platformTag()) {
+  // addon/build now holds files this machine cannot load: remove them, so
+  // that the next `make addon` builds the host's again.
+  fs.rmSync(built, { recursive: true, force: true });
+  console.log(`prebuild: removed the ${tag} build from ${built}; make addon builds this machine's`);
+}

@@ -29,8 +29,12 @@ function value(i) {
 
 for (const mode of ['memory-only', 'sqlite']) {
   test(`garbage in every stripe lock (${mode}): errors, then the same values`, (t) => {
-    const options = { memory: '2mb', stripes: 4, lockTimeout: 300 };
+    // Memory-only: no reaper, so the gets below are the first to meet the
+    // damage.  A SQLite cache needs its reaper, which may meet a damaged
+    // lock first and make it again: then no get throws.
+    const options = { memory: '2mb', stripes: 4, lockTimeout: 300, reaper: false };
     if (mode === 'sqlite') {
+      delete options.reaper;
       const dir = fs.mkdtempSync('/tmp/nd-damage-');
       t.after(() => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 30, retryDelay: 100 }));
       options.sqlite = `${dir}/d.db`;
@@ -51,7 +55,8 @@ for (const mode of ['memory-only', 'sqlite']) {
           thrown++;
         }
       }
-      assert.ok(thrown >= 1 && thrown <= 4, `word ${word} at ${off}: ${thrown} errors`);
+      const least = mode === 'sqlite' ? 0 : 1;
+      assert.ok(thrown >= least && thrown <= 4, `word ${word} at ${off}: ${thrown} errors`);
       for (let i = 0; i < 100; i++) assert.equal(cache.get(`k${i}`), value(i));
     }
   });
