@@ -17,7 +17,7 @@
  * first process to move reaper_spawn_ms forward (CAS) spawns `kvshm-reaper
  * NAME` as a detached grandchild (double fork, setsid, stdio on /dev/null,
  * no inherited descriptors), from the absolute path in KVSHM_REAPER_PATH
- * (environment), else from beside the file this code was loaded from (the
+ * (environment), else from beside the file this code was mapped from (the
  * addon, libkvshm.so or the program: see reaper_path), else from the path
  * compiled in (the repo's Makefile build).  KVSHM_REAPER=off in the
  * environment disables starting it (tests that move the clock);
@@ -54,23 +54,21 @@
  */
 #include "store.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __GLIBC__
-#include <link.h>
-#endif
 
 #ifndef KVSHM_REAPER_PATH
 #define KVSHM_REAPER_PATH ""
@@ -178,47 +176,55 @@ static int spawn(kvshm *kv, const char *path) {
   return KVSHM_OK;
 }
 
-/* Where the file holding this code came from: the addon or libkvshm.so
- * (the path it was loaded by), or the program itself.  Empty if unknown. */
+/* The file holding this code (the addon, libkvshm.so or the program), as
+ * the kernel resolved it when mapping it: the /proc/self/maps line whose
+ * range holds our_file's address.  Symlinks and the name it was started
+ * or loaded by play no part, on any C library.  Empty if unknown. */
 static void our_file(char *out, size_t n) {
   out[0] = '\0';
-  Dl_info info;
-#ifdef __GLIBC__
-  struct link_map *map = NULL;
-  if (dladdr1((void *)&our_file, &info, (void **)&map, RTLD_DL_LINKMAP) &&
-      map && map->l_name && map->l_name[0] == '/') {
-    snprintf(out, n, "%s", map->l_name); /* a shared object */
+  FILE *maps = fopen("/proc/self/maps", "re");
+  if (!maps)
     return;
+  uintptr_t here = (uintptr_t)&our_file;
+  char line[PATH_MAX + 128];
+  while (fgets(line, sizeof line, maps)) {
+    uintptr_t lo, hi;
+    int path_at = 0;
+    if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %*s %*s %*s %*s %n", &lo, &hi,
+               &path_at) < 2 ||
+        here < lo || here >= hi || !path_at)
+      continue;
+    char *path = line + path_at;
+    path[strcspn(path, "\n")] = '\0';
+    /* A file deleted or replaced since: its directory is no guide. */
+    if (path[0] == '/' && !strstr(path, " (deleted)") && strlen(path) < n)
+      strcpy(out, path);
+    break;
   }
-  /* The main program has no name in its link map: /proc/self/exe. */
-#else
-  if (dladdr((void *)&our_file, &info) && info.dli_fname &&
-      info.dli_fname[0] == '/') {
-    snprintf(out, n, "%s", info.dli_fname);
-    return;
-  }
-#endif
-  ssize_t len = readlink("/proc/self/exe", out, n - 1);
-  out[len > 0 ? len : 0] = '\0';
+  fclose(maps);
 }
 
 /* The kvshm-reaper to start: $KVSHM_REAPER_PATH, else the one beside the
  * file holding this code (so a prebuilt addon, a moved node_modules or an
  * installed kvshm-cli finds the reaper that came with it), else the one
- * compiled in (the repo's build).  NULL if none is executable; `beside`
- * then holds the directory looked in. */
+ * compiled in (the repo's build).  A setuid or setgid program (AT_SECURE)
+ * takes only the compiled-in one: a hard link to it in another user's
+ * directory must not choose what it runs.  NULL if none is executable;
+ * `beside` then holds the directory looked in. */
 static const char *reaper_path(char *beside, size_t n) {
   const char *env = secure_getenv("KVSHM_REAPER_PATH");
   beside[0] = '\0';
   if (env && *env)
     return env[0] == '/' && access(env, X_OK) == 0 ? env : NULL;
-  our_file(beside, n);
-  char *slash = strrchr(beside, '/');
-  if (slash && (size_t)(slash - beside) + sizeof "/kvshm-reaper" <= n) {
-    strcpy(slash, "/kvshm-reaper");
-    if (access(beside, X_OK) == 0)
-      return beside;
-    *slash = '\0'; /* for the message: the directory */
+  if (!getauxval(AT_SECURE)) {
+    our_file(beside, n);
+    char *slash = strrchr(beside, '/');
+    if (slash && (size_t)(slash - beside) + sizeof "/kvshm-reaper" <= n) {
+      strcpy(slash, "/kvshm-reaper");
+      if (access(beside, X_OK) == 0)
+        return beside;
+      *slash = '\0'; /* for the message: the directory */
+    }
   }
   if (KVSHM_REAPER_PATH[0] == '/' && access(KVSHM_REAPER_PATH, X_OK) == 0)
     return KVSHM_REAPER_PATH;

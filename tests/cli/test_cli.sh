@@ -577,6 +577,18 @@ check "the dump of both tiers holds the 3000 entries with their flags" \
   diff <(grep -v '^#' "$T/q2.dump" | sort) <(grep -v '^#' "$T/q2.out" | sort)
 expect 0 "verify of the SQLite cache after spills" "$K" verify "$Q2"
 
+# A program starts the kvshm-reaper beside the file it was mapped from (the
+# kernel's path), else the one built with it: a symlink to the program in
+# another directory, beside a planted kvshm-reaper, does not run that one.
+mkdir -p "$T/planted"
+ln -s "$(realpath "$W")" "$T/planted/cli-writer"
+printf '#!/bin/sh\ntouch "%s/planted-ran"\nsleep 5\n' "$T" >"$T/planted/kvshm-reaper"
+chmod +x "$T/planted/kvshm-reaper"
+expect 0 "a program run through a symlink starts a reaper" \
+  "$T/planted/cli-writer" "$Q" reaper -
+check "... the one built with it, not one planted beside the symlink" \
+  test "$OUT" = "$(realpath "$(dirname "$K")")/kvshm-reaper" -a ! -e "$T/planted-ran"
+
 # ---- damaged stripe locks --------------------------------------------------
 # Garbage in every stripe's mutex words (a kind word that sends glibc down
 # its priority-protect path, which asserts, and an owner that is no thread)

@@ -7,6 +7,8 @@
  *   cli-writer NAME churn-ttl MS  the same, with a 50 ms TTL on 1 set in 6
  *   cli-writer NAME get KEY N   N gets of KEY (read-write handle, so they
  *                               count as hits or misses); prints the hits
+ *   cli-writer NAME reaper -    open it letting the library start its
+ *                               reaper; print the reaper's executable
  */
 #include "kvshm.h"
 
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -35,7 +38,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   kvshm *kv;
-  int rc = kvshm_open(argv[1], NULL, KVSHM_NOCREATE | KVSHM_NOREAPER, &kv);
+  bool reaper = strcmp(argv[2], "reaper") == 0;
+  int rc = kvshm_open(argv[1], NULL,
+                      KVSHM_NOCREATE | (reaper ? 0 : KVSHM_NOREAPER), &kv);
   if (rc)
     return die("open", rc);
   if (strcmp(argv[2], "get") == 0 && argc == 5) {
@@ -76,6 +81,20 @@ int main(int argc, char **argv) {
           return die("churn", rc);
       }
     }
+  } else if (reaper) {
+    kvshm_stats st = {0};
+    for (int i = 0; i < 250 && !st.reaper_alive; i++) {
+      if ((rc = kvshm_stats_get(kv, &st)))
+        return die("stats", rc);
+      if (!st.reaper_alive)
+        usleep(20000);
+    }
+    char exe[64], path[4096];
+    snprintf(exe, sizeof exe, "/proc/%u/exe", (unsigned)st.reaper_pid);
+    ssize_t n = st.reaper_alive ? readlink(exe, path, sizeof path - 1) : -1;
+    if (n < 0)
+      return die("no reaper within 5 s", KVSHM_EREAPER);
+    printf("%.*s\n", (int)n, path);
   } else {
     fprintf(stderr, "cli-writer: unknown mode '%s'\n", argv[2]);
     return 2;

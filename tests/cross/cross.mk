@@ -17,7 +17,8 @@ CROSS_TARGETS = $(1)/kvshm-cli $(1)/kvshm-reaper $(1)/tests/torture
 .PHONY: test-musl test-arm64
 test-musl: $(BUILD)/kvshm-cli
 	@$(MAKE) --no-print-directory CC=musl-gcc BUILD=$(BUILD)/musl \
-	  $(call CROSS_TARGETS,$(BUILD)/musl) >$(BUILD)/musl.log 2>&1 || \
+	  $(call CROSS_TARGETS,$(BUILD)/musl) $(BUILD)/musl/tests/cli-writer \
+	  >$(BUILD)/musl.log 2>&1 || \
 	  { tail -30 $(BUILD)/musl.log; exit 1; }
 	@tests/cross/test_cross.sh musl $(BUILD)/musl $(BUILD)/kvshm-cli
 

@@ -55,6 +55,15 @@ musl)
   expect "musl kvshm-cli: a SQLite cache, set, incr, flush, verify" "1 entries\|ok (" \
     sh -c "'$cli' set --create --sqlite '$work/m.db' $n-m k v && '$cli' incr $n-m c &&
            '$cli' flush $n-m && '$cli' verify $n-m"
+  # musl's dladdr names the main program by the path it was started as:
+  # the reaper must come from beside the real file, never beside a symlink.
+  mkdir -p "$work/planted"
+  ln -s "$(realpath "$dir/tests/cli-writer")" "$work/planted/cli-writer"
+  printf '#!/bin/sh\ntouch "%s/planted-ran"\nsleep 5\n' "$work" >"$work/planted/kvshm-reaper"
+  chmod +x "$work/planted/kvshm-reaper"
+  expect "a musl program run through a symlink starts the reaper built with it" \
+    "^$(realpath "$dir")/kvshm-reaper\$" "$work/planted/cli-writer" $n-m reaper -
+  expect_fail "... and not the one planted beside the symlink" "" test -e "$work/planted-ran"
   expect_fail "glibc kvshm-cli refuses the musl segment" "built for musl on x86-64" \
     "$host_cli" get $n-m k
   expect "musl kvshm-cli destroys it" "destroyed" "$cli" destroy --yes $n-m
