@@ -120,6 +120,7 @@ int kvshm_header_dump(kvshm *kv, kvshm_report_fn line, void *ctx) {
            (int)strnlen(h->sqlite_path, sizeof h->sqlite_path), h->sqlite_path);
   line(ctx, buf);
   U(hdr_check, "0x%08llx")
+  U(abi, "0x%06llx")
   U(reaper_pid, "%llu")
   U(reaper_heartbeat_ms, "%llu")
   U(reaper_starts, "%llu")
