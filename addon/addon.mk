@@ -11,7 +11,9 @@
 NODE        ?= node
 ADDON       := addon/build/Release/kvshm.node
 ADDON_SRC   := addon/binding.gyp $(wildcard addon/src/*.c addon/src/*.h) \
-               $(LIB_SRC) $(LIB_HDR) $(wildcard tools/kvshm-reaper.c)
+               $(LIB_SRC) $(LIB_HDR) $(wildcard tools/*.c tools/*.h) \
+               deps/sqlite/sqlite3.c deps/sqlite/sqlite3.h \
+               deps/sqlite/options.txt addon/scripts/build.js
 NODE_TESTS  := $(sort $(wildcard addon/test/*.test.js))
 NPM_STAMP   := node_modules/.kvshm-lock-stamp
 

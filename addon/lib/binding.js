@@ -17,9 +17,11 @@ try {
 } catch (err) {
   // The likeliest cause for a prebuilt file: a C library older than the
   // one it was built against (the loader names the missing GLIBC_x.y).
+  const tag = platformTag();
   const what = found.prebuilt
-    ? `the prebuilt addon for ${platformTag()} (${file}) does not load ` +
-      `here: ${err.message}. It needs glibc 2.34 or newer. ${HOW_TO_BUILD}`
+    ? `the prebuilt addon for ${tag} (${file}) does not load here: ` +
+      `${err.message}.${tag.endsWith('-glibc') ? ' It needs glibc 2.34 or newer.' : ''} ` +
+      HOW_TO_BUILD
     : `the addon built from source (${file}) does not load: ` +
       `${err.message}. Rebuild it (make addon, or npm rebuild kvshm).`;
   throw new Error(`kvshm: ${what}`, { cause: err });

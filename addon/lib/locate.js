@@ -17,8 +17,13 @@ function libc() {
     return /\/ld-musl-[^/\n]*$/m.test(maps) ? 'musl' : 'glibc';
   } catch {
     const report = process.report;
+    const was = report.excludeNetwork;
     report.excludeNetwork = true;
-    return report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl';
+    try {
+      return report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl';
+    } finally {
+      report.excludeNetwork = was;
+    }
   }
 }
 
@@ -28,20 +33,34 @@ function platformTag() {
 }
 
 const built = path.join(root, 'build', 'Release');
+const FILES = ['kvshm.node', 'kvshm-reaper', 'kvshm-cli'];
+// build.js writes the platform a build from source is for here: a build
+// for another (a cross build, or node_modules copied from an Alpine
+// builder to a Debian runtime) must not shadow the prebuilt files.
+const STAMP = path.join(built, 'kvshm-platform');
 
 function prebuiltDir(tag = platformTag()) {
   return path.join(root, 'prebuilds', tag);
 }
 
+function complete(dir) {
+  return FILES.every((f) => fs.existsSync(path.join(dir, f)));
+}
+
+function builtFor() {
+  try {
+    return fs.readFileSync(STAMP, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
 // { dir, prebuilt } or null.
 function locate() {
-  if (fs.existsSync(path.join(built, 'kvshm.node'))) {
-    return { dir: built, prebuilt: false };
-  }
-  const dir = prebuiltDir();
-  if (fs.existsSync(path.join(dir, 'kvshm.node'))) {
-    return { dir, prebuilt: true };
-  }
+  const tag = platformTag();
+  if (builtFor() === tag && complete(built)) return { dir: built, prebuilt: false };
+  const dir = prebuiltDir(tag);
+  if (complete(dir)) return { dir, prebuilt: true };
   return null;
 }
 
@@ -55,8 +74,15 @@ const HOW_TO_BUILD =
 function missingMessage() {
   return `kvshm: no native addon for ${platformTag()}: no prebuilt binary ` +
     `ships for this platform (addon/prebuilds/ has ${listPrebuilt()}) and ` +
-    `none was built from source (${built} is empty; install scripts may ` +
-    `have been skipped). ${HOW_TO_BUILD}`;
+    `none was built from source for it (${built}: ${describeBuilt()}; ` +
+    `install scripts may have been skipped). ${HOW_TO_BUILD}`;
+}
+
+function describeBuilt() {
+  const tag = builtFor();
+  if (!tag) return 'no build';
+  if (tag !== platformTag()) return `a build for ${tag}`;
+  return `incomplete, it lacks ${FILES.filter((f) => !fs.existsSync(path.join(built, f))).join(', ')}`;
 }
 
 function listPrebuilt() {
@@ -70,4 +96,5 @@ function listPrebuilt() {
 
 module.exports = {
   locate, platformTag, prebuiltDir, missingMessage, HOW_TO_BUILD, built, root,
+  FILES, STAMP,
 };

@@ -3,7 +3,7 @@
 // against the headers of the Node that runs this script, so nothing is
 // ever downloaded.  SQLite is compiled in (deps/sqlite).
 //
-//   node addon/scripts/build.js [--werror] [--arch=ARCH]
+//   node addon/scripts/build.js [--werror] [--arch=ARCH] [--libc=LIBC]
 //   node addon/scripts/build.js --if-installed      the package's install script
 //
 // --if-installed: do nothing in a source checkout (the Makefile builds
@@ -17,7 +17,7 @@
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { prebuiltDir, platformTag, built } = require('../lib/locate');
+const { prebuiltDir, platformTag, built, STAMP } = require('../lib/locate');
 
 const addonDir = path.resolve(__dirname, '..');
 const args = process.argv.slice(2);
@@ -27,24 +27,43 @@ function fail(msg) {
   process.exit(1);
 }
 
+// Does each prebuilt file run here?  null, or what went wrong.
+function prebuiltFails(dir) {
+  const tries = [
+    [process.execPath, ['-e', `require(${JSON.stringify(path.join(dir, 'kvshm.node'))})`]],
+    [path.join(dir, 'kvshm-reaper'), ['-V']],
+    [path.join(dir, 'kvshm-cli'), ['--help']],
+  ];
+  for (const [cmd, argv] of tries) {
+    const r = spawnSync(cmd, argv, { encoding: 'utf8' });
+    if (r.error) return `${cmd}: ${r.error.message}`;
+    if (r.status !== 0) {
+      const why = (r.stderr.match(/Error: .*/) || [r.stderr.trim()])[0];
+      return `${path.basename(argv[0] === '-e' ? dir + '/kvshm.node' : cmd)}: ${why}`;
+    }
+  }
+  return null;
+}
+
 if (args.includes('--if-installed')) {
-  if (!addonDir.split(path.sep).includes('node_modules')) {
+  // A checkout (the Makefile, the tests) builds with make, wherever it is
+  // (npm link, npm install ../kvshm); the package has neither.
+  const root = path.dirname(addonDir);
+  if (fs.existsSync(path.join(root, 'Makefile')) && fs.existsSync(path.join(root, 'tests'))) {
     console.log('kvshm: source checkout, not building on install (run `make addon`)');
     process.exit(0);
   }
   const forced = process.env.npm_config_build_from_source === 'true' ||
     process.env.KVSHM_BUILD_FROM_SOURCE === '1';
-  const prebuilt = path.join(prebuiltDir(), 'kvshm.node');
-  if (!forced && fs.existsSync(prebuilt)) {
-    const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(prebuilt)})`],
-      { encoding: 'utf8' });
-    if (r.status === 0) {
+  const dir = prebuiltDir();
+  if (!forced && fs.existsSync(path.join(dir, 'kvshm.node'))) {
+    const why = prebuiltFails(dir);
+    if (!why) {
       console.log(`kvshm: using the prebuilt addon for ${platformTag()}`);
       process.exit(0);
     }
-    console.log(`kvshm: the prebuilt addon for ${platformTag()} does not load ` +
-      `here (${(r.stderr.match(/Error: .*/) || [r.stderr.trim()])[0]}): ` +
-      'building from source');
+    console.log(`kvshm: the prebuilt files for ${platformTag()} do not run ` +
+      `here (${why}): building from source`);
   } else if (!forced) {
     console.log(`kvshm: no prebuilt addon for ${platformTag()}: building from source`);
   }
@@ -54,15 +73,17 @@ if (args.includes('--if-installed')) {
 
 // What a build needs, checked first so that a missing piece is named
 // rather than buried in a gyp trace.
+function executable(file) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 function onPath(cmd) {
-  return (process.env.PATH || '').split(path.delimiter).some((d) => {
-    try {
-      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  if (cmd.includes('/')) return executable(cmd);
+  return (process.env.PATH || '').split(path.delimiter).some((d) => executable(path.join(d, cmd)));
 }
 const missing = [];
 const cc = (process.env.CC || 'cc').split(/\s+/)[0];
@@ -112,3 +133,8 @@ if (r.status !== 0) {
     'its output is above). It needs a C11 compiler, make, python3 and the ' +
     'Node headers; if they are there, the lines above say what failed.');
 }
+// What the build is for (lib/locate.js uses it only on that platform).
+const arch = (args.find((a) => a.startsWith('--arch=')) || '').slice(7) || process.arch;
+const libc = (args.find((a) => a.startsWith('--libc=')) || '').slice(7) ||
+  platformTag().split('-')[2];
+fs.writeFileSync(STAMP, `${process.platform}-${arch}-${libc}\n`);

@@ -22,9 +22,11 @@ const { spawnSync } = require('child_process');
 const { built, prebuiltDir, platformTag } = require('../lib/locate');
 
 const args = process.argv.slice(2);
-function option(name) {
+function option(name) { // --name VALUE or --name=VALUE
   const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
+  if (i >= 0) return args[i + 1];
+  const eq = args.find((a) => a.startsWith(`${name}=`));
+  return eq && eq.slice(name.length + 1);
 }
 const arch = option('--arch') || process.arch;
 const libc = option('--libc') || platformTag().split('-')[2];
@@ -42,52 +44,68 @@ function run(cmd, argv, opts = {}) {
 
 if (process.env.CC && !process.env.LINK) process.env.LINK = process.env.CC;
 if (args.includes('--build')) {
-  const build = [path.join(__dirname, 'build.js')];
-  if (arch !== process.arch) build.push(`--arch=${arch}`);
-  run(process.execPath, build);
+  run(process.execPath, [path.join(__dirname, 'build.js'), `--arch=${arch}`, `--libc=${libc}`]);
 }
 
+// What each tag's files must be: the ELF machine, the C library they
+// link, and (glibc) the newest symbol version they may need.
+const MACHINE = { x64: 'X86-64', arm64: 'AArch64' };
+const GLIBC_FLOOR = [2, 34]; // the README and binding.js promise this
+const LIBC_RE = { glibc: /^(libc|libm|libpthread|librt)\.so\.\d+$|^ld-linux[-\w.]*\.so\.\d+$/, musl: /^libc\.(musl-[\w]+\.)?so(\.1)?$/ };
+
+// Staged outside prebuilds/ (which `npm pack` ships whole), renamed in
+// when every file passed.
 const out = prebuiltDir(tag);
-const tmp = `${out}.tmp-${process.pid}`;
+const tmp = path.join(built, '..', `prebuild-${tag}-${process.pid}`);
+function refuse(msg) {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  console.error(`prebuild: ${msg}: refusing to ship it`);
+  process.exit(1);
+}
 fs.rmSync(tmp, { recursive: true, force: true });
 fs.mkdirSync(tmp, { recursive: true });
 for (const f of FILES) {
   const from = path.join(built, f);
-  if (!fs.existsSync(from)) {
-    console.error(`prebuild: ${from} is missing: build first (--build, or make addon)`);
-    process.exit(1);
-  }
+  if (!fs.existsSync(from)) refuse(`${from} is missing (build first: --build, or make addon)`);
   fs.copyFileSync(from, path.join(tmp, f));
-  run(process.env.STRIP || 'strip', ['--strip-unneeded', path.join(tmp, f)]);
+  const r = spawnSync(process.env.STRIP || 'strip', ['--strip-unneeded', path.join(tmp, f)],
+    { stdio: 'inherit' });
+  if (r.status !== 0) refuse(`strip ${f} failed`);
   fs.chmodSync(path.join(tmp, f), 0o755);
 }
 
-// What the files need from the system: libc only, whatever SQLite or
+// What the files need from the system: their libc only, whatever SQLite or
 // compiler the build machine had.  readelf reads any architecture.
 for (const f of FILES) {
   const file = path.join(tmp, f);
-  const dyn = spawnSync('readelf', ['-d', '--dyn-syms', '-W', file], { encoding: 'utf8' });
-  if (dyn.status !== 0) {
-    console.error(`prebuild: readelf ${file} failed: ${dyn.stderr}`);
-    process.exit(1);
+  const elf = spawnSync('readelf', ['-h', '-d', '--dyn-syms', '-W', file], { encoding: 'utf8' });
+  if (elf.status !== 0) refuse(`readelf ${f} failed: ${elf.stderr.trim()}`);
+  const machine = (elf.stdout.match(/Machine:\s+(.*)/) || [])[1] || '?';
+  if (!MACHINE[arch] || !machine.includes(MACHINE[arch])) {
+    refuse(`${f} is for ${machine}, not ${arch}`);
   }
-  const needed = [...dyn.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)]
+  const needed = [...elf.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)]
     .map((m) => m[1]);
-  const extra = needed.filter((n) => !/^(libc|libm|libpthread|librt|ld-linux[^.]*|ld-musl[^.]*)\.so/.test(n));
-  const exported = dyn.stdout.split('\n')
-    .filter((l) => /\bsqlite3_\w+$/.test(l) && !/\bUND\b/.test(l) && /\bGLOBAL\b/.test(l));
-  if (extra.length || exported.length) {
-    console.error(`prebuild: ${f} links ${extra.join(', ') || 'only libc'} ` +
-      `and exports ${exported.length} SQLite symbols: refusing to ship it`);
-    process.exit(1);
+  const extra = needed.filter((n) => !LIBC_RE[libc].test(n));
+  if (!needed.length || extra.length) {
+    refuse(`${f} links ${extra.join(', ') || 'nothing'} besides the ${libc} C library`);
   }
-  const glibc = [...dyn.stdout.matchAll(/GLIBC_(\d+)\.(\d+)/g)]
+  const exported = elf.stdout.split('\n')
+    .filter((l) => /\bsqlite3_\w+$/.test(l) && !/\bUND\b/.test(l) && /\bGLOBAL\b/.test(l));
+  if (exported.length) refuse(`${f} exports ${exported.length} SQLite symbols`);
+  const glibc = [...elf.stdout.matchAll(/GLIBC_(\d+)\.(\d+)/g)]
     .map((m) => [Number(m[1]), Number(m[2])])
     .sort((a, b) => a[0] - b[0] || a[1] - b[1]).pop();
-  console.log(`prebuild: ${tag}/${f}: ${fs.statSync(file).size} bytes, needs ` +
+  if (libc === 'glibc' && glibc &&
+      (glibc[0] > GLIBC_FLOOR[0] || (glibc[0] === GLIBC_FLOOR[0] && glibc[1] > GLIBC_FLOOR[1]))) {
+    refuse(`${f} needs glibc ${glibc.join('.')}, newer than the ${GLIBC_FLOOR.join('.')} ` +
+      'promised: build on an older distribution (Debian 12 gives 2.34)');
+  }
+  console.log(`prebuild: ${tag}/${f}: ${fs.statSync(file).size} bytes, ${machine}, needs ` +
     `${needed.join(' ')}${glibc ? `, glibc ${glibc.join('.')} or newer` : ''}`);
 }
 fs.rmSync(out, { recursive: true, force: true });
+fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.renameSync(tmp, out);
 console.log(`prebuild: wrote ${path.relative(process.cwd(), out) || out}`);
 if (tag !== platformTag()) {
