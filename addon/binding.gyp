@@ -58,6 +58,7 @@
         'src/addon.c',
         'src/cache.c',
         'src/iter.c',
+        'src/many.c',
         'src/utf.c',
         'src/value.c',
       ],

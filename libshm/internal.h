@@ -193,6 +193,10 @@ int kvshm__mutex_init_shared(pthread_mutex_t *m);
  * destroyers and whoever makes a damaged lock again.  Waits at most the
  * lock timeout. */
 int kvshm__seg_lock(kvshm *kv, bool take);
+/* The segment's clear lock (clear.c): take (waiting up to the lock timeout
+ * when wait, else KVSHM__EBUSY_CLEAR at once) or release it. */
+#define KVSHM__EBUSY_CLEAR (-30897)
+int kvshm__clear_lock(kvshm *kv, bool take, bool wait);
 /* Is another open file description (another process's handle) attached
  * to this segment?  Every handle holds a read lock on byte 0 for life. */
 bool kvshm__others_attached(kvshm *kv);
@@ -233,6 +237,22 @@ static inline uint64_t kvshm__clear_gen(kvshm *kv) {
 }
 /* Raise the header's clear generation to at least g. */
 void kvshm__clear_gen_raise(kvshm *kv, uint64_t g);
+/* A SQLite cache whose segment was destroyed: KVSHM_EDESTROYED (ops.c). */
+int kvshm__destroyed(kvshm *kv);
+/* clear.c: prefix clears.  Record i if published (its gen in *gen). */
+const struct kvshm_clear_rec *kvshm__pclear_rec(kvshm *kv, unsigned i,
+                                                uint64_t *gen);
+/* Is key under the prefix of a clear whose SQLite delete is not committed
+ * (a row of it is not there)? */
+bool kvshm__pclear_hides(kvshm *kv, const void *key, size_t klen);
+/* After the commit that deleted record i's rows: PENDING -> DONE. */
+void kvshm__pclear_mark_done(kvshm *kv, unsigned i, uint64_t gen);
+/* Remove stripe s's keys under the prefixes cleared in (from, to]. */
+void kvshm__pclear_catch_up_locked(kvshm *kv, uint32_t s, uint64_t from,
+                                   uint64_t to);
+/* Finish and free the records of finished or abandoned prefix clears, if
+ * no clear runs (the reaper, each tick). */
+int kvshm__pclear_settle(kvshm *kv);
 void kvshm__unlock(kvshm *kv, uint32_t s);
 /* Rebuild stripe s's index, free list and derived counts from its slots. */
 void kvshm__repair_locked(kvshm *kv, uint32_t s);

@@ -60,7 +60,8 @@ typedef struct kvshm_iter kvshm_iter;
   X(NOTRECOVERABLE, -30817, "stripe lock is not recoverable")                  \
   X(REAPER, -30818, "could not start the kvshm-reaper process")                \
   X(DESTROYED, -30819, "cache was destroyed while open; open it again")        \
-  X(OWNER, -30820, "file belongs to another user (see kvshm_config.trust)")
+  X(OWNER, -30820, "file belongs to another user (see kvshm_config.trust)")    \
+  X(MISMATCH, -30821, "key holds another value than the one expected")
 
 typedef enum {
   KVSHM_OK = 0,
@@ -87,8 +88,9 @@ KVSHM_API const char *kvshm_errdetail(void);
 #define KVSHM_MIN_SLOT 64u
 #define KVSHM_MAX_SLOT 65536u
 #define KVSHM_MAX_STRIPES 1024u
-#define KVSHM_KEY_MAX 4096u /* longest key, bytes */
-#define KVSHM_NAME_MAX 200u /* longest cache name, bytes */
+#define KVSHM_KEY_MAX 4096u   /* longest key, bytes */
+#define KVSHM_NAME_MAX 200u   /* longest cache name, bytes */
+#define KVSHM_PREFIX_MAX 256u /* longest prefix kvshm_clear_prefix takes */
 #define KVSHM_DEFAULT_LOCK_TIMEOUT_MS 10000u
 #define KVSHM_DEFAULT_FLUSH_DELAY_MS 1000u
 
@@ -220,6 +222,59 @@ KVSHM_API int kvshm_set(kvshm *kv, const void *key, size_t klen,
 /* Remove key.  Errors: KVSHM_ENOTFOUND, KVSHM_ERDONLY, KVSHM_ETIMEDOUT. */
 KVSHM_API int kvshm_del(kvshm *kv, const void *key, size_t klen);
 
+/*
+ * Remove key only if its value is exactly val/vlen, in one atomic step in
+ * whichever tier holds it (a lease's owner letting it go).
+ * Errors: KVSHM_ENOTFOUND, KVSHM_EMISMATCH (another value), KVSHM_ERDONLY,
+ * KVSHM_ETIMEDOUT.
+ */
+KVSHM_API int kvshm_del_if(kvshm *kv, const void *key, size_t klen,
+                           const void *val, size_t vlen);
+
+/* Options for kvshm_get_ex. */
+#define KVSHM_PEEK                                                             \
+  0x1u /* a look, not a use: no LFU touch, no hit counted,                     \
+          nothing promoted from SQLite */
+
+/*
+ * kvshm_get, and the entry's absolute expiry in *expires_ms (wall clock
+ * ms, 0 = never; may be NULL).  opts: 0 or KVSHM_PEEK.
+ */
+KVSHM_API int kvshm_get_ex(kvshm *kv, const void *key, size_t klen, void *buf,
+                           size_t bufsize, size_t *vlen, uint32_t *flags,
+                           uint64_t *expires_ms, unsigned opts);
+
+/*
+ * One key of a multi-key call.  The caller fills key/klen (and val, vlen,
+ * flags, ttl_ms for kvshm_set_many); the call sets rc, and for
+ * kvshm_get_many val, vlen and flags.
+ */
+typedef struct kvshm_item {
+  const void *key;
+  size_t klen;
+  const void *val; /* set: the value; get: where it was copied (in buf) */
+  size_t vlen;     /* its length; get: also when rc is KVSHM_EBUFSIZE */
+  uint32_t flags;  /* the user's flags word */
+  int64_t ttl_ms;  /* set: as kvshm_set's */
+  int rc;          /* this key's status, as the one-key call's */
+} kvshm_item;
+
+/*
+ * Get, set or delete n keys in one call: keys are grouped by stripe, and
+ * each stripe's keys in memory are served under one hold of its lock (the
+ * others, and writes that need SQLite, as the one-key calls).  Each item's
+ * rc is its own result; keys of one stripe are handled in their order, so
+ * the last of several sets of one key wins.
+ * kvshm_get_many copies the values one after the other into buf; a value
+ * that no longer fits gets KVSHM_EBUFSIZE (and its length in vlen).
+ * Returns KVSHM_OK, or an error that concerns the whole call (KVSHM_EINVAL,
+ * KVSHM_ERDONLY, -ENOMEM).
+ */
+KVSHM_API int kvshm_get_many(kvshm *kv, kvshm_item *items, size_t n, void *buf,
+                             size_t bufsize);
+KVSHM_API int kvshm_set_many(kvshm *kv, kvshm_item *items, size_t n);
+KVSHM_API int kvshm_del_many(kvshm *kv, kvshm_item *items, size_t n);
+
 /* KVSHM_OK if key is present and live, else KVSHM_ENOTFOUND. */
 KVSHM_API int kvshm_has(kvshm *kv, const void *key, size_t klen);
 
@@ -244,6 +299,21 @@ KVSHM_API int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
  * that file before any later write is written behind would not see it).
  */
 KVSHM_API int kvshm_clear(kvshm *kv);
+
+/*
+ * Remove every key that starts with prefix/plen (1..KVSHM_PREFIX_MAX bytes)
+ * from both tiers, as one atomic step seen by every process: no key of the
+ * prefix written before the call survives it, and keys written after it
+ * stay.  A clear interrupted at any instant has happened whole or not at
+ * all (memory is swept stripe by stripe as each is next locked; SQLite's
+ * rows are hidden at once and deleted in the clear's own transaction, or
+ * by the next one if the clearer dies).  plen 0 is kvshm_clear.
+ * Errors: KVSHM_ETOOBIG (prefix too long), KVSHM_ERDONLY,
+ * KVSHM_EDESTROYED, KVSHM_ETIMEDOUT (another clear held the cache's clear
+ * lock too long), KVSHM_ESQLITE (the clear happened; its rows are deleted
+ * by the next SQLite write).
+ */
+KVSHM_API int kvshm_clear_prefix(kvshm *kv, const void *prefix, size_t plen);
 
 /* ---- The reaper ------------------------------------------------------- */
 

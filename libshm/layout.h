@@ -41,6 +41,8 @@
 #ifndef KVSHM_LAYOUT_H
 #define KVSHM_LAYOUT_H
 
+#include "kvshm.h"
+
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +53,7 @@
  * to the meaning of a field, or to the hash function (it places keys).
  * Attaching to a segment with another format is KVSHM_EVERSION.
  */
-#define KVSHM_FORMAT 3u
+#define KVSHM_FORMAT 4u
 
 /*
  * Which C library's pthread_mutex_t the segment's locks are.  glibc and musl
@@ -80,7 +82,29 @@
 #define KVSHM_HDR_SIZE 8192u
 #define KVSHM_STRIPE_SIZE 256u
 #define KVSHM_PATH_MAX 4096u
-#define KVSHM_NIL 0u /* "no slot" ref */
+#define KVSHM_NIL 0u        /* "no slot" ref */
+#define KVSHM_CLEAR_RECS 8u /* prefix clears in flight at once */
+
+/*
+ * A prefix clear (clear.c), kept in the header until every stripe has
+ * swept its keys and SQLite's rows of the prefix are deleted.  Lock rule:
+ * written only by the holder of the segment's clear lock (an OFD lock on
+ * the segment file, segment.c), and, for a SQLite cache, within SQLite's
+ * write lock; `gen` is stored last (release) when it is made, and the
+ * header's pclear_gen publishes it.  Readers take it only once its gen is
+ * at most the header's pclear_gen.
+ */
+struct kvshm_clear_rec {
+  uint64_t gen;   /* the prefix-clear generation it is; 0 = free */
+  uint32_t state; /* KVSHM_REC_PENDING: SQLite's rows of the prefix may
+                     still be there (their delete is not committed: every
+                     SQLite write transaction deletes them first, so no
+                     commit happens before theirs); KVSHM_REC_DONE */
+  uint32_t plen;  /* prefix bytes, 1..KVSHM_PREFIX_MAX */
+  unsigned char prefix[KVSHM_PREFIX_MAX]; /* the prefix's bytes */
+};
+#define KVSHM_REC_PENDING 1u
+#define KVSHM_REC_DONE 2u
 
 /* ---- Header ------------------------------------------------------------
  * Written once by the creator while it holds the segment's flock (see
@@ -134,6 +158,17 @@ struct kvshm_hdr {
    * once).  A trylock that succeeds or gets EOWNERDEAD means no reaper
    * runs, in whatever PID namespace: liveness never depends on pids. */
   pthread_mutex_t reaper_lock;
+  uint64_t pclear_gen;  /* prefix clears so far: kvshm_clear_prefix fills a
+                           record of clears[] with gen pclear_gen + 1, then
+                           stores that here (release): that store is the
+                           clear.  A stripe whose pclear_gen is older
+                           removes the prefixes' keys at its next lock */
+  uint64_t pclear_done; /* records that went from PENDING to DONE so far:
+                           a SQLite read re-reads when it moved meanwhile
+                           (its snapshot may predate the delete) */
+  struct kvshm_clear_rec clears[KVSHM_CLEAR_RECS]; /* prefix clears not yet
+                           swept by every stripe, or not yet deleted from
+                           SQLite (see struct kvshm_clear_rec) */
 };
 
 _Static_assert(offsetof(struct kvshm_hdr, magic) == 0, "magic first");
@@ -193,7 +228,9 @@ struct kvshm_stripe {
   uint64_t clear_gen;      /* kept: the header's clear_gen this stripe was
                               last emptied for; kvshm__lock empties it
                               when the header's has moved on */
-  uint64_t pad2[6];        /* zero; room for more counters */
+  uint64_t pclear_gen;     /* kept: the header's pclear_gen this stripe
+                              last removed prefix-cleared keys for */
+  uint64_t pad2[5];        /* zero; room for more counters */
 };
 
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits a cache line");

@@ -59,9 +59,15 @@ int kvshm__busy_wait(kvshm *kv, int attempt, uint64_t since_ms,
 /* A kvshm_clear moved the header's generation: empty the stripe now.  The
  * generation is stored last, so a locker killed half-way is followed by
  * one that repairs (EOWNERDEAD) and then empties again. */
-static void catch_up_locked(kvshm *kv, uint32_t s, uint64_t gen) {
+static void catch_up_locked(kvshm *kv, uint32_t s, uint64_t gen,
+                            uint64_t pgen) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   kvshm__stripe_clear_locked(kv, s);
+  /* Empty, it has nothing left for the prefix clears so far either (never
+   * lower it: a prefix clear made meanwhile is swept by the caller). */
+  if (st->pclear_gen < pgen)
+    atomic_store_explicit((_Atomic uint64_t *)&st->pclear_gen, pgen,
+                          memory_order_release);
   atomic_store_explicit((_Atomic uint64_t *)&st->clear_gen, gen,
                         memory_order_release);
 }
@@ -363,11 +369,23 @@ int kvshm__lock(kvshm *kv, uint32_t s) {
   /* Generations only grow: a stripe ahead of the header proves the header
    * word was overwritten, and raises it back rather than emptying a stripe
    * no clear asked for. */
-  uint64_t gen = kvshm__clear_gen(kv), mine = kvshm__stripe(kv, s)->clear_gen;
+  struct kvshm_stripe *st = kvshm__stripe(kv, s);
+  _Atomic uint64_t *hp = (_Atomic uint64_t *)&kv->hdr->pclear_gen;
+  uint64_t pgen = atomic_load_explicit(hp, memory_order_acquire);
+  uint64_t gen = kvshm__clear_gen(kv), mine = st->clear_gen;
   if (mine > gen)
     kvshm__clear_gen_raise(kv, mine);
   else if (mine < gen) /* read-only handles too: the clear happened, */
-    catch_up_locked(kv, s, gen); /* this only shows it */
+    catch_up_locked(kv, s, gen, pgen); /* this only shows it */
+  /* The same for prefix clears (clear.c). */
+  uint64_t pmine = st->pclear_gen;
+  if (pmine > pgen) {
+    uint64_t cur = pgen;
+    while (cur < pmine && !atomic_compare_exchange_weak(hp, &cur, pmine))
+      ;
+  } else if (pmine < pgen) {
+    kvshm__pclear_catch_up_locked(kv, s, pmine, pgen);
+  }
   return KVSHM_OK;
 }
 

@@ -1,6 +1,6 @@
 /*
- * ops.c - the keyed operations (get, set, delete, has, incr) and clear,
- * over both tiers.
+ * ops.c - the keyed operations (get, set, delete, has, incr) over both
+ * tiers.
  *
  * Every operation decides inside ONE hold of its key's stripe lock, on the
  * key's true state in either tier (op_resolve):
@@ -24,10 +24,7 @@
  * entries lets go of the lock, writes the stripe back (writeback.c), and
  * starts over: the decision is always made again in the final hold.
  *
- * clear is one atomic increment of the header's clear_gen (lock.c empties
- * each stripe at its next lock; store.c ignores rows of older generations),
- * so a clear interrupted at any instant has either happened whole or not
- * at all.
+ * Clears are in clear.c.
  */
 #include "store.h"
 
@@ -78,7 +75,7 @@ static void op_drop_row(struct op *op) {
 /* Is the cache's name gone (kvshm_unlink)?  A SQLite cache then refuses:
  * its reaper has flushed and left, and its file may belong to a new
  * segment of the same name. */
-static int destroyed(kvshm *kv) {
+int kvshm__destroyed(kvshm *kv) {
   if (!kvshm__has_store(kv) ||
       !atomic_load_explicit((_Atomic uint32_t *)&kv->hdr->destroyed,
                             memory_order_acquire))
@@ -108,7 +105,7 @@ static int op_begin(kvshm *kv, const void *key, size_t klen, struct op *op) {
   rc = kvshm__lock(kv, op->s);
   if (rc)
     return rc;
-  rc = destroyed(kv);
+  rc = kvshm__destroyed(kv);
   if (!rc)
     rc = kvshm__find_locked(kv, op->s, op->h, key, klen, &op->ref, &op->link);
   if (rc) {
@@ -270,7 +267,7 @@ static int write_through(kvshm *kv, uint32_t s) {
 
 /* Copy out a live entry found by op (lock held). */
 static int read_out_locked(kvshm *kv, struct op *op, void *buf, size_t bufsize,
-                           size_t *vlen, uint32_t *flags) {
+                           size_t *vlen, uint32_t *flags, bool touch) {
   struct kvshm_head *hd = head_at(kv, op->s, op->ref);
   /* Lengths the chain cannot hold are corruption (not EBUFSIZE).  The
    * value is copied, then checked against the entry's checksum as copied:
@@ -293,7 +290,7 @@ static int read_out_locked(kvshm *kv, struct op *op, void *buf, size_t bufsize,
                  ? kvshm__corrupt_locked(kv, op->s, "entry fails its checksum")
                  : rc;
   }
-  if (!(kv->flags & KVSHM_RDONLY)) {
+  if (touch && !(kv->flags & KVSHM_RDONLY)) {
     uint64_t now = op->now ? op->now : kvshm__lfu_now_ms(kv);
     uint32_t lfu = kvshm__lfu_touch(kv, hd->lfu, now);
     if (lfu != hd->lfu) /* mostly equal: leave the slot's line clean */
@@ -320,7 +317,16 @@ static int read_out_row(const struct op *op, void *buf, size_t bufsize,
 
 int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
               size_t bufsize, size_t *vlen, uint32_t *flags) {
-  bool rdonly = kv->flags & KVSHM_RDONLY;
+  return kvshm_get_ex(kv, key, klen, buf, bufsize, vlen, flags, NULL, 0);
+}
+
+int kvshm_get_ex(kvshm *kv, const void *key, size_t klen, void *buf,
+                 size_t bufsize, size_t *vlen, uint32_t *flags,
+                 uint64_t *expires_ms, unsigned opts) {
+  if (opts & ~KVSHM_PEEK)
+    return kvshm__fail(KVSHM_EINVAL, "bad get options 0x%x", opts);
+  bool peek = opts & KVSHM_PEEK;
+  bool rdonly = (kv->flags & KVSHM_RDONLY) || peek; /* counts nothing */
   kvshm__reaper_poll(kv);
   struct op op;
   int rc = op_resolve(kv, key, klen, &op);
@@ -328,9 +334,13 @@ int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
     return rc;
   struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
   if (op.live) {
-    rc = read_out_locked(kv, &op, buf, bufsize, vlen, flags);
+    if (expires_ms)
+      *expires_ms = head_at(kv, op.s, op.ref)->expires_ms;
+    rc = read_out_locked(kv, &op, buf, bufsize, vlen, flags, !peek);
     st->hits += !rdonly && rc != KVSHM_ECORRUPT;
   } else if (op.in_store) {
+    if (expires_ms)
+      *expires_ms = op.row.expires_ms;
     rc = read_out_row(&op, buf, bufsize, vlen, flags);
     if (!rdonly) {
       st->misses++;
@@ -415,12 +425,14 @@ struct write {
   unsigned opts;
   int64_t delta;
   int64_t *result;
+  const void *expect; /* delete: only if the value is this (del_if) */
 };
 
 static int set_once(kvshm *kv, const void *key, size_t klen, const void *val,
                     size_t vlen, uint32_t flags, int64_t ttl_ms, unsigned opts,
                     uint32_t *stripe);
-static int del_once(kvshm *kv, const void *key, size_t klen, uint32_t *stripe);
+static int del_once(kvshm *kv, const void *key, size_t klen,
+                    const struct write *w, uint32_t *stripe);
 static int incr_once(kvshm *kv, const void *key, size_t klen, int64_t delta,
                      uint32_t new_flags, int64_t *result, uint32_t *stripe);
 
@@ -432,7 +444,7 @@ static int write_op(kvshm *kv, const struct write *w) {
     uint32_t s = 0;
     int rc = w->kind == W_SET   ? set_once(kv, w->key, w->klen, w->val, w->vlen,
                                            w->flags, w->ttl_ms, w->opts, &s)
-             : w->kind == W_DEL ? del_once(kv, w->key, w->klen, &s)
+             : w->kind == W_DEL ? del_once(kv, w->key, w->klen, w, &s)
                                 : incr_once(kv, w->key, w->klen, w->delta,
                                             w->flags, w->result, &s);
     if (rc != KVSHM__EDIRTY)
@@ -502,18 +514,48 @@ int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
   int rc = check_key(key, klen);
   if (rc)
     return rc;
-  struct write w = {W_SET, key, klen, val ? val : "", vlen, flags, ttl_ms,
-                    opts,  0,   NULL};
+  struct write w = {W_SET,  key,  klen, val ? val : "", vlen, flags,
+                    ttl_ms, opts, 0,    NULL,           NULL};
   return write_op(kv, &w);
 }
 
-static int del_once(kvshm *kv, const void *key, size_t klen, uint32_t *stripe) {
+/* del_if: does op's key hold exactly w's expected value?  Lock held. */
+static int holds_locked(kvshm *kv, struct op *op, const struct write *w) {
+  if (op->in_store)
+    return op->row.vlen == w->vlen &&
+                   (!w->vlen || !memcmp(op->row.val, w->expect, w->vlen))
+               ? KVSHM_OK
+               : KVSHM_EMISMATCH;
+  struct kvshm_head *hd = head_at(kv, op->s, op->ref);
+  if (hd->vlen != w->vlen)
+    return KVSHM_EMISMATCH;
+  unsigned char *v = malloc(w->vlen ? w->vlen : 1); /* kv->scratch is the
+                                                       copy's own */
+  if (!v)
+    return -ENOMEM;
+  int rc = kvshm__entry_copy_locked(kv, op->s, op->ref, hd->klen, hd->vlen,
+                                    hd->flags, hd->check, hd->klen, v);
+  if (!rc && w->vlen && memcmp(v, w->expect, w->vlen))
+    rc = KVSHM_EMISMATCH;
+  free(v);
+  return rc == KVSHM_ECORRUPT
+             ? kvshm__corrupt_locked(kv, op->s, "entry fails its checksum")
+             : rc;
+}
+
+static int del_once(kvshm *kv, const void *key, size_t klen,
+                    const struct write *w, uint32_t *stripe) {
   struct op op;
   int rc = op_resolve(kv, key, klen, &op);
   if (rc)
     return rc;
   *stripe = op.s;
   struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
+  if (w->expect && (op.live || op.in_store) &&
+      (rc = holds_locked(kv, &op, w)) != KVSHM_OK) {
+    op_end_write(kv, &op, false);
+    return rc;
+  }
   if (op.live) {
     if (kvshm__has_store(kv)) {
       kvshm__tombstone_locked(kv, op.s, op.ref, op_now(kv, &op));
@@ -547,7 +589,19 @@ int kvshm_del(kvshm *kv, const void *key, size_t klen) {
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
-  struct write w = {W_DEL, key, klen, NULL, 0, 0, 0, 0, 0, NULL};
+  struct write w = {W_DEL, key, klen, NULL, 0, 0, 0, 0, 0, NULL, NULL};
+  return write_op(kv, &w);
+}
+
+int kvshm_del_if(kvshm *kv, const void *key, size_t klen, const void *val,
+                 size_t vlen) {
+  kvshm__clear_detail();
+  if (kv->flags & KVSHM_RDONLY)
+    return KVSHM_ERDONLY;
+  if (!val && vlen)
+    return kvshm__fail(KVSHM_EINVAL, "value is NULL");
+  struct write w = {W_DEL, key, klen, NULL, vlen,          0,
+                    0,     0,   0,    NULL, val ? val : ""};
   return write_op(kv, &w);
 }
 
@@ -650,49 +704,7 @@ int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
-  struct write w = {W_INCR, key, klen, NULL, 0, new_flags, 0, 0, delta, result};
+  struct write w = {W_INCR, key, klen,  NULL,   0,   new_flags,
+                    0,      0,   delta, result, NULL};
   return write_op(kv, &w);
-}
-
-int kvshm_clear(kvshm *kv) {
-  kvshm__clear_detail();
-  if (kv->flags & KVSHM_RDONLY)
-    return KVSHM_ERDONLY;
-  _Atomic uint64_t *gen = (_Atomic uint64_t *)&kv->hdr->clear_gen;
-  int rc = KVSHM_OK;
-  if (!kvshm__has_store(kv)) {
-    atomic_fetch_add(gen, 1); /* the clear itself: one atomic step */
-    kvshm__hook(kv, KVSHM_TP_CLEAR_STEPPED);
-  } else {
-    /* Under SQLite's write lock: check the file is still ours, take the
-     * step, record it in the file (so a segment made again over it does
-     * not bring the old rows back; the reaper deletes them), commit.  A
-     * clear that cannot take the lock has no effect; one killed after its
-     * step is whole (the reaper records the step before deleting). */
-    rc = kvshm__store_begin(kv);
-    if (rc)
-      return rc;
-    rc = destroyed(kv);
-    if (!rc)
-      rc = kvshm__store_owned(kv);
-    if (rc) {
-      kvshm__store_end(kv, false);
-      return rc;
-    }
-    uint64_t g = atomic_fetch_add(gen, 1) + 1;
-    kvshm__hook(kv, KVSHM_TP_CLEAR_STEPPED);
-    rc = kvshm__store_meta_raise(kv, "clear_gen", g);
-    int end = kvshm__store_end(kv, !rc);
-    rc = rc ? rc : end;
-  }
-  /* Empty memory now rather than at each stripe's next use. */
-  for (uint32_t s = 0; s < kv->nstripes; s++) {
-    int lrc = kvshm__lock(kv, s);
-    if (lrc) {
-      rc = rc ? rc : lrc;
-      continue;
-    }
-    kvshm__unlock(kv, s);
-  }
-  return rc;
 }

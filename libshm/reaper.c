@@ -561,6 +561,8 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
       logf_(log_fd, "SQLite expiry: %s", kvshm_errdetail());
     if (store && gc_step(kv, &gc))
       logf_(log_fd, "removing cleared rows: %s", kvshm_errdetail());
+    if (kvshm__pclear_settle(kv)) /* a prefix clear whose clearer died */
+      logf_(log_fd, "finishing a prefix clear: %s", kvshm_errdetail());
     if (now - last_report >= 60000) {
       logf_(log_fd, "%llu entries written behind in the last minute",
             (unsigned long long)written);

@@ -560,6 +560,38 @@ bool kvshm__foreign_attached(kvshm *kv) {
          fd_locked(kv->seg_fd, 2 + ns, USERS_BYTE - 2 - ns);
 }
 
+/* Byte write-locked by a prefix clear for its whole run (clear.c): the
+ * kernel drops it when its holder dies, so a clear killed half-way is
+ * finished by the next holder. */
+#define CLEAR_BYTE (USERS_BYTE + 1)
+
+int kvshm__clear_lock(kvshm *kv, bool take, bool wait) {
+  if (kv->seg_fd < 0)
+    return kvshm__fail(KVSHM_ECORRUPT,
+                       "cache '%s' has no segment descriptor to lock",
+                       kv->name);
+  struct flock fl = {.l_type = take ? F_WRLCK : F_UNLCK,
+                     .l_whence = SEEK_SET,
+                     .l_start = (off_t)CLEAR_BYTE,
+                     .l_len = 1};
+  uint64_t until = kvshm__wall_ms() + kv->lock_timeout_ms;
+  for (unsigned n = 0;; n++) {
+    if (fcntl(kv->seg_fd, F_OFD_SETLK, &fl) == 0)
+      return KVSHM_OK;
+    if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+      return kvshm__fail(-errno, "cannot lock segment '%s' for a clear: %s",
+                         kv->name, strerror(errno));
+    if (!wait)
+      return KVSHM__EBUSY_CLEAR;
+    if (kvshm__wall_ms() >= until)
+      return kvshm__fail(KVSHM_ETIMEDOUT,
+                         "cache '%s': another clear ran for over %u ms",
+                         kv->name, kv->lock_timeout_ms);
+    struct timespec ts = {0, 200000L * (n < 25 ? n + 1 : 25)};
+    nanosleep(&ts, NULL);
+  }
+}
+
 int kvshm__seg_lock(kvshm *kv, bool take) {
   if (kv->seg_fd < 0)
     return take ? kvshm__fail(KVSHM_ECORRUPT,

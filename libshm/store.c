@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,8 @@ enum {
   Q_META_GET,
   Q_META_RAISE,
   Q_META_SET,
+  Q_META_DROP,
+  Q_PDEL,
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
@@ -84,6 +87,9 @@ static const char *const sql[Q_N] = {
                      "CONFLICT(k) DO UPDATE SET v = max(v, excluded.v)",
     [Q_META_SET] = "INSERT INTO kvshm_meta(k, v) VALUES (?1, ?2) ON "
                    "CONFLICT(k) DO UPDATE SET v = excluded.v",
+    [Q_META_DROP] =
+        "DELETE FROM kvshm_meta WHERE k GLOB 'pclear:*' AND k <> ?1",
+    [Q_PDEL] = "DELETE FROM kvshm_entries WHERE substr(key, 1, ?2) = ?1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
@@ -94,6 +100,9 @@ struct kvshm_store {
   bool counted; /* counted in open_conns */
   pid_t pid;    /* process that opened it */
   sqlite3_stmt *q[Q_N];
+  /* The prefix clears (clear.c) whose rows the open write transaction
+   * deleted: their generation by record, 0 for none. */
+  uint64_t txn_gen[KVSHM_CLEAR_RECS];
 };
 
 static int db_fail(kvshm *kv, sqlite3 *db, const char *what) {
@@ -439,6 +448,9 @@ int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
   int rc = store_get_conn(kv, &st);
   if (rc)
     return rc;
+  const _Atomic uint64_t *done = (_Atomic uint64_t *)&kv->hdr->pclear_done;
+  uint64_t before = atomic_load_explicit(done, memory_order_acquire);
+again:;
   sqlite3_stmt *q = st->q[Q_GET];
   sqlite3_bind_int64(q, 1, kvshm__hpos(h));
   sqlite3_bind_blob(q, 2, klen ? key : "", (int)klen, SQLITE_STATIC);
@@ -448,7 +460,8 @@ int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
   rc = sqlite3_step(q);
   if (rc == SQLITE_ROW) {
     int64_t exp = sqlite3_column_int64(q, 2);
-    if (exp > 0 && (uint64_t)exp <= now) {
+    if ((exp > 0 && (uint64_t)exp <= now) ||
+        kvshm__pclear_hides(kv, klen ? key : "", klen)) {
       rc = KVSHM_ENOTFOUND;
     } else {
       size_t n = (size_t)sqlite3_column_bytes(q, 0);
@@ -474,24 +487,92 @@ int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
   sqlite3_clear_bindings(q);
   if (nowait)
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  /* A prefix clear's delete committed meanwhile: our snapshot may be from
+   * before it, and its record no longer hides the row.  Read again. */
+  uint64_t after = atomic_load_explicit(done, memory_order_acquire);
+  if ((rc == KVSHM_OK || rc == KVSHM_ENOTFOUND) && after != before) {
+    before = after;
+    goto again;
+  }
+  return rc;
+}
+
+/* kvshm_meta's key for the prefix clears this segment has deleted. */
+static void pclear_meta_key(kvshm *kv, char *buf, size_t n) {
+  snprintf(buf, n, "pclear:%016" PRIx64, kv->hdr->nonce);
+}
+
+/*
+ * Within a write transaction: delete the rows of every PENDING prefix clear
+ * (clear.c), and record in kvshm_meta that this segment's clears up to the
+ * highest of them are done.  A record whose generation the file already
+ * has was deleted by a commit whose maker died before marking it: mark it
+ * now (this never deletes rows written after that commit).
+ */
+int kvshm__store_pending(kvshm *kv) {
+  struct kvshm_store *st = kv->store;
+  char mk[40];
+  uint64_t filed = 0, top = 0;
+  bool read = false;
+  int rc = KVSHM_OK;
+  pclear_meta_key(kv, mk, sizeof mk);
+  for (unsigned i = 0; !rc && i < KVSHM_CLEAR_RECS; i++) {
+    uint64_t g;
+    const struct kvshm_clear_rec *r = kvshm__pclear_rec(kv, i, &g);
+    if (!r || st->txn_gen[i] == g ||
+        atomic_load((_Atomic uint32_t *)&r->state) != KVSHM_REC_PENDING)
+      continue;
+    if (!read && (rc = kvshm__store_meta_get(kv, mk, &filed)))
+      break;
+    read = true;
+    if (g <= filed) {
+      kvshm__pclear_mark_done(kv, i, g);
+      continue;
+    }
+    unsigned char prefix[KVSHM_PREFIX_MAX];
+    uint32_t plen = r->plen;
+    memcpy(prefix, r->prefix, plen);
+    sqlite3_stmt *q = st->q[Q_PDEL];
+    sqlite3_bind_blob(q, 1, prefix, (int)plen, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, (int)plen);
+    rc = step_done(kv, st, q, "deleting a cleared prefix");
+    if (!rc)
+      st->txn_gen[i] = g;
+    top = g > top ? g : top;
+  }
+  if (!rc && top)
+    rc = kvshm__store_meta_raise(kv, mk, top);
   return rc;
 }
 
 int kvshm__store_begin(kvshm *kv) {
   struct kvshm_store *st;
   int rc = store_get_conn(kv, &st);
-  return rc ? rc : step_done(kv, st, st->q[Q_BEGIN], "BEGIN");
+  if (rc)
+    return rc;
+  memset(st->txn_gen, 0, sizeof st->txn_gen);
+  rc = step_done(kv, st, st->q[Q_BEGIN], "BEGIN");
+  if (rc)
+    return rc;
+  /* No commit may follow a prefix clear's step but one that deletes its
+   * rows (clear.c): this transaction is that one, if need be. */
+  rc = kvshm__store_pending(kv);
+  if (rc)
+    kvshm__store_end(kv, false);
+  return rc;
 }
 
 int kvshm__store_end(kvshm *kv, bool commit) {
   struct kvshm_store *st = kv->store;
-  if (!commit) {
+  int rc = KVSHM_OK;
+  if (commit && (rc = step_done(kv, st, st->q[Q_COMMIT], "COMMIT")) == 0) {
+    for (unsigned i = 0; i < KVSHM_CLEAR_RECS; i++)
+      if (st->txn_gen[i])
+        kvshm__pclear_mark_done(kv, i, st->txn_gen[i]);
+  } else {
     step_done(kv, st, st->q[Q_ROLLBACK], "ROLLBACK");
-    return KVSHM_OK;
   }
-  int rc = step_done(kv, st, st->q[Q_COMMIT], "COMMIT");
-  if (rc)
-    step_done(kv, st, st->q[Q_ROLLBACK], "ROLLBACK");
+  memset(st->txn_gen, 0, sizeof st->txn_gen);
   return rc;
 }
 
@@ -620,6 +701,13 @@ static int set_owner(kvshm *kv, uint64_t v) {
   sqlite3_bind_text(q, 1, "owner", -1, SQLITE_STATIC);
   sqlite3_bind_int64(q, 2, (sqlite3_int64)v);
   rc = step_done(kv, st, q, "writing kvshm_meta");
+  if (!rc && v) { /* earlier segments' prefix-clear marks mean nothing now */
+    char mk[40];
+    pclear_meta_key(kv, mk, sizeof mk);
+    q = st->q[Q_META_DROP];
+    sqlite3_bind_text(q, 1, mk, -1, SQLITE_TRANSIENT);
+    rc = step_done(kv, st, q, "writing kvshm_meta");
+  }
   int end = kvshm__store_end(kv, !rc);
   return rc ? rc : end;
 }
@@ -748,6 +836,8 @@ int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
   int rc = store_get_conn(kv, &st);
   if (rc)
     return rc;
+  const _Atomic uint64_t *done = (_Atomic uint64_t *)&kv->hdr->pclear_done;
+  uint64_t before = atomic_load_explicit(done, memory_order_acquire);
   sqlite3_stmt *q = st->q[Q_SCAN];
   sqlite3_bind_int64(q, 1, lo);
   sqlite3_bind_int64(q, 2, hi);
@@ -761,7 +851,8 @@ int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
     const void *k = sqlite3_column_blob(q, 1);
     const void *v = sqlite3_column_blob(q, 2);
     int64_t exp = sqlite3_column_int64(q, 4);
-    if (kl > KVSHM_KEY_MAX || (!k && kl)) /* not a key we could write */
+    if (kl > KVSHM_KEY_MAX || (!k && kl) || /* not a key we could write */
+        kvshm__pclear_hides(kv, kl ? k : "", kl))
       continue;
     struct kvshm_row row = {v ? v : "", vl,
                             (uint32_t)sqlite3_column_int64(q, 3),
@@ -783,6 +874,10 @@ int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
   sqlite3_clear_bindings(q);
   if (nowait)
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  /* A prefix clear's delete committed during the walk (see fetch): the
+   * caller reads the range again, as after a busy SQLite. */
+  if (!rc && atomic_load_explicit(done, memory_order_acquire) != before)
+    rc = KVSHM__EBUSY;
   return rc;
 }
 

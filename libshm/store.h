@@ -43,8 +43,13 @@ int kvshm__store_put(kvshm *kv, uint64_t h, const void *key, size_t klen,
                      const void *val, size_t vlen, uint32_t flags,
                      uint64_t expires_ms, uint64_t gen);
 int kvshm__store_del(kvshm *kv, uint64_t h, const void *key, size_t klen);
+/* BEGIN IMMEDIATE, then delete the rows of every PENDING prefix clear
+ * (clear.c): no commit may follow a prefix clear but one that does. */
 int kvshm__store_begin(kvshm *kv);
+/* COMMIT (then mark those clears DONE) or ROLLBACK. */
 int kvshm__store_end(kvshm *kv, bool commit);
+/* Within a write transaction: delete the PENDING prefix clears' rows. */
+int kvshm__store_pending(kvshm *kv);
 int kvshm__store_expire(kvshm *kv, uint64_t now, int limit, int *removed);
 /* Delete the rows with hpos in [lo, hi] of a generation older than gen
  * (never a newer one: a stale gen then deletes too little, not too much). */

@@ -78,11 +78,14 @@ bool kva_valbuf(napi_env env, struct kvshm_addon *ad, size_t n) {
 
 napi_value kva_throw_too_big(napi_env env, size_t vlen, bool at_least,
                              size_t limit) {
-  char msg[320];
+  char msg[512];
   snprintf(msg, sizeof msg,
            "value of %s%zu bytes is over this cache's limit "
-           "of %zu bytes (with this key): open the cache with more memory, a "
-           "larger slotSize or fewer stripes",
+           "of %zu bytes (with this key; an entry fills at most half of one "
+           "stripe, memory / stripes / 2): open the cache with more memory "
+           "(option `memory`), fewer stripes (`stripes`) or a larger "
+           "`slotSize`, or keep values this large elsewhere and cache their "
+           "key or location",
            at_least ? "at least " : "", vlen, limit);
   napi_value code, text, err;
   if (napi_create_string_utf8(env, "ETOOBIG", NAPI_AUTO_LENGTH, &code) ==
@@ -202,6 +205,7 @@ static napi_value make_constants(napi_env env) {
   set_num(env, c, "MAX_SLOT", KVSHM_MAX_SLOT);
   set_num(env, c, "MAX_STRIPES", KVSHM_MAX_STRIPES);
   set_num(env, c, "KEY_MAX", KVSHM_KEY_MAX);
+  set_num(env, c, "PREFIX_MAX", KVSHM_PREFIX_MAX);
   set_num(env, c, "NAME_MAX", KVSHM_NAME_MAX);
   set_num(env, c, "DEFAULT_LOCK_TIMEOUT", KVSHM_DEFAULT_LOCK_TIMEOUT_MS);
   set_num(env, c, "DEFAULT_FLUSH_DELAY", KVSHM_DEFAULT_FLUSH_DELAY_MS);

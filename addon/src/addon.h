@@ -97,6 +97,7 @@ struct kva_cache {
   uint64_t test_now;  /* test clock (lib/testing.js), ms */
   int test_point;     /* test hook: signal at this point ... */
   int test_signal;    /* ... this signal */
+  uint64_t last_expiry; /* getEx's entry's expiry (0 never), for lastExpiry */
 };
 
 /*
@@ -177,12 +178,33 @@ napi_value kva_value_decode(napi_env env, struct kvshm_addon *ad,
                             const void *data, size_t len, uint32_t flags);
 
 /* ---- cache.c ---- */
+/* Fetch a method's handle from its callback data; throw if it was closed. */
+#define CACHE_ARGS(n)                                                          \
+  size_t argc = (n);                                                           \
+  napi_value argv[(n) > 0 ? (n) : 1];                                          \
+  struct kva_cache *c;                                                         \
+  KVA_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&c)); \
+  if (!c->kv)                                                                  \
+    return kva_throw_closed(env, c->ad);                                       \
+  struct kvshm_addon *ad = c->ad
+napi_value kva_boolean(napi_env env, bool b);
+napi_value kva_undefined(napi_env env);
+/* The largest value with a key of klen bytes in c's cache. */
+size_t kva_value_limit(struct kva_cache *c, size_t klen);
 napi_value kva_open(napi_env env, napi_callback_info info);
 napi_value kva_unlink(napi_env env, napi_callback_info info);
 /* Drop one reference on c (a finalizer; iterators hold one each). */
 void kva_cache_unref(napi_env env, void *data, void *hint);
 /* Close every handle of the environment (teardown). */
 void kva_cache_close_all(struct kvshm_addon *ad);
+
+/* ---- many.c: multi-key calls, peeks and compare-deletes ---- */
+napi_value kva_get_many(napi_env env, napi_callback_info info);
+napi_value kva_set_many(napi_env env, napi_callback_info info);
+napi_value kva_delete_many(napi_env env, napi_callback_info info);
+napi_value kva_delete_if(napi_env env, napi_callback_info info);
+napi_value kva_get_ex(napi_env env, napi_callback_info info);
+napi_value kva_last_expiry(napi_env env, napi_callback_info info);
 
 /* ---- iter.c ---- */
 /* cache.iter(prefix, values): a new iterator handle. */

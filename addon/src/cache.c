@@ -67,27 +67,19 @@ void kva_cache_close_all(struct kvshm_addon *ad) {
   }
 }
 
-/* Fetch the handle from the callback data; throw if it was closed. */
-#define CACHE_ARGS(n)                                                          \
-  size_t argc = (n);                                                           \
-  napi_value argv[(n) > 0 ? (n) : 1];                                          \
-  struct kva_cache *c;                                                         \
-  KVA_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, (void **)&c)); \
-  if (!c->kv)                                                                  \
-    return kva_throw_closed(env, c->ad);                                       \
-  struct kvshm_addon *ad = c->ad
-
-static napi_value boolean(napi_env env, bool b) {
+napi_value kva_boolean(napi_env env, bool b) {
   napi_value v;
   KVA_CHECK(env, napi_get_boolean(env, b, &v));
   return v;
 }
 
-static napi_value undefined(napi_env env) {
+napi_value kva_undefined(napi_env env) {
   napi_value v;
   KVA_CHECK(env, napi_get_undefined(env, &v));
   return v;
 }
+#define boolean kva_boolean
+#define undefined kva_undefined
 
 /* ---- entries ---------------------------------------------------------- */
 
@@ -116,7 +108,7 @@ static napi_value cache_get(napi_env env, napi_callback_info info) {
 }
 
 /* The largest value with a key of klen bytes. */
-static size_t value_limit(struct kva_cache *c, size_t klen) {
+size_t kva_value_limit(struct kva_cache *c, size_t klen) {
   uint64_t room = c->max_value + 16;
   return room > klen ? (size_t)(room - klen) : 0;
 }
@@ -139,7 +131,7 @@ static napi_value cache_set(napi_env env, napi_callback_info info) {
     KVA_CHECK(env, napi_get_value_int64(env, argv[3], &ttl));
   if (argc > 4)
     KVA_CHECK(env, napi_get_value_uint32(env, argv[4], &opts));
-  size_t limit = value_limit(c, klen);
+  size_t limit = kva_value_limit(c, klen);
   bool ok =
       kva_value_encode(env, ad, argv[1], type, limit, &val, &vlen, &flags);
   int rc =
@@ -196,9 +188,16 @@ static napi_value cache_incr(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* clear(prefix): every key, or every key starting with the string prefix. */
 static napi_value cache_clear(napi_env env, napi_callback_info info) {
-  CACHE_ARGS(0);
-  int rc = kvshm_clear(c->kv);
+  CACHE_ARGS(1);
+  size_t plen = 0;
+  napi_valuetype t = napi_undefined;
+  if (argc > 0)
+    KVA_CHECK(env, napi_typeof(env, argv[0], &t));
+  if (t != napi_undefined && !kva_key(env, ad, argv[0], &plen))
+    return NULL;
+  int rc = plen ? kvshm_clear_prefix(c->kv, ad->key, plen) : kvshm_clear(c->kv);
   if (rc)
     return kva_throw(env, ad, rc);
   return undefined(env);
@@ -637,6 +636,12 @@ napi_value kva_open(napi_env env, napi_callback_info info) {
       {"delete", cache_delete, false},
       {"incr", cache_incr, false},
       {"clear", cache_clear, false},
+      {"getMany", kva_get_many, false},
+      {"setMany", kva_set_many, false},
+      {"deleteMany", kva_delete_many, false},
+      {"deleteIf", kva_delete_if, false},
+      {"getEx", kva_get_ex, false},
+      {"lastExpiry", kva_last_expiry, false},
       {"size", cache_size, false},
       {"stats", cache_stats, false},
       {"storeStats", cache_store_stats, false},

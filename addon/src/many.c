@@ -1,0 +1,355 @@
+/*
+ * many.c - the multi-key methods (getMany, setMany, deleteMany), one
+ * native call each over libshm's kvshm_*_many (grouped by stripe there),
+ * and the single-key extras: getEx (with the entry's expiry, or a peek) and
+ * deleteIf (a compare-and-delete, for getOrSet's leases).
+ *
+ * Keys and values of a call are encoded into one arena first, then handed
+ * to libshm at once; JS values are built only after it returns.
+ */
+#include "addon.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A growing buffer; offsets into it survive its moves. */
+struct arena {
+  unsigned char *p;
+  size_t used, cap;
+};
+
+static bool arena_put(napi_env env, struct arena *a, const void *src, size_t n,
+                      size_t *off) {
+  if (a->used + n > a->cap) {
+    size_t cap = a->cap ? a->cap : 4096;
+    while (cap < a->used + n)
+      cap *= 2;
+    unsigned char *p = realloc(a->p, cap);
+    if (!p) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      return false;
+    }
+    a->p = p;
+    a->cap = cap;
+  }
+  if (n)
+    memcpy(a->p + a->used, src, n);
+  *off = a->used;
+  a->used += n;
+  return true;
+}
+
+/* The array argv[i] and its length; TypeError if it is not one. */
+static bool array_arg(napi_env env, napi_value v, const char *what,
+                      uint32_t *n) {
+  bool is = false;
+  if (napi_is_array(env, v, &is) != napi_ok || !is) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return false;
+  }
+  return napi_get_array_length(env, v, n) == napi_ok;
+}
+
+/* keys[i] into the arena (offsets in items[i].key, fixed up later). */
+static bool keys_in(napi_env env, struct kvshm_addon *ad, napi_value keys,
+                    uint32_t n, kvshm_item *items, struct arena *a) {
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value k;
+    size_t klen, off;
+    if (napi_get_element(env, keys, i, &k) != napi_ok ||
+        !kva_key(env, ad, k, &klen) || !arena_put(env, a, ad->key, klen, &off))
+      return false;
+    memset(&items[i], 0, sizeof items[i]);
+    items[i].key = (const void *)(uintptr_t)off;
+    items[i].klen = klen;
+  }
+  return true;
+}
+
+static void keys_fix(kvshm_item *items, uint32_t n, const struct arena *a) {
+  for (uint32_t i = 0; i < n; i++)
+    items[i].key = a->p + (uintptr_t)items[i].key;
+}
+
+/* getMany(keys): an array of values, undefined where absent. */
+napi_value kva_get_many(napi_env env, napi_callback_info info) {
+  CACHE_ARGS(1);
+  uint32_t n = 0;
+  if (!array_arg(env, argv[0], "keys must be an array of strings", &n))
+    return NULL;
+  kvshm_item *items = calloc(n ? n : 1, sizeof *items);
+  struct arena keys = {0}, vals = {0};
+  napi_value out = NULL;
+  if (!items) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  if (!keys_in(env, ad, argv[0], n, items, &keys))
+    goto done;
+  keys_fix(items, n, &keys);
+  /* Room for the values: most fit one slot; larger ones are fetched one by
+   * one below (EBUFSIZE). */
+  size_t room = (size_t)n * 256 + 65536;
+  vals.p = malloc(room);
+  vals.cap = room;
+  if (!vals.p) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    goto done;
+  }
+  int rc = kvshm_get_many(c->kv, items, n, vals.p, vals.cap);
+  if (rc) {
+    kva_throw(env, ad, rc);
+    goto done;
+  }
+  if (napi_create_array_with_length(env, n, &out) != napi_ok)
+    goto done;
+  for (uint32_t i = 0; i < n; i++) {
+    kvshm_item *it = &items[i];
+    napi_value v;
+    rc = it->rc;
+    while (rc == KVSHM_EBUFSIZE) { /* it may grow again before the retry */
+      if (!kva_valbuf(env, ad, it->vlen)) {
+        out = NULL;
+        goto done;
+      }
+      rc = kvshm_get(c->kv, it->key, it->klen, ad->val, ad->valcap, &it->vlen,
+                     &it->flags);
+      it->val = ad->val;
+    }
+    if (rc == KVSHM_ENOTFOUND) {
+      v = kva_undefined(env);
+    } else if (rc) {
+      kva_throw(env, ad, rc);
+      out = NULL;
+      goto done;
+    } else {
+      v = kva_value_decode(env, ad, it->val, it->vlen, it->flags);
+    }
+    if (!v || napi_set_element(env, out, i, v) != napi_ok) {
+      out = NULL;
+      goto done;
+    }
+  }
+done:
+  kva_trim(ad);
+  free(items);
+  free(keys.p);
+  free(vals.p);
+  return out;
+}
+
+/*
+ * setMany(keys, values, types, ttls): store each; ttls[i] as set's ttl
+ * (-1: the default).  Every entry that can be stored is; then the first
+ * failure (a value over the limit, a lock timeout) is thrown, naming its
+ * key's position.
+ */
+napi_value kva_set_many(napi_env env, napi_callback_info info) {
+  CACHE_ARGS(4);
+  uint32_t n = 0, nv = 0, nt = 0, nl = 0;
+  if (argc < 4 || !array_arg(env, argv[0], "keys must be an array", &n) ||
+      !array_arg(env, argv[1], "values must be an array", &nv) ||
+      !array_arg(env, argv[2], "types must be an array", &nt) ||
+      !array_arg(env, argv[3], "ttls must be an array", &nl))
+    return NULL;
+  if (nv != n || nt != n || nl != n) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "setMany: keys, values, types and ttls differ in "
+                          "length");
+    return NULL;
+  }
+  kvshm_item *items = calloc(n ? n : 1, sizeof *items);
+  size_t *voff = calloc(n ? n : 1, sizeof *voff);
+  struct arena keys = {0}, vals = {0};
+  napi_value first_err = NULL, ret = NULL;
+  if (!items || !voff) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    goto done;
+  }
+  if (!keys_in(env, ad, argv[0], n, items, &keys))
+    goto done;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v, t, l;
+    uint32_t type;
+    int64_t ttl;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
+        napi_get_element(env, argv[2], i, &t) != napi_ok ||
+        napi_get_element(env, argv[3], i, &l) != napi_ok ||
+        napi_get_value_uint32(env, t, &type) != napi_ok ||
+        napi_get_value_int64(env, l, &ttl) != napi_ok)
+      goto done;
+    const void *data;
+    size_t vlen;
+    uint32_t flags;
+    size_t limit = kva_value_limit(c, items[i].klen);
+    if (!kva_value_encode(env, ad, v, type, limit, &data, &vlen, &flags)) {
+      /* Keep the first error for the end; this entry is skipped. */
+      napi_value e;
+      if (napi_get_and_clear_last_exception(env, &e) != napi_ok)
+        goto done;
+      if (!first_err)
+        first_err = e;
+      items[i].rc = KVSHM_EINVAL;
+      items[i].klen = 0;
+      voff[i] = SIZE_MAX;
+      continue;
+    }
+    if (vlen > limit) {
+      if (!first_err) {
+        kva_throw_too_big(env, vlen, false, limit);
+        napi_get_and_clear_last_exception(env, &first_err);
+      }
+      voff[i] = SIZE_MAX;
+      continue;
+    }
+    if (!arena_put(env, &vals, data, vlen, &voff[i]))
+      goto done;
+    items[i].vlen = vlen;
+    items[i].flags = flags;
+    items[i].ttl_ms = ttl;
+  }
+  keys_fix(items, n, &keys);
+  /* Only the encoded ones go to libshm, packed to the front. */
+  uint32_t m = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (voff[i] == SIZE_MAX)
+      continue;
+    items[i].val = vals.p ? vals.p + voff[i] : (const void *)"";
+    items[m++] = items[i];
+  }
+  int rc = kvshm_set_many(c->kv, items, m);
+  if (rc) {
+    kva_throw(env, ad, rc);
+    goto done;
+  }
+  for (uint32_t i = 0; i < m && !first_err; i++) {
+    if (items[i].rc == KVSHM_ETOOBIG) {
+      kva_throw_too_big(env, items[i].vlen, false,
+                        kva_value_limit(c, items[i].klen));
+      napi_get_and_clear_last_exception(env, &first_err);
+    } else if (items[i].rc) {
+      kva_throw(env, ad, items[i].rc);
+      napi_get_and_clear_last_exception(env, &first_err);
+    }
+  }
+  if (first_err)
+    napi_throw(env, first_err);
+  else
+    ret = kva_undefined(env);
+done:
+  kva_trim(ad);
+  free(items);
+  free(voff);
+  free(keys.p);
+  free(vals.p);
+  return ret;
+}
+
+/* deleteMany(keys): an array of booleans, true where a key was deleted. */
+napi_value kva_delete_many(napi_env env, napi_callback_info info) {
+  CACHE_ARGS(1);
+  uint32_t n = 0;
+  if (!array_arg(env, argv[0], "keys must be an array of strings", &n))
+    return NULL;
+  kvshm_item *items = calloc(n ? n : 1, sizeof *items);
+  struct arena keys = {0};
+  napi_value out = NULL;
+  if (!items) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  if (!keys_in(env, ad, argv[0], n, items, &keys))
+    goto done;
+  keys_fix(items, n, &keys);
+  int rc = kvshm_del_many(c->kv, items, n);
+  if (rc) {
+    kva_throw(env, ad, rc);
+    goto done;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    if (items[i].rc && items[i].rc != KVSHM_ENOTFOUND) {
+      kva_throw(env, ad, items[i].rc);
+      goto done;
+    }
+  if (napi_create_array_with_length(env, n, &out) != napi_ok)
+    goto done;
+  for (uint32_t i = 0; i < n; i++)
+    if (napi_set_element(env, out, i,
+                         kva_boolean(env, items[i].rc == KVSHM_OK)) !=
+        napi_ok) {
+      out = NULL;
+      goto done;
+    }
+done:
+  free(items);
+  free(keys.p);
+  return out;
+}
+
+/* deleteIf(key, value, type): delete key only if it holds exactly value
+ * (encoded as set would); true if deleted. */
+napi_value kva_delete_if(napi_env env, napi_callback_info info) {
+  CACHE_ARGS(3);
+  size_t klen, vlen;
+  uint32_t type = KVA_T_STRING, flags;
+  const void *val;
+  if (!kva_key(env, ad, argv[0], &klen))
+    return NULL;
+  if (argc > 2)
+    KVA_CHECK(env, napi_get_value_uint32(env, argv[2], &type));
+  if (!kva_value_encode(env, ad, argv[1], type, kva_value_limit(c, klen), &val,
+                        &vlen, &flags))
+    return NULL;
+  int rc = kvshm_del_if(c->kv, ad->key, klen, val, vlen);
+  kva_trim(ad);
+  if (rc && rc != KVSHM_ENOTFOUND && rc != KVSHM_EMISMATCH)
+    return kva_throw(env, ad, rc);
+  return kva_boolean(env, rc == KVSHM_OK);
+}
+
+/*
+ * getEx(key, peek, withValue): the value (undefined when absent; true for
+ * a present key when !withValue), remembering the entry's expiry for
+ * lastExpiry().  peek: no LFU touch, no hit, no promotion from SQLite.
+ */
+napi_value kva_get_ex(napi_env env, napi_callback_info info) {
+  CACHE_ARGS(3);
+  bool peek = false, with_value = true;
+  size_t klen, vlen;
+  uint32_t flags;
+  uint64_t exp = 0;
+  if (!kva_key(env, ad, argv[0], &klen))
+    return NULL;
+  if (argc > 1)
+    KVA_CHECK(env, napi_get_value_bool(env, argv[1], &peek));
+  if (argc > 2)
+    KVA_CHECK(env, napi_get_value_bool(env, argv[2], &with_value));
+  unsigned opts = peek ? KVSHM_PEEK : 0;
+  int rc;
+  for (;;) {
+    rc = kvshm_get_ex(c->kv, ad->key, klen, with_value ? ad->val : NULL,
+                      ad->valcap, &vlen, &flags, &exp, opts);
+    if (rc != KVSHM_EBUFSIZE)
+      break;
+    if (!kva_valbuf(env, ad, vlen))
+      return NULL;
+  }
+  if (rc == KVSHM_ENOTFOUND)
+    return kva_undefined(env);
+  if (rc)
+    return kva_throw(env, ad, rc);
+  c->last_expiry = exp;
+  napi_value v = with_value ? kva_value_decode(env, ad, ad->val, vlen, flags)
+                            : kva_boolean(env, true);
+  kva_trim(ad);
+  return v;
+}
+
+/* lastExpiry(): the expiry getEx last found (ms since the epoch, 0 never). */
+napi_value kva_last_expiry(napi_env env, napi_callback_info info) {
+  CACHE_ARGS(0);
+  (void)ad;
+  napi_value v;
+  KVA_CHECK(env, napi_create_double(env, (double)c->last_expiry, &v));
+  return v;
+}
