@@ -251,6 +251,23 @@ export interface StoreStats {
  * other at once.  Keys are strings of at most 4096 bytes of UTF-8 (lone
  * surrogates are stored as U+FFFD).
  */
+/** Options of {@link Cache.getOrSet}. */
+export interface GetOrSetOptions {
+  /** Time to live of a loaded value, ms (0: never expires; default: the cache's). */
+  ttl?: number;
+  /**
+   * For this many ms after `ttl`, a read returns the stale value at once
+   * while one caller on the host refreshes it in the background (needs ttl).
+   */
+  staleWhileRevalidate?: number;
+  /**
+   * How long a loader may hold the lease, ms (default 10000): a loader
+   * killed mid-load is taken over after this.  Make it longer than the
+   * slowest load, or two loads may overlap.
+   */
+  lockTimeout?: number;
+}
+
 export class Cache implements Iterable<[string, Value]> {
   /** Same as {@link open}. */
   constructor(name: string, options?: OpenOptions);
@@ -295,8 +312,49 @@ export class Cache implements Iterable<[string, Value]> {
   incr(key: string, delta?: number): number;
   /** incr(key, -delta). */
   decr(key: string, delta?: number): number;
-  /** Remove every entry (for every process). */
-  clear(): void;
+  /**
+   * Remove every entry, or with `{ prefix }` every key that starts with it
+   * (at most 256 bytes), from both tiers, as one atomic step for every
+   * process: no key written before the call survives it; keys written after
+   * it stay.
+   */
+  clear(options?: { prefix?: string }): void;
+  /**
+   * The values of keys, in order (undefined where absent), in one native
+   * call: the keys of one lock stripe are read under one hold of its lock.
+   */
+  getMany(keys: readonly string[] | Iterable<string>): (Value | undefined)[];
+  /**
+   * Store every `[key, value]` or `[key, value, { ttl }]` in one native call;
+   * `options.ttl` is the TTL of entries without their own.  The last of
+   * several entries of one key wins.  Every entry that can be stored is;
+   * then the first failure is thrown (RangeError for a value over the limit).
+   */
+  setMany(entries: Iterable<readonly [string, Value] | readonly [string, Value, { ttl?: number }]>,
+    options?: { ttl?: number }): void;
+  /** Delete keys in one native call; true where a key was present. */
+  deleteMany(keys: readonly string[] | Iterable<string>): boolean[];
+  /**
+   * The value of key without using it: no LFU touch (it does not become
+   * harder to evict), no hit counted, not promoted from SQLite.
+   */
+  peek(key: string): Value | undefined;
+  /** Milliseconds key has left: Infinity if it never expires, undefined if absent. */
+  ttl(key: string): number | undefined;
+  /** When key expires (ms since the epoch): Infinity if never, undefined if absent. */
+  expiresAt(key: string): number | undefined;
+  /**
+   * The value of key, or on a miss the value of `loader(key)`, stored with
+   * `ttl`.  Single flight across processes: when many processes of the
+   * host miss one key at once, the loader runs once on the host (a lease in
+   * the cache elects the caller), and the others wait for its value on
+   * timers, never blocking the event loop.  A loader that throws lets the
+   * lease go and its error rejects its caller's promise; a process killed
+   * while loading loses the lease after `lockTimeout`, and another caller
+   * takes over.  A loader returning undefined stores nothing.
+   */
+  getOrSet<T extends Value>(key: string, loader: (key: string) => T | Promise<T>,
+    options?: GetOrSetOptions): Promise<T>;
   /**
    * The keys, stripe by stripe (not in insertion order), then, for a
    * SQLite-backed cache, the keys that are only in the SQLite file.  No lock

@@ -95,3 +95,18 @@ async function legacy(): Promise<void> {
 }
 
 void [stored, v, typed, present, removed, n1, n2, n3, n4, count, name, file, closed, hits, rows, existed, gone, limits, ver, legacy];
+
+// Multi-key calls, prefix clears, peeks and getOrSet (issue 11).
+{
+  const many = open('types-many');
+  many.setMany([['a:1', 1], ['a:2', { n: 2 }, { ttl: 1000 }]], { ttl: 60_000 });
+  const vals: (Value | undefined)[] = many.getMany(['a:1', 'a:2']);
+  const gone: boolean[] = many.deleteMany(new Set(['a:1']));
+  many.clear({ prefix: 'a:' });
+  const left: number | undefined = many.ttl('a:2');
+  const at: number | undefined = many.expiresAt('a:2');
+  const peeked: Value | undefined = many.peek('a:2');
+  const loaded: Promise<{ id: number }> = many.getOrSet('user:1', async () => ({ id: 1 }),
+    { ttl: 60_000, staleWhileRevalidate: 5_000, lockTimeout: 2_000 });
+  void [vals, gone, left, at, peeked, loaded];
+}
