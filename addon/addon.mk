@@ -17,7 +17,7 @@ ADDON_SRC   := addon/binding.gyp $(wildcard addon/src/*.c addon/src/*.h) \
 NODE_TESTS  := $(sort $(wildcard addon/test/*.test.js))
 NPM_STAMP   := node_modules/.kvshm-lock-stamp
 
-.PHONY: addon test-node bench-node demo-node clean-addon
+.PHONY: addon test-node bench-node bench-getorset demo-node clean-addon
 
 ALL_TARGETS  += addon
 TEST_TARGETS += test-node
@@ -40,6 +40,10 @@ test-node: $(ADDON)
 
 bench-node: deps $(ADDON)
 	$(NODE) bench/node/bench.js
+
+# getOrSet's hit path against get, getMany/setMany against single calls.
+bench-getorset: deps $(ADDON)
+	$(NODE) bench/node/getorset.js
 
 demo-node: deps $(ADDON)
 	$(NODE) examples/http-cluster.js

@@ -265,6 +265,8 @@ static void addon_free(napi_env env, void *data, void *hint) {
     napi_delete_reference(env, ad->bigint_fn);
   free(ad->val);
   free(ad->u16);
+  for (int i = 0; i < 3; i++)
+    free(ad->many[i]);
   free(ad);
 }
 

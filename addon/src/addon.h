@@ -74,6 +74,8 @@ struct kvshm_addon {
   uint16_t *u16;            /* a string's UTF-16 code units (utf.c) */
   size_t u16cap;            /* in units; at least KVSHM_KEY_MAX + 2 */
   struct kva_cache *caches; /* every handle of this environment */
+  void *many[3];            /* many.c's buffers: items, keys, values */
+  size_t many_cap[3];       /* their sizes, bytes */
   bool closing;             /* the environment is being torn down */
 };
 

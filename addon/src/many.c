@@ -12,26 +12,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A growing buffer; offsets into it survive its moves. */
+/* The environment's buffers, kept from call to call (a multi-key call
+ * allocates nothing once they have grown); over KEEP bytes they are given
+ * back after the call. */
+enum { B_ITEMS, B_KEYS, B_VALS };
+#define KEEP (4u << 20)
+
+static void *buf_get(napi_env env, struct kvshm_addon *ad, int b, size_t n) {
+  if (n > ad->many_cap[b]) {
+    size_t cap = ad->many_cap[b] ? ad->many_cap[b] : 4096;
+    while (cap < n)
+      cap *= 2;
+    void *p = realloc(ad->many[b], cap);
+    if (!p) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      return NULL;
+    }
+    ad->many[b] = p;
+    ad->many_cap[b] = cap;
+  }
+  return ad->many[b];
+}
+
+static void bufs_trim(struct kvshm_addon *ad) {
+  for (int b = 0; b < 3; b++)
+    if (ad->many_cap[b] > KEEP) {
+      free(ad->many[b]);
+      ad->many[b] = NULL;
+      ad->many_cap[b] = 0;
+    }
+  kva_trim(ad);
+}
+
+/* A growing buffer in one of them; offsets survive its moves. */
 struct arena {
+  struct kvshm_addon *ad;
+  int b;
   unsigned char *p;
-  size_t used, cap;
+  size_t used;
 };
 
 static bool arena_put(napi_env env, struct arena *a, const void *src, size_t n,
                       size_t *off) {
-  if (a->used + n > a->cap) {
-    size_t cap = a->cap ? a->cap : 4096;
-    while (cap < a->used + n)
-      cap *= 2;
-    unsigned char *p = realloc(a->p, cap);
-    if (!p) {
-      napi_throw_error(env, "ENOMEM", "out of memory");
-      return false;
-    }
-    a->p = p;
-    a->cap = cap;
-  }
+  if (a->used + n > a->ad->many_cap[a->b] &&
+      !buf_get(env, a->ad, a->b, a->used + n))
+    return false;
+  a->p = a->ad->many[a->b];
   if (n)
     memcpy(a->p + a->used, src, n);
   *off = a->used;
@@ -77,26 +103,21 @@ napi_value kva_get_many(napi_env env, napi_callback_info info) {
   uint32_t n = 0;
   if (!array_arg(env, argv[0], "keys must be an array of strings", &n))
     return NULL;
-  kvshm_item *items = calloc(n ? n : 1, sizeof *items);
-  struct arena keys = {0}, vals = {0};
+  kvshm_item *items = buf_get(env, ad, B_ITEMS, (n ? n : 1) * sizeof *items);
+  struct arena keys = {ad, B_KEYS, NULL, 0};
   napi_value out = NULL;
-  if (!items) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
+  if (!items)
     return NULL;
-  }
   if (!keys_in(env, ad, argv[0], n, items, &keys))
     goto done;
   keys_fix(items, n, &keys);
   /* Room for the values: most fit one slot; larger ones are fetched one by
    * one below (EBUFSIZE). */
-  size_t room = (size_t)n * 256 + 65536;
-  vals.p = malloc(room);
-  vals.cap = room;
-  if (!vals.p) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
+  size_t room = (size_t)n * 256 + 16384;
+  unsigned char *vals = buf_get(env, ad, B_VALS, room);
+  if (!vals)
     goto done;
-  }
-  int rc = kvshm_get_many(c->kv, items, n, vals.p, vals.cap);
+  int rc = kvshm_get_many(c->kv, items, n, vals, ad->many_cap[B_VALS]);
   if (rc) {
     kva_throw(env, ad, rc);
     goto done;
@@ -131,10 +152,7 @@ napi_value kva_get_many(napi_env env, napi_callback_info info) {
     }
   }
 done:
-  kva_trim(ad);
-  free(items);
-  free(keys.p);
-  free(vals.p);
+  bufs_trim(ad);
   return out;
 }
 
@@ -158,12 +176,13 @@ napi_value kva_set_many(napi_env env, napi_callback_info info) {
                           "length");
     return NULL;
   }
-  kvshm_item *items = calloc(n ? n : 1, sizeof *items);
+  kvshm_item *items = buf_get(env, ad, B_ITEMS, (n ? n : 1) * sizeof *items);
   size_t *voff = calloc(n ? n : 1, sizeof *voff);
-  struct arena keys = {0}, vals = {0};
+  struct arena keys = {ad, B_KEYS, NULL, 0}, vals = {ad, B_VALS, NULL, 0};
   napi_value first_err = NULL, ret = NULL;
   if (!items || !voff) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
+    if (items)
+      napi_throw_error(env, "ENOMEM", "out of memory");
     goto done;
   }
   if (!keys_in(env, ad, argv[0], n, items, &keys))
@@ -237,11 +256,8 @@ napi_value kva_set_many(napi_env env, napi_callback_info info) {
   else
     ret = kva_undefined(env);
 done:
-  kva_trim(ad);
-  free(items);
   free(voff);
-  free(keys.p);
-  free(vals.p);
+  bufs_trim(ad);
   return ret;
 }
 
@@ -251,13 +267,11 @@ napi_value kva_delete_many(napi_env env, napi_callback_info info) {
   uint32_t n = 0;
   if (!array_arg(env, argv[0], "keys must be an array of strings", &n))
     return NULL;
-  kvshm_item *items = calloc(n ? n : 1, sizeof *items);
-  struct arena keys = {0};
+  kvshm_item *items = buf_get(env, ad, B_ITEMS, (n ? n : 1) * sizeof *items);
+  struct arena keys = {ad, B_KEYS, NULL, 0};
   napi_value out = NULL;
-  if (!items) {
-    napi_throw_error(env, "ENOMEM", "out of memory");
+  if (!items)
     return NULL;
-  }
   if (!keys_in(env, ad, argv[0], n, items, &keys))
     goto done;
   keys_fix(items, n, &keys);
@@ -281,8 +295,7 @@ napi_value kva_delete_many(napi_env env, napi_callback_info info) {
       goto done;
     }
 done:
-  free(items);
-  free(keys.p);
+  bufs_trim(ad);
   return out;
 }
 
