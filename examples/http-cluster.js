@@ -118,7 +118,7 @@ function worker() {
   const server = http.createServer((req, res) => {
     const m = /^\/(kvshm|map)\/item\/(\d+)$/.exec(req.url);
     if (!m) {
-      res.writeHead(404).end();
+      res.writeHead(req.url === '/ping' ? 200 : 404).end(); // /ping: the load generator connecting
       return;
     }
     const mode = m[1];
@@ -310,13 +310,14 @@ async function primary() {
   }));
   aborted.catch(() => {});
 
-  const { run } = require('./loadgen');
+  const { connect } = require('./loadgen');
   const fixed = process.env.KVSHM_DEMO_NAME;
   const NAME = fixed || `${PREFIX}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
   await removeLeftovers(fixed);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${NAME}-`));
   const sqlite = path.join(dir, 'pages.db');
   const workers = [];
+  const clients = []; // the load generator's connections, for each mode
   const watchdog = setTimeout(() => {
     console.error('demo: did not finish in time; stopping');
     process.exitCode = 1;
@@ -348,11 +349,17 @@ async function primary() {
 
     // Both loads at once, on the same workers: each mode gets the same
     // machine (JIT warm-up, the CPU, whatever else runs on the host), which
-    // one run after the other would not give it.
+    // one run after the other would not give it.  Each mode's connections
+    // are opened one after the other, so that every worker gets as many of
+    // each mode's.
+    for (let m = 0; m < MODES.length; m++) {
+      const opening = connect({ port, concurrency: CONCURRENCY, ping: '/ping', signal: abort.signal });
+      clients.push(await Promise.race([aborted, opening]));
+    }
     console.log(`load: the same on both at once for ${SECONDS} s, ${CONCURRENCY} connections each, ids 1-${ITEMS} ` +
       'Zipf-skewed (Ctrl-C stops the demo and cleans up)');
-    const loads = await Promise.all(MODES.map((mode) => run({
-      port, seconds: SECONDS, concurrency: CONCURRENCY, items: ITEMS, path: `/${mode}/item/`, signal: abort.signal,
+    const loads = await Promise.all(MODES.map((mode, m) => clients[m].run({
+      seconds: SECONDS, items: ITEMS, path: `/${mode}/item/`, signal: abort.signal,
     })));
     if (loads.some((l) => l.aborted)) await aborted;
     const result = {};
@@ -425,6 +432,7 @@ async function primary() {
   } catch (err) {
     if (!err.stopped) throw err;
   } finally {
+    for (const c of clients) c.close();
     // Stopped: the workers go at once (after Ctrl-C they are mostly gone
     // already); otherwise they finish their requests first.
     await Promise.all(workers.map((w) => new Promise((resolve) => {

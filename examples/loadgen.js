@@ -9,6 +9,7 @@
 //
 //   node examples/loadgen.js PORT [seconds] [concurrency] [items] [path]
 //   const { run } = require('./loadgen'); await run({ port, seconds, path: '/kvshm/item/' })
+//   const c = await connect({ port, concurrency }); await c.run({ seconds, path })
 'use strict';
 const http = require('http');
 
@@ -44,19 +45,44 @@ function request(agent, port, path) {
 }
 
 /**
- * Drive http://127.0.0.1:port/item/<id>; resolves the totals.  An abort of
- * `signal` (an AbortSignal) ends the run at once: requests in flight are
- * dropped and the totals so far come back with aborted: true.
+ * Open `concurrency` keep-alive connections to 127.0.0.1:port, one after
+ * the other: each sends a request to `ping` (any answer will do) before the
+ * next one opens.  A cluster's primary then hands them to its workers in
+ * turn, evenly; connections that all arrive at once go to whichever worker
+ * is free first, and some workers get several times more than others.
+ * Resolves { run({ seconds, items, path, signal }), close() }: run() is as
+ * below, and closes the connections when it ends; close() closes them
+ * without a run.  An abort of `signal` rejects it.
  */
-async function run({ port, seconds = 4, concurrency = 32, items = 4000, path = '/item/', signal }) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const stop = () => agent.destroy();
+async function connect({ port, concurrency = 32, ping = '/', signal }) {
+  const agents = [];
+  const stop = () => { for (const agent of agents) agent.destroy(); };
+  signal?.addEventListener('abort', stop, { once: true });
+  try {
+    for (let i = 0; i < concurrency; i++) {
+      signal?.throwIfAborted();
+      agents.push(new http.Agent({ keepAlive: true, maxSockets: 1 })); // one connection each
+      await request(agents[i], port, ping);
+    }
+  } catch (err) {
+    stop();
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', stop);
+  }
+  return { run: (options) => drive(agents, port, options), close: stop };
+}
+
+// Each connection requests <path><id> for `seconds`; the totals.
+async function drive(agents, port, { seconds = 4, items = 4000, path = '/item/', signal } = {}) {
+  const stop = () => { for (const agent of agents) agent.destroy(); };
   signal?.addEventListener('abort', stop, { once: true });
   const pick = zipf(items);
-  const end = Date.now() + seconds * 1000;
+  const started = Date.now();
+  const end = started + seconds * 1000;
   const latencies = [];
   const totals = { requests: 0, errors: 0, bytes: 0 };
-  async function client() {
+  async function client(agent) {
     while (Date.now() < end && !signal?.aborted) {
       const t0 = process.hrtime.bigint();
       try {
@@ -70,10 +96,9 @@ async function run({ port, seconds = 4, concurrency = 32, items = 4000, path = '
       latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
   }
-  const started = Date.now();
-  await Promise.all(Array.from({ length: concurrency }, client));
+  await Promise.all(agents.map(client));
   signal?.removeEventListener('abort', stop);
-  agent.destroy();
+  stop();
   latencies.sort((a, b) => a - b);
   const pct = (p) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] : 0);
   return {
@@ -82,7 +107,18 @@ async function run({ port, seconds = 4, concurrency = 32, items = 4000, path = '
   };
 }
 
-module.exports = { run, zipf };
+/**
+ * Drive http://127.0.0.1:port<path><id> with `concurrency` connections
+ * (opened as connect() does); resolves the totals.  An abort of `signal`
+ * (an AbortSignal) ends the run at once: requests in flight are dropped
+ * and the totals so far come back with aborted: true (while connecting,
+ * the promise rejects).
+ */
+async function run({ port, concurrency = 32, ping = '/', ...options }) {
+  return (await connect({ port, concurrency, ping, signal: options.signal })).run(options);
+}
+
+module.exports = { run, connect, zipf };
 
 if (require.main === module) {
   const [port, seconds = 4, concurrency = 32, items = 4000] = process.argv.slice(2, 6).map(Number);

@@ -43,6 +43,11 @@ test('the HTTP cluster demo runs both caches, reports and cleans up', { timeout:
   // Per worker, counted in the cache with incr: requests and loads, each mode.
   const rows = out.split('\n').filter((l) => /^ {2}w\d /.test(l));
   assert.equal(rows.length, 2, out);
+  for (const r of rows) {
+    // The load generator's connections are spread over the workers, each mode's.
+    const [, kvRequests, , mapRequests] = r.trim().split(/ +/).slice(1).map(Number); // pid, requests, loads, ...
+    assert.ok(kvRequests > 0 && mapRequests > 0, `every worker served both modes\n${out}`);
+  }
   const total = /^ {2}total +(\d+) +(\d+) +(\d+) +(\d+)$/m.exec(out);
   assert.ok(total, out);
   const [kvRequests, kvLoads, mapRequests, mapLoads] = total.slice(1).map(Number);
