@@ -126,9 +126,10 @@ bench: $(BUILD)/bench/bench_shm $(BUILD)/bench/bench_store bench-node
 	$(BUILD)/bench/bench_shm
 	$(BUILD)/bench/bench_store
 
-# The main job: an HTTP server on cluster workers sharing one SQLite-backed
-# cache, driven by a load generator (addon/addon.mk).  demo-c is the small
-# multi-process C demo.
+# The main job: HTTP cluster workers whose pages come from a 20-50 ms loader,
+# cached in one shared kvshm cache (getOrSet) and in a Map per worker, the
+# same load on both at once (addon/addon.mk; README "The demo").  demo-c is
+# the small multi-process C demo.
 demo: demo-node
 
 demo-c: deps $(BUILD)/demo/demo_shm

@@ -3,7 +3,7 @@
 #   make addon       build addon/build/Release/kvshm.node with node-gyp
 #   make test-node   the addon's tests (node's test runner, KVSHM_TESTING=1)
 #   make bench-node  kvshm against Map, lmdb, Redis and a pipe (bench/node)
-#   make demo-node   HTTP cluster sharing one cache, driven by a load generator
+#   make demo-node   HTTP cluster: a slow loader behind kvshm's getOrSet vs a Map per worker
 #
 # node-gyp is the pinned devDependency; addon/scripts/build.js points it at
 # the running Node's own headers (--nodedir), so nothing is downloaded.

@@ -1,7 +1,10 @@
-// 99.demo: `make demo` runs examples/http-cluster.js; a short run of it
-// serves, counts, reports and cleans up after itself, and so does a run
-// stopped mid-way by Ctrl-C, SIGTERM or SIGHUP; what a run killed outright
-// leaves, the next run removes.
+// 99.demo: `make demo` runs examples/http-cluster.js: the same load on a
+// kvshm cache shared by the cluster workers (getOrSet) and on a Map per
+// worker, at once.  A short run of it serves every request, shows the
+// loader running once per key per TTL window on the host with kvshm and
+// more often with a Map per worker, reports and cleans up after itself, and
+// so does a run stopped mid-way by Ctrl-C, SIGTERM or SIGHUP; what a run
+// killed outright leaves, the next run removes.
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -9,26 +12,75 @@ const fs = require('fs');
 const path = require('path');
 const { uniqueName, runNode } = require('./helpers');
 
-test('the HTTP cluster demo runs, reports and cleans up', { timeout: 90000 }, async () => {
+/** The two numbers (kvshm, Map) of a row of the demo's summary table. */
+function row(out, what) {
+  const m = new RegExp(`^ {2}${what} +(\\S+)(?: ms)? +(\\S+)(?: ms)?$`, 'm').exec(out);
+  assert.ok(m, `no row '${what}' in\n${out}`);
+  return { kvshm: Number(m[1]), map: Number(m[2]) };
+}
+
+test('the HTTP cluster demo runs both caches, reports and cleans up', { timeout: 90000 }, async () => {
   const name = uniqueName('demo');
   const demo = path.join(__dirname, '..', '..', 'examples', 'http-cluster.js');
+  // 1.5 s of load, values living 450 ms: a cache that loads a key once per
+  // TTL window (each load starts more than a TTL after the one before)
+  // loads it at most 1 + floor(1500 / 450) = 4 times; a fifth load would
+  // take 300 ms more than the run, well beyond a request's delays.
+  const seconds = 1.5;
+  const ttl = 450;
   const r = await runNode(demo, [], {
     timeoutMs: 80000,
-    env: { KVSHM_DEMO_NAME: name, DEMO_SECONDS: '1', DEMO_WORKERS: '2', DEMO_CONCURRENCY: '8' },
+    env: {
+      KVSHM_DEMO_NAME: name, DEMO_SECONDS: String(seconds), DEMO_TTL: String(ttl),
+      DEMO_WORKERS: '2', DEMO_CONCURRENCY: '8', DEMO_ITEMS: '100',
+    },
   });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const out = r.stdout;
+  assert.match(out, /kvshm getOrSet +\/kvshm\/item\/<id>: cache\.getOrSet/);
+  assert.match(out, /Map per worker +\/map\/item\/<id>: a Map in each worker/);
+
+  // Per worker, counted in the cache with incr: requests and loads, each mode.
   const rows = out.split('\n').filter((l) => /^ {2}w\d /.test(l));
   assert.equal(rows.length, 2, out);
-  const total = /^ {2}total +(\d+) +(\d+) +(\d+)/m.exec(out);
+  for (const r of rows) {
+    // The load generator's connections are spread over the workers, each mode's.
+    const [, kvRequests, , mapRequests] = r.trim().split(/ +/).slice(1).map(Number); // pid, requests, loads, ...
+    assert.ok(kvRequests > 0 && mapRequests > 0, `every worker served both modes\n${out}`);
+  }
+  const total = /^ {2}total +(\d+) +(\d+) +(\d+) +(\d+)$/m.exec(out);
   assert.ok(total, out);
-  const [requests, hits, misses] = total.slice(1).map(Number);
-  assert.ok(requests > 0);
-  assert.equal(hits + misses, requests);
-  const load = /load generator: (\d+) requests .*, (\d+) errors/.exec(out);
-  assert.equal(Number(load[1]), requests, 'every request was counted in the cache');
-  assert.equal(Number(load[2]), 0);
-  assert.match(out, /cache stats:/);
+  const [kvRequests, kvLoads, mapRequests, mapLoads] = total.slice(1).map(Number);
+
+  const answered = row(out, 'requests answered');
+  const errors = row(out, 'errors');
+  const calls = row(out, 'loader calls');
+  const keys = row(out, 'distinct keys loaded');
+  const most = row(out, 'most calls for one key');
+  const duplicates = row(out, 'duplicate calls');
+  assert.ok(row(out, 'requests/s').kvshm > 0 && row(out, 'requests/s').map > 0, out);
+  row(out, 'latency p50');
+  row(out, 'latency p99');
+
+  // Every request answered, and counted by the workers.
+  assert.deepEqual(errors, { kvshm: 0, map: 0 }, out);
+  assert.ok(answered.kvshm > 0 && answered.map > 0, out);
+  assert.equal(kvRequests, answered.kvshm, 'every kvshm request was counted in the cache');
+  assert.equal(mapRequests, answered.map, 'every Map request was counted in the cache');
+  assert.deepEqual(calls, { kvshm: kvLoads, map: mapLoads }, 'the loader calls logged are those counted with incr');
+
+  // kvshm: once per key per TTL window, whichever worker asked.
+  assert.equal(duplicates.kvshm, 0, out);
+  assert.ok(keys.kvshm > 0 && keys.kvshm <= 100, out);
+  const windows = 1 + Math.floor((seconds * 1000) / ttl);
+  assert.ok(most.kvshm <= windows, `a key loaded ${most.kvshm} times in ${seconds} s with a ${ttl} ms TTL\n${out}`);
+  assert.ok(calls.kvshm <= keys.kvshm * windows, out);
+  // A Map per worker: the same keys loaded again by the other worker.
+  assert.ok(calls.map > calls.kvshm, `Map ${calls.map} loader calls, kvshm ${calls.kvshm}\n${out}`);
+  assert.ok(duplicates.map > 0, out);
+  assert.match(out, /kvshm getOrSet: 0 duplicates: the loader ran once per key per TTL window for the whole host/);
+
+  assert.match(out, /cache stats/);
   assert.match(out, /SQLite +\d+ rows/);
   assert.match(out, /cleaned up: workers stopped/);
   assert.equal(fs.existsSync(`/dev/shm/kvshm.${name}`), false, 'the cache was destroyed');
@@ -100,11 +152,11 @@ async function startMidRun(t, env) {
   const deadline = Date.now() + 30000;
   for (;;) {
     assert.ok(Date.now() < deadline, `the demo did not get going:\n${out}${err}`);
-    const m = /one shared cache '([^']+)' \(1 MiB of shared memory \+ (\/\S+)\/pages\.db\)/.exec(out);
+    const m = /on one shared cache '([^']+)' \(1 MiB of shared memory \+ (\/\S+)\/pages\.db\)/.exec(out);
     if (m) [, state.name, state.dir] = m;
     if (state.name && fs.existsSync(segment(state.name))) {
       const c = kvshm.open(state.name, { create: false, reaper: false });
-      const n = c.get('demo:w1:requests') || 0;
+      const n = c.get('demo:kvshm:w1:requests') || 0;
       c.close();
       if (n > 0) break;
     }
