@@ -23,13 +23,6 @@ struct pos {
   uint32_t i;
 };
 
-static int by_stripe(const void *a, const void *b) {
-  const struct pos *x = a, *y = b;
-  if (x->s != y->s)
-    return x->s < y->s ? -1 : 1;
-  return x->i < y->i ? -1 : x->i > y->i;
-}
-
 /* Hash and sort the valid keys; bad ones get their rc now.  *out is NULL
  * when n is 0. */
 static int plan(kvshm *kv, kvshm_item *items, size_t n, struct pos **out,
@@ -43,9 +36,16 @@ static int plan(kvshm *kv, kvshm_item *items, size_t n, struct pos **out,
     return KVSHM_OK;
   if (!items)
     return kvshm__fail(KVSHM_EINVAL, "items is NULL");
-  struct pos *p = malloc(n * sizeof *p);
-  if (!p)
+  /* p[n, 2n) holds them in input order; a counting sort by stripe (stable:
+   * keys of one stripe keep their order) puts them in p[0, k). */
+  struct pos *p = malloc(2 * n * sizeof *p);
+  uint32_t *count = calloc((size_t)kv->nstripes + 1, sizeof *count);
+  if (!p || !count) {
+    free(p);
+    free(count);
     return -ENOMEM;
+  }
+  struct pos *in = p + n;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     kvshm_item *it = &items[i];
@@ -57,13 +57,18 @@ static int plan(kvshm *kv, kvshm_item *items, size_t n, struct pos **out,
       if (!it->key)
         it->key = "";
       it->rc = SLOW;
-      p[k].h = kvshm__key_hash(it->key, it->klen);
-      p[k].s = kvshm__stripe_of(kv, p[k].h);
-      p[k].i = (uint32_t)i;
+      in[k].h = kvshm__key_hash(it->key, it->klen);
+      in[k].s = kvshm__stripe_of(kv, in[k].h);
+      in[k].i = (uint32_t)i;
+      count[in[k].s + 1]++;
       k++;
     }
   }
-  qsort(p, k, sizeof *p, by_stripe);
+  for (uint32_t s = 0; s < kv->nstripes; s++)
+    count[s + 1] += count[s];
+  for (size_t j = 0; j < k; j++)
+    p[count[in[j].s]++] = in[j];
+  free(count);
   *out = p;
   *m = k;
   return KVSHM_OK;
@@ -137,7 +142,7 @@ int kvshm_get_many(kvshm *kv, kvshm_item *items, size_t n, void *buf,
     if (!lock_run(kv, items, p, a, b))
       continue;
     struct kvshm_stripe *st = kvshm__stripe(kv, s);
-    uint64_t now = kvshm__now_ms(kv);
+    uint64_t now = kvshm__now_ms(kv), lfu_now = kvshm__lfu_now_ms(kv);
     for (size_t j = a; j < b; j++) {
       kvshm_item *it = &items[p[j].i];
       uint32_t *link, found;
@@ -177,7 +182,7 @@ int kvshm_get_many(kvshm *kv, kvshm_item *items, size_t n, void *buf,
       used += vlen;
       it->rc = KVSHM_OK;
       if (!rdonly) {
-        uint32_t lfu = kvshm__lfu_touch(kv, hd->lfu, kvshm__lfu_now_ms(kv));
+        uint32_t lfu = kvshm__lfu_touch(kv, hd->lfu, lfu_now);
         if (lfu != hd->lfu)
           hd->lfu = lfu;
         st->hits++;
