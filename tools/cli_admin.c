@@ -248,14 +248,26 @@ const struct cli_cmd cli_cmd_flush = {
 /* ---- clear ---------------------------------------------------------- */
 
 static int cmd_clear(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'},
+  static const struct option opts[] = {{"prefix", required_argument, NULL, 'p'},
+                                       {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
+  const char *prefix = NULL;
   int c;
-  while ((c = cli_getopt(argc, argv, "h", opts)) != -1)
-    return cli_opt_default(c);
+  while ((c = cli_getopt(argc, argv, "p:h", opts)) != -1) {
+    if (c != 'p')
+      return cli_opt_default(c);
+    prefix = optarg;
+  }
   const char *name;
   if (cli_one_name(argc, argv, &name))
     return CLI_EXIT_USAGE;
+  if (prefix && strlen(prefix) > KVSHM_PREFIX_MAX) {
+    fprintf(stderr,
+            "kvshm-cli clear: --prefix is %zu bytes; at most %u (nothing "
+            "was cleared)\n",
+            strlen(prefix), KVSHM_PREFIX_MAX);
+    return CLI_EXIT_USAGE;
+  }
   kvshm *kv;
   int rc = cli_open_rw(name, NULL, &kv);
   if (rc)
@@ -263,9 +275,12 @@ static int cmd_clear(int argc, char **argv) {
   kvshm_stats st;
   rc = kvshm_stats_get(kv, &st);
   if (!rc)
-    rc = kvshm_clear(kv);
+    rc = prefix ? kvshm_clear_prefix(kv, prefix, strlen(prefix))
+                : kvshm_clear(kv);
   if (rc)
     rc = cli_fail(rc, "cannot clear '%s'", name);
+  else if (prefix && *prefix)
+    printf("cleared the keys of '%s' starting with '%s'\n", name, prefix);
   else
     printf("cleared '%s' (%" PRIu64 " entries)\n", name, st.entries);
   kvshm_close(kv);
@@ -273,11 +288,15 @@ static int cmd_clear(int argc, char **argv) {
 }
 
 const struct cli_cmd cli_cmd_clear = {
-    "clear", cmd_clear, "NAME", "remove every entry (the cache stays)",
-    "One atomic step for every process, in both tiers; memory is freed as\n"
-    "each stripe is next used, old SQLite rows by the reaper soon after.\n"
+    "clear", cmd_clear, "[--prefix P] NAME",
+    "remove every entry, or every key starting with P (the cache stays)",
+    "One atomic step for every process, in both tiers: no key written\n"
+    "before it survives it.  Memory is freed as each stripe is next used;\n"
+    "old SQLite rows by the reaper soon after (a whole clear), or in the\n"
+    "clear's own transaction (a prefix).\n"
     "\nOptions:\n"
-    "  -h, --help   this help\n"};
+    "  -p, --prefix P   only the keys starting with P (at most 256 bytes)\n"
+    "  -h, --help       this help\n"};
 
 /* ---- destroy -------------------------------------------------------- */
 

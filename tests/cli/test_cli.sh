@@ -538,8 +538,16 @@ done
 expect 0 "flush of a memory-only cache: status 0" "$K" flush "$A"
 check "flush says there is nothing to write" has "memory only" "$OUT"
 for i in 1 2 3 4 5; do "$K" set "$E" "clear:$i" x; done
+"$K" set "$E" "clearx" y
+expect 0 "clear --prefix: status 0" "$K" clear --prefix clear: "$E"
+check "clear --prefix says what it cleared" has "cleared the keys of '$E' starting with 'clear:'" "$OUT"
+expect 1 "a cleared key is gone" "$K" get "$E" clear:3
+expect 0 "a key outside the prefix stays" "$K" get "$E" clearx
+expect 2 "clear --prefix over 256 bytes: status 2" "$K" clear --prefix "$(printf 'p%.0s' $(seq 300))" "$E"
+check "and says the limit" has "at most 256" "$ERR"
+"$K" del "$E" clearx >/dev/null
 expect 0 "clear: status 0" "$K" clear "$E"
-check "clear says how many entries it removed" has "cleared '$E' (269 entries)" "$OUT"
+check "clear says how many entries it removed" has "cleared '$E' (264 entries)" "$OUT"
 expect 0 "stats --json after clear" "$K" stats --json "$E"
 check "after clear: 0 entries, 0 slots used" \
   test "$(json 'd["memory"]["entries"], d["memory"]["slots_used"]')" = "0 0"
