@@ -1,8 +1,11 @@
 // app-esm.mjs NAME - the ESM entries of the installed package: the named
-// exports, the default export and the Promise facade.
+// exports, the default export, the Promise facade, and kvshm/keyv in a
+// project without keyv (an optional peer dependency).
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import kvshm, { open, KvshmError, parseSize } from 'kvshm';
 import * as facade from 'kvshm/promise';
+import KeyvKvshm, { createKeyv } from 'kvshm/keyv';
 
 const [name] = process.argv.slice(2);
 assert.equal(kvshm.open, open);
@@ -20,4 +23,12 @@ assert.equal(await facade.insert('a', 'b', 60), 'I');
 assert.equal(await facade.get('a'), 'b');
 await facade.close();
 kvshm.destroy(`${name}-facade`);
+// The Keyv store works without keyv; createKeyv() says what to install.
+const store = new KeyvKvshm(`${name}-keyv`, { memory: '2mb' });
+assert.equal(await store.set('ns:k', '{"value":1}'), true);
+assert.equal(await store.get('ns:k'), '{"value":1}');
+assert.throws(() => createKeyv(`${name}-keyv`), /npm install keyv/);
+assert.equal(createRequire(import.meta.url)('kvshm/keyv'), KeyvKvshm, 'one class for require and import');
+await store.disconnect();
+kvshm.destroy(`${name}-keyv`);
 console.log('app-esm: ok');

@@ -75,7 +75,7 @@ if [ "$hidden" = 1 ]; then
   n=kvshm-pkg-$$
   expect "CJS: sync API, SQLite tier, the packaged reaper" \
     sh -c "cd '$app' && node app-cjs.js $n-cjs '$work/cjs.db' '$pre'"
-  expect "ESM: named and default exports, the Promise facade" \
+  expect "ESM: named and default exports, the Promise facade, kvshm/keyv without keyv" \
     sh -c "cd '$app' && node app-esm.mjs $n-esm"
   expect "npx kvshm-cli --help" \
     bash -o pipefail -c "cd '$app' && npx --offline kvshm-cli --help | grep -q '^usage: kvshm-cli'"
@@ -140,7 +140,9 @@ checks=0 failures=0
 listing=$(tar tzf "$tgz" | sed 's|^package/||')
 missing=""
 for f in package.json LICENSE README.md addon/README.md addon/index.d.ts \
-  addon/promise.d.ts addon/lib/index.js addon/lib/index.mjs addon/lib/locate.js \
+  addon/promise.d.ts addon/keyv.d.ts addon/keyv.d.mts addon/lib/index.js \
+  addon/lib/index.mjs addon/lib/locate.js addon/lib/keyv.js addon/lib/keyv.mjs \
+  addon/lib/keyv-store.js addon/lib/shared.js \
   addon/bin/kvshm-cli.js addon/scripts/build.js addon/binding.gyp \
   addon/prebuilds/linux-x64-glibc/kvshm.node \
   addon/prebuilds/linux-x64-glibc/kvshm-reaper \
