@@ -2,6 +2,7 @@
 #
 #   make addon       build addon/build/Release/kvshm.node with node-gyp
 #   make test-node   the addon's tests (node's test runner, KVSHM_TESTING=1)
+#   make test-keyv   @keyv/test-suite against kvshm/keyv (vitest)
 #   make bench-node  kvshm against Map, lmdb, Redis and a pipe (bench/node)
 #   make demo-node   HTTP cluster: a slow loader behind kvshm's getOrSet vs a Map per worker
 #
@@ -17,7 +18,7 @@ ADDON_SRC   := addon/binding.gyp $(wildcard addon/src/*.c addon/src/*.h) \
 NODE_TESTS  := $(sort $(wildcard addon/test/*.test.js))
 NPM_STAMP   := node_modules/.kvshm-lock-stamp
 
-.PHONY: addon test-node bench-node bench-getorset demo-node clean-addon
+.PHONY: addon test-node test-keyv bench-node bench-getorset demo-node clean-addon
 
 ALL_TARGETS  += addon
 TEST_TARGETS += test-node
@@ -37,6 +38,15 @@ $(NPM_STAMP):
 # the test files and the processes they spawn inherit it.
 test-node: $(ADDON)
 	KVSHM_TESTING=1 $(NODE) --test $(NODE_TESTS)
+
+# Keyv's conformance suite runs under vitest (addon/test/keyv-suite), which
+# the node:test files above cannot host.  CI=true and no stdin keep vitest
+# from watching or asking anything; one worker (vitest.config.mjs).
+test-keyv: deps $(ADDON)
+	CI=true NO_COLOR=1 $(NODE) node_modules/vitest/vitest.mjs run \
+	  --config addon/test/keyv-suite/vitest.config.mjs </dev/null
+
+TEST_TARGETS += test-keyv
 
 bench-node: deps $(ADDON)
 	$(NODE) bench/node/bench.js
