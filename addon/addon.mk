@@ -4,6 +4,7 @@
 #   make test-node   the addon's tests (node's test runner, KVSHM_TESTING=1)
 #   make test-keyv   @keyv/test-suite against kvshm/keyv (vitest)
 #   make bench-node  kvshm against Map, lmdb, Redis and a pipe (bench/node)
+#   make bench-keyv  what Keyv costs over kvshm, and Keyv's other stores
 #   make demo-node   HTTP cluster: a slow loader behind kvshm's getOrSet vs a Map per worker
 #
 # node-gyp is the pinned devDependency; addon/scripts/build.js points it at
@@ -18,7 +19,7 @@ ADDON_SRC   := addon/binding.gyp $(wildcard addon/src/*.c addon/src/*.h) \
 NODE_TESTS  := $(sort $(wildcard addon/test/*.test.js))
 NPM_STAMP   := node_modules/.kvshm-lock-stamp
 
-.PHONY: addon test-node test-keyv bench-node bench-getorset demo-node clean-addon
+.PHONY: addon test-node test-keyv bench-node bench-getorset bench-keyv demo-node clean-addon
 
 ALL_TARGETS  += addon
 TEST_TARGETS += test-node
@@ -54,6 +55,10 @@ bench-node: deps $(ADDON)
 # getOrSet's hit path against get, getMany/setMany against single calls.
 bench-getorset: deps $(ADDON)
 	$(NODE) bench/node/getorset.js
+
+# Keyv over kvshm/keyv against kvshm itself and Keyv's other stores.
+bench-keyv: deps $(ADDON)
+	$(NODE) bench/node/keyv.js
 
 demo-node: deps $(ADDON)
 	$(NODE) examples/http-cluster.js

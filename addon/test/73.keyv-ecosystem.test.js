@@ -9,6 +9,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('net');
 const path = require('path');
+const fs = require('fs');
 const { spawn, execFileSync } = require('child_process');
 const { Keyv } = require('keyv');
 const { createCache } = require('cache-manager');
@@ -58,6 +59,18 @@ async function runExample(t, file, redisUrl) {
 for (const file of Object.keys(EXPECTED)) {
   test(`examples/${file} with an in-process L2`, { timeout: 60000 }, (t) => runExample(t, file, ''));
 }
+
+test('the README shows the examples\' code as it is', () => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+  for (const file of Object.keys(EXPECTED)) {
+    const code = fs.readFileSync(path.join(examples, file), 'utf8');
+    const body = code.slice(code.indexOf("'use strict';\n") + "'use strict';\n".length).trimEnd();
+    const at = readme.indexOf(`(\`examples/${file}\``);
+    assert.ok(at > 0, `the README names examples/${file}`);
+    const start = readme.indexOf('```js\n', at) + '```js\n'.length;
+    assert.equal(readme.slice(start, readme.indexOf('\n```', start)), body, `README block after examples/${file}`);
+  }
+});
 
 // A private redis-server on a free port, stopped when t ends; null if none
 // is installed.
