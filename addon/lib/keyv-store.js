@@ -119,6 +119,18 @@ class KeyvKvshm extends EventEmitter {
    */
   get cache() { return this.#use(); }
 
+  /**
+   * Read by Keyv 6 alone (Keyv.resolveStore; Keyv 5, cache-manager 7 and
+   * cacheable 2 never read it).  Keyv 6 changed the store contract: a store
+   * with a namespace property prefixes keys itself, which this Keyv 5 store
+   * leaves to Keyv, so under Keyv 6 namespaces would share keys and clear()
+   * would miss them.  Refuse at once, saying why.
+   */
+  get capabilities() {
+    throw new Error('kvshm/keyv is a store for Keyv 5 (keyv@5.5 or later 5.x, as cache-manager 7 and ' +
+      'cacheable 2 use); Keyv 6 changed how stores handle namespaces and is not supported yet');
+  }
+
   #use() {
     if (this.#closed) throw new KvshmError('this kvshm/keyv store is disconnected', 'ECLOSED', 0);
     return this.#entry.cache;

@@ -11,7 +11,8 @@
 'use strict';
 const { KeyvKvshm, createKeyvWith } = require('./keyv-store');
 
-// keyv is the application's (a peer dependency), loaded when first needed.
+// keyv is the application's (not a dependency of kvshm), loaded when first
+// needed.
 function createKeyv(name, openOptions, keyvOptions) {
   let Keyv;
   try {

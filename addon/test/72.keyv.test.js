@@ -277,6 +277,8 @@ test('a Keyv whose serializing does not match the store\'s mode is told how to f
     assert.equal(errors[0].name, 'TypeError');
     assert.match(errors[0].message, /createKeyv|native: true/);
   }
+  // Keyv 6 reads store.capabilities (Keyv 5 never does) and is refused there.
+  assert.throws(() => wrong1.store.capabilities, { message: /store for Keyv 5.*Keyv 6/ });
   assert.throws(() => createKeyv(name, {}, { serialize: JSON.stringify }),
     { name: 'TypeError', message: /does not take the Keyv option 'serialize'/ });
 });

@@ -1,6 +1,6 @@
 // app-esm.mjs NAME - the ESM entries of the installed package: the named
 // exports, the default export, the Promise facade, and kvshm/keyv in a
-// project without keyv (an optional peer dependency).
+// project without keyv (the application's to install, not a dependency).
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import kvshm, { open, KvshmError, parseSize } from 'kvshm';
