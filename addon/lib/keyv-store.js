@@ -67,11 +67,14 @@ function envelope(value, expiresAt) {
 }
 
 // Whether kvshm holds `stored` for a value set as `value` (objects come
-// back from JSON, Uint8Arrays as they went in).
+// back from JSON, Buffers and Uint8Arrays as they went in; other views
+// kvshm refuses, and set() then says so).
 function same(stored, value) {
   if (Object.is(stored, value)) return true;
   if (typeof stored !== 'object' || stored === null || typeof value !== 'object' || value === null) return false;
-  if (ArrayBuffer.isView(value)) return ArrayBuffer.isView(stored) && Buffer.compare(stored, value) === 0;
+  if (ArrayBuffer.isView(value)) {
+    return value instanceof Uint8Array && stored instanceof Uint8Array && Buffer.compare(stored, value) === 0;
+  }
   return JSON.stringify(stored) === JSON.stringify(value);
 }
 

@@ -250,6 +250,13 @@ test('a value too large for the cache: set resolves false and emits the RangeErr
     assert.deepEqual(results, [true, false, true]);
     assert.deepEqual(await keyv.get(['m1', 'm2', 'm3']), [1, undefined, 3]);
     assert.deepEqual(keyv.errors.map((e) => e.code), ['ETOOBIG']);
+    if (native) {
+      // A value kvshm does not store (checked before anything is written).
+      keyv.errors.length = 0;
+      assert.deepEqual(await keyv.setMany([{ key: 'v1', value: 1 }, { key: 'v2', value: new Float64Array(1) }]), [true, false]);
+      assert.equal(await keyv.get('v1'), 1);
+      assert.deepEqual(keyv.errors.map((e) => e.name), ['TypeError']);
+    }
   }
   // Without Keyv (no 'error' listener), the call rejects with the error.
   const bare = new KeyvKvshm(name);
