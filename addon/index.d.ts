@@ -327,8 +327,10 @@ export class Cache implements Iterable<[string, Value]> {
   /**
    * Store every `[key, value]` or `[key, value, { ttl }]` in one native call;
    * `options.ttl` is the TTL of entries without their own.  The last of
-   * several entries of one key wins.  Every entry that can be stored is;
-   * then the first failure is thrown (RangeError for a value over the limit).
+   * several entries of one key wins.  A malformed argument is thrown
+   * before anything is stored; otherwise every entry that can be stored
+   * is, then the first failure is thrown (RangeError for a value over the
+   * limit) with `failed`: the positions of the entries that were not.
    */
   setMany(entries: Iterable<readonly [string, Value] | readonly [string, Value, { ttl?: number }]>,
     options?: { ttl?: number }): void;

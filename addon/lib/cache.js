@@ -148,8 +148,10 @@ class Cache {
 
   /**
    * Store every [key, value] or [key, value, { ttl }] of entries in one
-   * native call (options.ttl: the others' TTL).  Entries that can be
-   * stored are, then the first failure is thrown.
+   * native call (options.ttl: the others' TTL).  A malformed argument is
+   * thrown before anything is stored; otherwise the entries that can be
+   * stored are, then the first failure is thrown with `failed`, the
+   * positions of the entries that were not.
    */
   setMany(entries, options) {
     const ttl = ttlOption(options, 'setMany');

@@ -66,17 +66,6 @@ function envelope(value, expiresAt) {
   return { value, expires: expiresAt === Infinity ? undefined : expiresAt };
 }
 
-// Whether kvshm holds `stored` for a value set as `value` (objects come
-// back from JSON, Buffers and Uint8Arrays as they went in; other views
-// kvshm refuses, and set() then says so).
-function same(stored, value) {
-  if (Object.is(stored, value)) return true;
-  if (typeof stored !== 'object' || stored === null || typeof value !== 'object' || value === null) return false;
-  if (ArrayBuffer.isView(value)) {
-    return value instanceof Uint8Array && stored instanceof Uint8Array && Buffer.compare(stored, value) === 0;
-  }
-  return JSON.stringify(stored) === JSON.stringify(value);
-}
 
 function modeError(native, value) {
   return native
@@ -203,52 +192,57 @@ class KeyvKvshm extends EventEmitter {
    * result and emitted, and the others are stored.
    */
   async setMany(entries) {
-    let batch;
+    let batch, at, refused;
     try {
       const cache = this.#use();
       batch = [];
+      at = []; // batch[j] is entries[at[j]]
       const gone = [];
-      for (const { key, value, ttl } of entries) {
+      entries.forEach(({ key, value, ttl }, i) => {
         let v = value;
         if (this.#native) {
           if (typeof v !== 'object' || v === null || !('value' in v)) throw modeError(true, v);
           v = v.value;
           if (v === undefined) {
             gone.push(key);
-            continue;
+            return;
           }
         } else if (typeof v !== 'string') {
           throw modeError(false, v);
         }
         const o = ttlOption(ttl);
         batch.push(o ? [key, v, o] : [key, v]);
-      }
+        at.push(i);
+      });
       if (gone.length) cache.deleteMany(gone);
       try {
         cache.setMany(batch);
         return entries.map(() => true);
       } catch (err) {
         if (!(err instanceof RangeError || err instanceof TypeError)) throw err;
+        refused = err;
       }
     } catch (err) {
       return this.#fail(err, entries.map(() => false));
     }
-    // kvshm refused an entry: it stored the others (or, for an argument
-    // it checks in JS, none) and threw the first refusal.  Tell which by
-    // reading them back, and set the rest one by one: each refusal is
-    // emitted, and nothing stored by this call is written twice (a second
-    // write could undo another process's write made in between).
-    const cache = this.#entry.cache;
-    const ok = new Map();
-    for (const [key, v, o] of batch) {
-      try {
-        if (!same(cache.peek(key), v)) cache.set(key, v, o);
-        ok.set(key, true);
-      } catch (err) {
-        ok.set(key, this.#fail(err, false));
-      }
+    if (Array.isArray(refused.failed)) {
+      // kvshm stored every other entry and says which it refused.
+      const result = entries.map(() => true);
+      for (const j of refused.failed) result[at[j]] = false;
+      return this.#fail(refused, result);
     }
-    return entries.map(({ key }) => ok.get(key) !== false);
+    // kvshm refused the call's arguments before storing any: set them one
+    // by one, so the others are stored and each refusal is emitted.
+    const cache = this.#entry.cache;
+    const result = entries.map(() => true);
+    batch.forEach(([key, v, o], j) => {
+      try {
+        cache.set(key, v, o);
+      } catch (err) {
+        result[at[j]] = this.#fail(err, false);
+      }
+    });
+    return result;
   }
 
   async delete(key) {

@@ -76,6 +76,37 @@ static bool array_arg(napi_env env, napi_value v, const char *what,
   return napi_get_array_length(env, v, n) == napi_ok;
 }
 
+static napi_value num(napi_env env, uint32_t i) {
+  napi_value v = NULL;
+  napi_create_uint32(env, i, &v);
+  return v;
+}
+
+/* The array of positions a, sorted (they were found in two passes). */
+static napi_value sorted(napi_env env, napi_value a) {
+  uint32_t n = 0;
+  napi_get_array_length(env, a, &n);
+  uint32_t *v = malloc((n ? n : 1) * sizeof *v);
+  if (!v)
+    return a;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    v[i] = 0;
+    if (napi_get_element(env, a, i, &e) == napi_ok)
+      napi_get_value_uint32(env, e, &v[i]);
+  }
+  for (uint32_t i = 1; i < n; i++) /* few: insertion sort */
+    for (uint32_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+      uint32_t x = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = x;
+    }
+  for (uint32_t i = 0; i < n; i++)
+    napi_set_element(env, a, i, num(env, v[i]));
+  free(v);
+  return a;
+}
+
 /* keys[i] into the arena (offsets in items[i].key, fixed up later). */
 static bool keys_in(napi_env env, struct kvshm_addon *ad, napi_value keys,
                     uint32_t n, kvshm_item *items, struct arena *a) {
@@ -159,8 +190,8 @@ done:
 /*
  * setMany(keys, values, types, ttls): store each; ttls[i] as set's ttl
  * (-1: the default).  Every entry that can be stored is; then the first
- * failure (a value over the limit, a lock timeout) is thrown, naming its
- * key's position.
+ * failure (a value over the limit, a lock timeout) is thrown, with
+ * `failed`: the positions of every entry that was not stored.
  */
 napi_value kva_set_many(napi_env env, napi_callback_info info) {
   CACHE_ARGS(4);
@@ -178,14 +209,17 @@ napi_value kva_set_many(napi_env env, napi_callback_info info) {
   }
   kvshm_item *items = buf_get(env, ad, B_ITEMS, (n ? n : 1) * sizeof *items);
   size_t *voff = calloc(n ? n : 1, sizeof *voff);
+  uint32_t *pos = calloc(n ? n : 1, sizeof *pos); /* item -> input position */
   struct arena keys = {ad, B_KEYS, NULL, 0}, vals = {ad, B_VALS, NULL, 0};
-  napi_value first_err = NULL, ret = NULL;
-  if (!items || !voff) {
+  napi_value first_err = NULL, ret = NULL, failed = NULL;
+  uint32_t nfailed = 0;
+  if (!items || !voff || !pos) {
     if (items)
       napi_throw_error(env, "ENOMEM", "out of memory");
     goto done;
   }
-  if (!keys_in(env, ad, argv[0], n, items, &keys))
+  if (!keys_in(env, ad, argv[0], n, items, &keys) ||
+      napi_create_array(env, &failed) != napi_ok)
     goto done;
   for (uint32_t i = 0; i < n; i++) {
     napi_value v, t, l;
@@ -211,6 +245,7 @@ napi_value kva_set_many(napi_env env, napi_callback_info info) {
       items[i].rc = KVSHM_EINVAL;
       items[i].klen = 0;
       voff[i] = SIZE_MAX;
+      napi_set_element(env, failed, nfailed++, num(env, i));
       continue;
     }
     if (vlen > limit) {
@@ -219,6 +254,7 @@ napi_value kva_set_many(napi_env env, napi_callback_info info) {
         napi_get_and_clear_last_exception(env, &first_err);
       }
       voff[i] = SIZE_MAX;
+      napi_set_element(env, failed, nfailed++, num(env, i));
       continue;
     }
     if (!arena_put(env, &vals, data, vlen, &voff[i]))
@@ -234,6 +270,7 @@ napi_value kva_set_many(napi_env env, napi_callback_info info) {
     if (voff[i] == SIZE_MAX)
       continue;
     items[i].val = vals.p ? vals.p + voff[i] : (const void *)"";
+    pos[m] = i;
     items[m++] = items[i];
   }
   int rc = kvshm_set_many(c->kv, items, m);
@@ -241,22 +278,31 @@ napi_value kva_set_many(napi_env env, napi_callback_info info) {
     kva_throw(env, ad, rc);
     goto done;
   }
-  for (uint32_t i = 0; i < m && !first_err; i++) {
-    if (items[i].rc == KVSHM_ETOOBIG) {
+  for (uint32_t i = 0; i < m; i++) {
+    if (!items[i].rc)
+      continue;
+    napi_set_element(env, failed, nfailed++, num(env, pos[i]));
+    if (first_err)
+      continue;
+    if (items[i].rc == KVSHM_ETOOBIG)
       kva_throw_too_big(env, items[i].vlen, false,
                         kva_value_limit(c, items[i].klen));
-      napi_get_and_clear_last_exception(env, &first_err);
-    } else if (items[i].rc) {
+    else
       kva_throw(env, ad, items[i].rc);
-      napi_get_and_clear_last_exception(env, &first_err);
-    }
+    napi_get_and_clear_last_exception(env, &first_err);
   }
-  if (first_err)
+  if (first_err) {
+    napi_valuetype t = napi_undefined;
+    napi_typeof(env, first_err, &t);
+    if (t == napi_object) /* the positions, in order */
+      napi_set_named_property(env, first_err, "failed", sorted(env, failed));
     napi_throw(env, first_err);
-  else
+  } else {
     ret = kva_undefined(env);
+  }
 done:
   free(voff);
+  free(pos);
   bufs_trim(ad);
   return ret;
 }

@@ -79,7 +79,8 @@ for (const mode of MODES) {
     assert.throws(() => cache.set('k', tooBig), (err) => err instanceof RangeError &&
       /limit of \d+ bytes/.test(err.message) && /`memory`/.test(err.message) &&
       /`stripes`/.test(err.message) && /`slotSize`/.test(err.message));
-    assert.throws(() => cache.setMany([['ok1', 1], ['k', tooBig], ['ok2', 2]]), RangeError);
+    assert.throws(() => cache.setMany([['ok1', 1], ['k', tooBig], ['ok2', 2], ['k2', tooBig]]),
+      (err) => err instanceof RangeError && err.failed.join() === '1,3');
     assert.deepEqual(cache.getMany(['ok1', 'k', 'ok2']), [1, undefined, 2]);
   });
 
