@@ -173,7 +173,6 @@ void kvshm__pclear_catch_up_locked(kvshm *kv, uint32_t s, uint64_t from,
   } else {
     unsigned char key[KVSHM_PREFIX_MAX];
     uint32_t limit = st->fresh <= kv->nslots ? st->fresh : kv->nslots;
-    bool removed = false;
     for (uint32_t ref = 1; ref <= limit; ref++) {
       struct kvshm_head *hd = (void *)kvshm__slot(kv, s, ref);
       if ((kvshm__state_load(hd) & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD ||
@@ -185,14 +184,18 @@ void kvshm__pclear_catch_up_locked(kvshm *kv, uint32_t s, uint64_t from,
       for (unsigned i = 0; i < n; i++) {
         if (under(want[i], key, take)) {
           kvshm__entry_remove_locked(kv, s, ref);
-          removed = true;
           break;
         }
       }
     }
-    st->gen_evict += removed; /* keys left memory: a SQLite read between
-                                 two holds must read again (ops.c) */
   }
+  /* A SQLite read made between two holds of this lock must read again
+   * (ops.c, iter.c), even if no key of the prefixes was in memory here:
+   * their rows in SQLite are gone (hidden now, deleted at the commit), and
+   * a row read before the step would otherwise be taken as the key's
+   * value at the second hold, and promoted into a stripe that has already
+   * swept - the key back for good after its clear returned. */
+  st->gen_evict++;
   store64(&st->pclear_gen, to);
 }
 

@@ -214,7 +214,8 @@ struct kvshm_stripe {
   uint32_t tombstones;     /* derived: entries with KVSHM_ST_TOMB */
   uint32_t gen_evict;      /* kept: bumped whenever an entry leaves memory
                               (eviction, expiry, a written-back tombstone,
-                              clear, repair).  A key absent from memory has
+                              clear, repair), and at every prefix clear's
+                              sweep (its SQLite rows went).  A key absent from memory has
                               its newest value in SQLite, and nobody writes
                               its row until it is back in memory, so a
                               SQLite read done between two lock holds that

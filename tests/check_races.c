@@ -9,6 +9,8 @@
  *   flush_vs_flush   two write-behinds of one stripe: the older batch never
  *                    overwrites a newer value, nor brings a deleted key back
  *   clear_vs_get     a get racing kvshm_clear never returns a cleared row
+ *   pclear_vs_get    nor one racing kvshm_clear_prefix (nor incr counts on
+ *                    from it)
  *   expire_vs_get    a row read before a newer value expired is not promoted
  *   set_during_clear a value set just before the clear is gone, one set at
  *                    its step survives, also on a segment made again
@@ -210,6 +212,40 @@ START_TEST(test_clear_vs_get) {
   tu_assert_rc(tu_get(a, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
   tu_assert_rc(tu_get(b, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
   ck_assert_int_eq(tu_sql_value(db, "key", buf, sizeof buf), -1);
+}
+END_TEST
+
+static void pclear_by_b(void) {
+  tu_assert_rc(kvshm_clear_prefix(b, "p:", 2), KVSHM_OK);
+}
+
+/* A prefix clear between a get's SQLite read and its decision: the row
+ * read is gone, though nothing of the prefix was in that stripe's memory
+ * (so the sweep moved no gen_evict).  The get once returned it and
+ * promoted it into a stripe that had already swept: the key came back
+ * for good after its clear had returned.  The same for incr, which once
+ * counted on from the cleared value. */
+START_TEST(test_pclear_vs_get) {
+  char buf[16];
+  a = open_store(1 << 20, 0);
+  b = open_store(0, 0);
+  tu_assert_rc(kvshm_set(a, "p:key", 5, "v1", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_set(a, "p:num", 5, "40", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "p:key", 5);
+  evict(a, "p:num", 5);
+  arm(a, pclear_by_b); /* a read v1 from SQLite; b clears before a decides */
+  tu_assert_rc(tu_get(a, "p:key", 5, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  tu_assert_rc(tu_get(b, "p:key", 5, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  tu_assert_rc(tu_get(a, "p:key", 5, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  ck_assert_int_eq(tu_sql_value(db, "p:key", buf, sizeof buf), -1);
+  tu_assert_rc(kvshm_set(a, "p:num", 5, "40", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "p:num", 5);
+  int64_t n = 0;
+  arm(a, pclear_by_b);
+  tu_assert_rc(kvshm_incr(a, "p:num", 5, 2, 0, &n), KVSHM_OK);
+  ck_assert_int_eq(n, 2); /* counted from nothing: 40 was cleared */
 }
 END_TEST
 
@@ -527,6 +563,7 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_promote_scratch);
   tcase_add_test(tc, test_flush_vs_flush);
   tcase_add_test(tc, test_clear_vs_get);
+  tcase_add_test(tc, test_pclear_vs_get);
   tcase_add_test(tc, test_expire_vs_get);
   tcase_add_test(tc, test_set_during_clear);
   tcase_add_test(tc, test_incr_vs_evict);
