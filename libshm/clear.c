@@ -133,13 +133,22 @@ bool kvshm__pclear_hides(kvshm *kv, const void *key, size_t klen) {
   return false;
 }
 
+/*
+ * pclear_done moves BEFORE the state does: a reader (store.c) that sees the
+ * record DONE (or freed after it) must also see pclear_done moved, or it
+ * takes a row from a snapshot older than the delete's commit for the key's
+ * value (and a get promotes it).  Moved after, a reader could look in
+ * between, or forever if the marker died there.  Moved first, a reader in
+ * between still sees PENDING and hides the row.
+ */
 void kvshm__pclear_mark_done(kvshm *kv, unsigned i, uint64_t gen) {
   struct kvshm_clear_rec *r = &kv->hdr->clears[i];
   uint32_t want = KVSHM_REC_PENDING;
+  atomic_fetch_add((_Atomic uint64_t *)&kv->hdr->pclear_done, 1);
+  kvshm__hook(kv, KVSHM_TP_PCLEAR_MARKING);
   if (load64(&r->gen) == gen)
     atomic_compare_exchange_strong((_Atomic uint32_t *)&r->state, &want,
                                    KVSHM_REC_DONE);
-  atomic_fetch_add((_Atomic uint64_t *)&kv->hdr->pclear_done, 1);
 }
 
 /*

@@ -163,7 +163,8 @@ struct kvshm_hdr {
                            stores that here (release): that store is the
                            clear.  A stripe whose pclear_gen is older
                            removes the prefixes' keys at its next lock */
-  uint64_t pclear_done; /* records that went from PENDING to DONE so far:
+  uint64_t pclear_done; /* records that went from PENDING to DONE so far,
+                           moved just before each one's state (clear.c):
                            a SQLite read re-reads when it moved meanwhile
                            (its snapshot may predate the delete) */
   struct kvshm_clear_rec clears[KVSHM_CLEAR_RECS]; /* prefix clears not yet
