@@ -120,6 +120,14 @@ static bool under(const struct kvshm_clear_rec *r, const void *key,
          memcmp(key, r->prefix, n) == 0;
 }
 
+/*
+ * No lock held: a record read here may be freed (DONE and swept) and made
+ * again for another clear meanwhile, its state PENDING again before its
+ * prefix is written.  What was read counts only if its generation did not
+ * move (a seqlock: generations are never reused); else the record we
+ * began with was DONE, and hides nothing.  Without this, a torn read could
+ * hide a live row - a get missing a key, a del_if or incr acting on that.
+ */
 bool kvshm__pclear_hides(kvshm *kv, const void *key, size_t klen) {
   for (unsigned i = 0; i < KVSHM_CLEAR_RECS; i++) {
     uint64_t g;
@@ -127,8 +135,12 @@ bool kvshm__pclear_hides(kvshm *kv, const void *key, size_t klen) {
     if (r &&
         atomic_load_explicit((_Atomic uint32_t *)&r->state,
                              memory_order_acquire) == KVSHM_REC_PENDING &&
-        under(r, key, klen))
-      return true;
+        under(r, key, klen)) {
+      atomic_thread_fence(memory_order_acquire);
+      if (atomic_load_explicit((_Atomic uint64_t *)&r->gen,
+                               memory_order_relaxed) == g)
+        return true;
+    }
   }
   return false;
 }
