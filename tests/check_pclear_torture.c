@@ -29,7 +29,8 @@
  *             clear began after is still there.
  *
  * $KVSHM_PCLEAR_TORTURE_MS: milliseconds of fire per mode (default 4000,
- * in two rounds).  Every figure is printed to stderr.
+ * in two rounds; longer runs reboot every 2 s).  Every figure is printed
+ * to stderr.
  */
 #include "testutil.h"
 
@@ -658,8 +659,10 @@ START_TEST(test_pclear_torture) {
   uint64_t seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull | 1;
   unsigned ms = fire_ms();
   uint64_t t0 = tu_mono_ms();
-  for (int round = 0; round < ROUNDS; round++)
-    run_round(ms / ROUNDS, &seed);
+  unsigned rounds = ms / 2000 > ROUNDS ? ms / 2000 : ROUNDS; /* a reboot
+                                                 each 2 s in longer runs */
+  for (unsigned round = 0; round < rounds; round++)
+    run_round(ms / rounds, &seed);
   fprintf(stderr,
           "pclear torture [%s]: %.1f s, %" PRIu64 " sets + %" PRIu64
           " in set_many, %" PRIu64 " read back, %" PRIu64
