@@ -120,6 +120,14 @@ static bool under(const struct kvshm_clear_rec *r, const void *key,
          memcmp(key, r->prefix, n) == 0;
 }
 
+/*
+ * No lock held: a record read here may be freed (DONE and swept) and made
+ * again for another clear meanwhile, its state PENDING again before its
+ * prefix is written.  What was read counts only if its generation did not
+ * move (a seqlock: generations are never reused); else the record we
+ * began with was DONE, and hides nothing.  Without this, a torn read could
+ * hide a live row - a get missing a key, a del_if or incr acting on that.
+ */
 bool kvshm__pclear_hides(kvshm *kv, const void *key, size_t klen) {
   for (unsigned i = 0; i < KVSHM_CLEAR_RECS; i++) {
     uint64_t g;
@@ -127,19 +135,32 @@ bool kvshm__pclear_hides(kvshm *kv, const void *key, size_t klen) {
     if (r &&
         atomic_load_explicit((_Atomic uint32_t *)&r->state,
                              memory_order_acquire) == KVSHM_REC_PENDING &&
-        under(r, key, klen))
-      return true;
+        under(r, key, klen)) {
+      atomic_thread_fence(memory_order_acquire);
+      if (atomic_load_explicit((_Atomic uint64_t *)&r->gen,
+                               memory_order_relaxed) == g)
+        return true;
+    }
   }
   return false;
 }
 
+/*
+ * pclear_done moves BEFORE the state does: a reader (store.c) that sees the
+ * record DONE (or freed after it) must also see pclear_done moved, or it
+ * takes a row from a snapshot older than the delete's commit for the key's
+ * value (and a get promotes it).  Moved after, a reader could look in
+ * between, or forever if the marker died there.  Moved first, a reader in
+ * between still sees PENDING and hides the row.
+ */
 void kvshm__pclear_mark_done(kvshm *kv, unsigned i, uint64_t gen) {
   struct kvshm_clear_rec *r = &kv->hdr->clears[i];
   uint32_t want = KVSHM_REC_PENDING;
+  atomic_fetch_add((_Atomic uint64_t *)&kv->hdr->pclear_done, 1);
+  kvshm__hook(kv, KVSHM_TP_PCLEAR_MARKING);
   if (load64(&r->gen) == gen)
     atomic_compare_exchange_strong((_Atomic uint32_t *)&r->state, &want,
                                    KVSHM_REC_DONE);
-  atomic_fetch_add((_Atomic uint64_t *)&kv->hdr->pclear_done, 1);
 }
 
 /*
@@ -173,7 +194,6 @@ void kvshm__pclear_catch_up_locked(kvshm *kv, uint32_t s, uint64_t from,
   } else {
     unsigned char key[KVSHM_PREFIX_MAX];
     uint32_t limit = st->fresh <= kv->nslots ? st->fresh : kv->nslots;
-    bool removed = false;
     for (uint32_t ref = 1; ref <= limit; ref++) {
       struct kvshm_head *hd = (void *)kvshm__slot(kv, s, ref);
       if ((kvshm__state_load(hd) & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD ||
@@ -185,14 +205,18 @@ void kvshm__pclear_catch_up_locked(kvshm *kv, uint32_t s, uint64_t from,
       for (unsigned i = 0; i < n; i++) {
         if (under(want[i], key, take)) {
           kvshm__entry_remove_locked(kv, s, ref);
-          removed = true;
           break;
         }
       }
     }
-    st->gen_evict += removed; /* keys left memory: a SQLite read between
-                                 two holds must read again (ops.c) */
   }
+  /* A SQLite read made between two holds of this lock must read again
+   * (ops.c, iter.c), even if no key of the prefixes was in memory here:
+   * their rows in SQLite are gone (hidden now, deleted at the commit), and
+   * a row read before the step would otherwise be taken as the key's
+   * value at the second hold, and promoted into a stripe that has already
+   * swept - the key back for good after its clear returned. */
+  st->gen_evict++;
   store64(&st->pclear_gen, to);
 }
 

@@ -23,6 +23,8 @@ typedef enum {
   KVSHM_TP_REPAIR_HALF,       /* repair half done */
   KVSHM_TP_EVICTING,          /* between two evictions */
   KVSHM_TP_CLEAR_STEPPED,     /* kvshm_clear moved clear_gen (no lock held) */
+  KVSHM_TP_PCLEAR_MARKING,    /* a prefix clear's delete committed, its
+                                 record being marked DONE (no lock held) */
 } kvshm_test_point;
 
 typedef void (*kvshm_test_hook_fn)(kvshm *kv, kvshm_test_point p, void *ctx);

@@ -163,7 +163,8 @@ struct kvshm_hdr {
                            stores that here (release): that store is the
                            clear.  A stripe whose pclear_gen is older
                            removes the prefixes' keys at its next lock */
-  uint64_t pclear_done; /* records that went from PENDING to DONE so far:
+  uint64_t pclear_done; /* records that went from PENDING to DONE so far,
+                           moved just before each one's state (clear.c):
                            a SQLite read re-reads when it moved meanwhile
                            (its snapshot may predate the delete) */
   struct kvshm_clear_rec clears[KVSHM_CLEAR_RECS]; /* prefix clears not yet
@@ -214,7 +215,8 @@ struct kvshm_stripe {
   uint32_t tombstones;     /* derived: entries with KVSHM_ST_TOMB */
   uint32_t gen_evict;      /* kept: bumped whenever an entry leaves memory
                               (eviction, expiry, a written-back tombstone,
-                              clear, repair).  A key absent from memory has
+                              clear, repair), and at every prefix clear's
+                              sweep (its SQLite rows went).  A key absent from memory has
                               its newest value in SQLite, and nobody writes
                               its row until it is back in memory, so a
                               SQLite read done between two lock holds that

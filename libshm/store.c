@@ -522,8 +522,20 @@ int kvshm__store_pending(kvshm *kv) {
     if (!r || st->txn_gen[i] == g ||
         atomic_load((_Atomic uint32_t *)&r->state) != KVSHM_REC_PENDING)
       continue;
-    if (!read && (rc = kvshm__store_meta_get(kv, mk, &filed)))
-      break;
+    if (!read) {
+      /* Only the file's owner deletes.  A segment that lost the file (its
+       * name removed while a clear was PENDING, a newer segment over the
+       * file) would delete the new owner's rows under the old prefix, and
+       * commit it from a transaction that checks no owner (settle, the
+       * destroy's fence).  Its records stay PENDING: its handles cannot
+       * write the file again anyway (kvshm__store_owned). */
+      uint64_t owner = 0;
+      rc = kvshm__store_meta_get(kv, "owner", &owner);
+      if (!rc && owner != kv->hdr->nonce)
+        return KVSHM_OK;
+      if (rc || (rc = kvshm__store_meta_get(kv, mk, &filed)))
+        break;
+    }
     read = true;
     if (g <= filed) {
       kvshm__pclear_mark_done(kv, i, g);

@@ -40,6 +40,8 @@ static const char *point_name(kvshm_test_point p) {
     return "EVICTING";
   case KVSHM_TP_CLEAR_STEPPED:
     return "CLEAR_STEPPED";
+  case KVSHM_TP_PCLEAR_MARKING:
+    return "PCLEAR_MARKING";
   }
   return "?";
 }

@@ -10,6 +10,9 @@
  *   prefix_clearer_killed     a clearer killed right after its step: the
  *                             clear is whole, later writes of the prefix
  *                             are kept, even on a segment made again
+ *   pclear_stale_handle       a handle on a segment removed by hand, with
+ *                             a PENDING clear, deletes nothing of the
+ *                             file's new owner
  *   many                      get/set/del_many across stripes and tiers
  *                             agree with the one-key calls
  *   peek_expiry_del_if        get_ex's expiry and PEEK; del_if
@@ -278,6 +281,52 @@ START_TEST(test_prefix_clearer_killed) {
 }
 END_TEST
 
+/* A handle on a segment whose name was removed by hand (README: when its
+ * data does not matter) while a prefix clear of it was PENDING, its
+ * clearer dead: a new segment over the same file owns it and writes rows
+ * of that prefix.  The old handle's next clear_prefix settles its old
+ * record first: it once deleted the new owner's rows there (and then
+ * refused, the file not being its own). */
+START_TEST(test_pclear_stale_handle) {
+  char name[TU_NAME_SIZE], path[TU_PATH_SIZE], db[TU_PATH_SIZE];
+  tu_name(name);
+  snprintf(db, sizeof db, "%s", tu_dir_file(dir, "stale.db"));
+  kvshm_config c;
+  mode_config(&c, _i, "stale.db");
+  kvshm *a = NULL, *b = NULL;
+  tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &a), KVSHM_OK);
+  fill(a, "a:", 100, "old");
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  kvshm_close(a); /* fork before SQLite is open in this process */
+  pid_t p = tu_fork();
+  if (p == 0) {
+    kvshm *h = NULL;
+    TU_CHILD_RC(kvshm_open(name, &c, KVSHM_NOREAPER, &h), KVSHM_OK);
+    kvshm_test_set_hook(h, die_at_step, NULL);
+    kvshm_clear_prefix(h, "a:", 2);
+    _exit(0);
+  }
+  int status = 0;
+  ck_assert_int_eq(tu_wait(p, 20000, &status), 0);
+  ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &a), KVSHM_OK);
+  ck_assert_int_eq(unlink(tu_shm_path(name, path)), 0); /* by hand */
+  tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &b), KVSHM_OK);
+  tu_assert_rc(kvshm_set(b, "a:new", 5, "new", 3, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(b), KVSHM_OK);
+  /* (The old rows are back in b: a clear stepped and never committed is
+   * lost with its segment, when no write transaction ran in between.) */
+  int rows = tu_sql_count(db, "a:");
+  char got[8];
+  tu_assert_rc(kvshm_clear_prefix(a, "zz:", 3), KVSHM_EDESTROYED);
+  ck_assert_int_eq(tu_sql_value(db, "a:new", got, sizeof got), 3);
+  ck_assert_int_eq(tu_sql_count(db, "a:"), rows);
+  kvshm_close(a);
+  tu_assert_value(b, "a:new", 5, "new", 3);
+  kvshm_close(b);
+}
+END_TEST
+
 #define N 3000
 
 START_TEST(test_many) {
@@ -425,6 +474,8 @@ static Suite *multi_suite(void) {
   tcase_add_loop_test(tc, test_prefix_clear_races_writer, MEMORY_ONLY,
                       PERSISTENT + 1);
   tcase_add_loop_test(tc, test_prefix_clearer_killed, MEMORY_ONLY,
+                      PERSISTENT + 1);
+  tcase_add_loop_test(tc, test_pclear_stale_handle, SQLITE_BACKED,
                       PERSISTENT + 1);
   tcase_add_loop_test(tc, test_many, MEMORY_ONLY, PERSISTENT + 1);
   tcase_add_loop_test(tc, test_peek_expiry_del_if, MEMORY_ONLY, PERSISTENT + 1);

@@ -9,6 +9,10 @@
  *   flush_vs_flush   two write-behinds of one stripe: the older batch never
  *                    overwrites a newer value, nor brings a deleted key back
  *   clear_vs_get     a get racing kvshm_clear never returns a cleared row
+ *   pclear_vs_get    nor one racing kvshm_clear_prefix (nor incr counts on
+ *                    from it)
+ *   pclear_marking   nor one whose SQLite snapshot predates the clear's
+ *                    commit, looking at the record as it is marked DONE
  *   expire_vs_get    a row read before a newer value expired is not promoted
  *   set_during_clear a value set just before the clear is gone, one set at
  *                    its step survives, also on a segment made again
@@ -25,6 +29,7 @@
  */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -210,6 +215,139 @@ START_TEST(test_clear_vs_get) {
   tu_assert_rc(tu_get(a, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
   tu_assert_rc(tu_get(b, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
   ck_assert_int_eq(tu_sql_value(db, "key", buf, sizeof buf), -1);
+}
+END_TEST
+
+static void pclear_by_b(void) {
+  tu_assert_rc(kvshm_clear_prefix(b, "p:", 2), KVSHM_OK);
+}
+
+/* A prefix clear between a get's SQLite read and its decision: the row
+ * read is gone, though nothing of the prefix was in that stripe's memory
+ * (so the sweep moved no gen_evict).  The get once returned it and
+ * promoted it into a stripe that had already swept: the key came back
+ * for good after its clear had returned.  The same for incr, which once
+ * counted on from the cleared value. */
+START_TEST(test_pclear_vs_get) {
+  char buf[16];
+  a = open_store(1 << 20, 0);
+  b = open_store(0, 0);
+  tu_assert_rc(kvshm_set(a, "p:key", 5, "v1", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_set(a, "p:num", 5, "40", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "p:key", 5);
+  evict(a, "p:num", 5);
+  arm(a, pclear_by_b); /* a read v1 from SQLite; b clears before a decides */
+  tu_assert_rc(tu_get(a, "p:key", 5, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  tu_assert_rc(tu_get(b, "p:key", 5, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  tu_assert_rc(tu_get(a, "p:key", 5, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  ck_assert_int_eq(tu_sql_value(db, "p:key", buf, sizeof buf), -1);
+  tu_assert_rc(kvshm_set(a, "p:num", 5, "40", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "p:num", 5);
+  int64_t n = 0;
+  arm(a, pclear_by_b);
+  tu_assert_rc(kvshm_incr(a, "p:num", 5, 2, 0, &n), KVSHM_OK);
+  ck_assert_int_eq(n, 2); /* counted from nothing: 40 was cleared */
+}
+END_TEST
+
+/* ---- a get whose SQLite snapshot predates a prefix clear's commit ---- */
+
+int __real_sqlite3_step(sqlite3_stmt *q);
+int __wrap_sqlite3_step(sqlite3_stmt *q);
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+enum { S_IDLE, S_STEPPED, S_HAS_ROW, S_MARKING, S_READER_DONE };
+static int stage;
+static bool step_armed;
+static pthread_t reader_thread;
+
+static void stage_set(int v) {
+  pthread_mutex_lock(&mu);
+  stage = v;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+}
+
+/* Wait until stage >= v, 5 s at most (a hang is a failure, not a stall). */
+static bool stage_wait(int v) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 5;
+  pthread_mutex_lock(&mu);
+  int rc = 0;
+  while (stage < v && rc == 0)
+    rc = pthread_cond_timedwait(&cv, &mu, &ts);
+  bool ok = stage >= v;
+  pthread_mutex_unlock(&mu);
+  return ok;
+}
+
+/* The reader's lookup has its row, in a read transaction begun before the
+ * clear's commit: hold it there until the clearer is marking its record. */
+int __wrap_sqlite3_step(sqlite3_stmt *q) {
+  int rc = __real_sqlite3_step(q);
+  const char *text = sqlite3_sql(q);
+  if (step_armed && pthread_equal(pthread_self(), reader_thread) && text &&
+      strncmp(text, "SELECT value", 12) == 0 && rc == SQLITE_ROW) {
+    step_armed = false;
+    stage_set(S_HAS_ROW);
+    if (!stage_wait(S_MARKING))
+      fprintf(stderr, "pclear_marking: the clearer never marked\n");
+  }
+  return rc;
+}
+
+static void clearer_hook(kvshm *kv, kvshm_test_point p, void *ctx) {
+  (void)kv;
+  (void)ctx;
+  if (p == KVSHM_TP_CLEAR_STEPPED) { /* stepped, delete not committed */
+    stage_set(S_STEPPED);
+    stage_wait(S_HAS_ROW);
+  } else if (p == KVSHM_TP_PCLEAR_MARKING) { /* committed, half marked */
+    stage_set(S_MARKING);
+    stage_wait(S_READER_DONE);
+  }
+}
+
+static int clearer_rc;
+static void *clearer_main(void *arg) {
+  (void)arg;
+  clearer_rc = kvshm_clear_prefix(b, "p:", 2);
+  return NULL;
+}
+
+/* A get that began after a prefix clear's step reads SQLite from a
+ * snapshot taken before the clear's delete committed, and looks at the
+ * record after it was marked DONE.  pclear_done must have moved by then
+ * (it is the reader's sign to read again): it was once moved after the
+ * mark, and the get returned the cleared row and promoted it. */
+START_TEST(test_pclear_marking) {
+  char buf[16];
+  a = open_store(1 << 20, 0);
+  b = open_store(0, 0);
+  tu_assert_rc(kvshm_set(a, "p:key", 5, "v1", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  evict(a, "p:key", 5);
+  stage = S_IDLE;
+  reader_thread = pthread_self();
+  kvshm_test_set_hook(b, clearer_hook, NULL);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, clearer_main, NULL), 0);
+  ck_assert(stage_wait(S_STEPPED));
+  step_armed = true;
+  int rc = tu_get(a, "p:key", 5, buf, sizeof buf, NULL);
+  bool held = !step_armed;
+  step_armed = false;
+  stage_set(S_READER_DONE);
+  pthread_join(t, NULL);
+  kvshm_test_set_hook(b, NULL, NULL);
+  ck_assert_msg(held, "the get never read the row from SQLite");
+  tu_assert_rc(clearer_rc, KVSHM_OK);
+  tu_assert_rc(rc, KVSHM_ENOTFOUND);
+  tu_assert_rc(tu_get(b, "p:key", 5, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
 }
 END_TEST
 
@@ -527,6 +665,8 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_promote_scratch);
   tcase_add_test(tc, test_flush_vs_flush);
   tcase_add_test(tc, test_clear_vs_get);
+  tcase_add_test(tc, test_pclear_vs_get);
+  tcase_add_test(tc, test_pclear_marking);
   tcase_add_test(tc, test_expire_vs_get);
   tcase_add_test(tc, test_set_during_clear);
   tcase_add_test(tc, test_incr_vs_evict);
