@@ -194,26 +194,27 @@ struct kvshm_stripe {
   pthread_mutex_t lock; /* guards everything below and the region */
   char pad_lock[64 - sizeof(pthread_mutex_t)]; /* own cache line */
   /* Protected by lock: */
-  uint32_t free_head;      /* derived: first free slot ref, chained by hnext */
-  uint32_t fresh;          /* derived: slots [fresh, slots) never used yet */
-  uint32_t nfree;          /* derived: free-list length + (slots - fresh) */
-  uint32_t entries;        /* derived: committed entries (incl. tombstones) */
-  uint32_t version;        /* kept: version stamped on the last commit */
-  uint32_t dirty;          /* derived: entries with KVSHM_ST_DIRTY */
-  uint64_t bytes;          /* derived: key + value bytes of the entries */
-  uint64_t hits;           /* kept: gets that found a live entry */
-  uint64_t misses;         /* kept: gets that did not */
-  uint64_t sets;           /* kept: successful sets and incrs */
-  uint64_t deletes;        /* kept: successful deletes */
-  uint64_t evictions;      /* kept: entries evicted for room */
-  uint64_t expirations;    /* kept: entries removed after their TTL */
-  uint64_t corrupt;        /* kept: entries dropped for failing checks */
-  uint64_t repairs;        /* kept: repairs after a holder died */
-  uint64_t spills;         /* kept: write-backs a writer ran itself, outside
-                              the lock (its stripe was full of dirty
-                              entries, or persistent mode's bound neared) */
-  uint32_t tombstones;     /* derived: entries with KVSHM_ST_TOMB */
-  uint32_t gen_evict;      /* kept: bumped whenever an entry leaves memory
+  uint32_t free_head;   /* derived: first free slot ref, chained by hnext */
+  uint32_t fresh;       /* derived: slots [fresh, slots) never used yet */
+  uint32_t nfree;       /* derived: free-list length + (slots - fresh) */
+  uint32_t entries;     /* derived: committed entries (incl. tombstones) */
+  uint32_t version;     /* kept: version stamped on the last commit */
+  uint32_t dirty;       /* derived: entries with KVSHM_ST_DIRTY */
+  uint64_t bytes;       /* derived: key + value bytes of the entries */
+  uint64_t hits;        /* kept: gets that found a live entry */
+  uint64_t misses;      /* kept: gets that did not */
+  uint64_t sets;        /* kept: successful sets and incrs */
+  uint64_t deletes;     /* kept: successful deletes */
+  uint64_t evictions;   /* kept: entries evicted for room */
+  uint64_t expirations; /* kept: entries removed after their TTL */
+  uint64_t corrupt;     /* kept: entries dropped for failing checks */
+  uint64_t repairs;     /* kept: repairs after a holder died */
+  uint64_t spills;      /* kept: write-backs a writer ran itself, outside
+                           the lock (its stripe was full of dirty
+                           entries, or persistent mode's bound neared) */
+  uint32_t tombstones;  /* derived: entries with KVSHM_ST_TOMB */
+  uint32_t
+      gen_evict;           /* kept: bumped whenever an entry leaves memory
                               (eviction, expiry, a written-back tombstone,
                               clear, repair), and at every prefix clear's
                               sweep (its SQLite rows went).  A key absent from memory has

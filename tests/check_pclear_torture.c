@@ -148,15 +148,15 @@ static int val_check(const char *key, size_t klen, const char *v, size_t vlen,
   for (int q = 0; q < NPFX; q++)
     if (strncmp(k, pfx[q], 3) == 0)
       p = q;
-  if (p < 0 || sscanf(k + 3, "w%d:%d", &w, &i) != 2 || w < 0 ||
-      w >= WRITERS || vlen < 8)
+  if (p < 0 || sscanf(k + 3, "w%d:%d", &w, &i) != 2 || w < 0 || w >= WRITERS ||
+      vlen < 8)
     return -1;
   char head[48];
   snprintf(head, sizeof head, "%.*s", (int)(vlen < 40 ? vlen : 40), v);
   int vw = -1;
   unsigned long long vn = 0;
-  if (sscanf(head, "w%d:%llu:", &vw, &vn) != 2 || vw != w ||
-      pfx_of(vn) != p || idx_of(vn) != i || val_len(vn) != vlen ||
+  if (sscanf(head, "w%d:%llu:", &vw, &vn) != 2 || vw != w || pfx_of(vn) != p ||
+      idx_of(vn) != i || val_len(vn) != vlen ||
       v[vlen - 1] != 'a' + (int)(vn % 26))
     return -1;
   *n = vn;
@@ -200,15 +200,15 @@ static void judge(const char *what, const void *k, size_t kl, const void *v,
   uint64_t n = 0;
   if (val_check(k, kl, v, vl, &n)) {
     bad("%s: %.*s holds a value it cannot hold: %.*s", what, (int)kl,
-         (const char *)k, (int)(vl < 60 ? vl : 60), (const char *)v);
+        (const char *)k, (int)(vl < 60 ? vl : 60), (const char *)v);
     return;
   }
   int p = pfx_of(n), w = 0;
   sscanf((const char *)k + 4, "%d", &w);
   if (p < CLEARED && n <= f[p][w])
     bad("%s: %.*s = set %" PRIu64 " of writer %d survived a clear that "
-         "began after its set %" PRIu64 " had finished",
-         what, (int)kl, (const char *)k, n, w, f[p][w]);
+        "began after its set %" PRIu64 " had finished",
+        what, (int)kl, (const char *)k, n, w, f[p][w]);
 }
 
 static kvshm *open_cache(void) {
@@ -300,7 +300,7 @@ static void writer(int w) {
       for (int j = 0; j < 5; j++)
         if (it[j].rc)
           bad("set_many item %d (%s): %s", j, k[j < 4 ? j : 0],
-               kvshm_err_name(it[j].rc));
+              kvshm_err_name(it[j].rc));
       for (int j = 0; j < 4; j++) {
         uint64_t m = n + (uint64_t)j;
         atomic_store(&sh->last[w][pfx_of(m)], e0[j] << 40 | m);
@@ -314,8 +314,8 @@ static void writer(int w) {
         uint64_t want = j == 0 ? later : m;
         if (e0[j] == sum_begun(p) && (grc != KVSHM_OK || got != want))
           bad("after set_many, %s holds %s %" PRIu64 ", wanted %" PRIu64
-               " (no clear of %s began meanwhile)",
-               k[j], grc ? "nothing:" : "set", got, want, pfx[p]);
+              " (no clear of %s began meanwhile)",
+              k[j], grc ? "nothing:" : "set", got, want, pfx[p]);
       }
       atomic_fetch_add(&sh->batch_sets, 5);
       n += 4;
@@ -339,8 +339,8 @@ static void writer(int w) {
       int grc = get_check(kv, p, w, i, f, "writer readback", 0, &got);
       if (e0 == sum_begun(p) && (grc != KVSHM_OK || got != n))
         bad("%s holds %s %" PRIu64 " just after set %" PRIu64
-             " (no clear of %s began meanwhile)",
-             k[0], grc ? "nothing:" : "set", got, n, pfx[p]);
+            " (no clear of %s began meanwhile)",
+            k[0], grc ? "nothing:" : "set", got, n, pfx[p]);
       atomic_fetch_add(&sh->readbacks, 1);
     } else if (r % 32 == 2) { /* delete it again, twice in one call */
       kvshm_item it[2] = {{k[0], (size_t)kl, NULL, 0, 0, 0, 99},
@@ -349,8 +349,8 @@ static void writer(int w) {
       bool quiet = e0 == sum_begun(p);
       if (rc || (it[0].rc && it[0].rc != KVSHM_ENOTFOUND) ||
           it[1].rc != KVSHM_ENOTFOUND || (quiet && it[0].rc))
-        bad("del_many of %s twice: %d %d %d (%s)", k[0], rc, it[0].rc,
-             it[1].rc, kvshm_errdetail());
+        bad("del_many of %s twice: %d %d %d (%s)", k[0], rc, it[0].rc, it[1].rc,
+            kvshm_errdetail());
       char g[256];
       if (tu_get(kv, k[0], (size_t)kl, g, sizeof g, NULL) != KVSHM_ENOTFOUND)
         bad("%s is there after its delete", k[0]);
@@ -403,7 +403,7 @@ static void clearer(int c) {
       /* Refused before its step, or failed after it: either way not
        * known whole, and over. */
       bad("clear_prefix %s: %s: %s", pfx[p], kvshm_err_name(rc),
-           kvshm_errdetail());
+          kvshm_errdetail());
       atomic_fetch_add(&sh->clears_failed, 1);
       atomic_store(&sh->ended[c][p], atomic_load(&sh->begun[c][p]));
       atomic_store(&cn->phase, IDLE);
@@ -456,8 +456,8 @@ static void reader(void) {
         bad("get_many: %s: %s", kvshm_err_name(rc), kvshm_errdetail());
       for (int j = 0; j < 32; j++) {
         if (it[j].rc == KVSHM_OK)
-          judge("reader get_many", it[j].key, it[j].klen, it[j].val,
-                it[j].vlen, f);
+          judge("reader get_many", it[j].key, it[j].klen, it[j].val, it[j].vlen,
+                f);
         else if (it[j].rc != KVSHM_ENOTFOUND)
           bad("get_many item %s: %s", k[j], kvshm_err_name(it[j].rc));
       }
@@ -495,8 +495,8 @@ static void reboot(void) {
       if (sh->mode != MEMORY_ONLY && e0 == sum_begun(p) &&
           (grc != KVSHM_OK || got < n))
         bad("after reboot, writer %d's last set %" PRIu64 " of %s is "
-             "gone (%s %" PRIu64 "), and no clear of it began after it",
-             w, n, pfx[p], grc ? "nothing" : "set", got);
+            "gone (%s %" PRIu64 "), and no clear of it began after it",
+            w, n, pfx[p], grc ? "nothing" : "set", got);
     }
   if (tu_verify(kv))
     bad("after reboot: kvshm_verify found problems");
@@ -603,7 +603,7 @@ static void run_round(unsigned ms, uint64_t *seed) {
         ours |= d == cp[j];
       if (ours && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
         bad("process %d ended early: %s", (int)d,
-             tu_status_str(status, why, sizeof why));
+            tu_status_str(status, why, sizeof why));
       for (int c = 0; c < CLEARERS; c++)
         if (d == cp[c]) {
           clearer_died(c);
@@ -638,7 +638,7 @@ static void run_round(unsigned ms, uint64_t *seed) {
       if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
         continue; /* its own hook, as the round ended */
       bad("process %d: %s", (int)all[j],
-           tu_status_str(status, why, sizeof why));
+          tu_status_str(status, why, sizeof why));
     }
   }
   tu_wait_ok(spawn(reboot_fn, 0), 60000, "reboot");
@@ -665,10 +665,10 @@ START_TEST(test_pclear_torture) {
     run_round(ms / rounds, &seed);
   fprintf(stderr,
           "pclear torture [%s]: %.1f s, %" PRIu64 " sets + %" PRIu64
-          " in set_many, %" PRIu64 " read back, %" PRIu64
-          " del_many; %" PRIu64 " clears returned (%" PRIu64
-          " failed); %" PRIu64 " keys got and %" PRIu64
-          " walked in %" PRIu64 " walks, checked against the floors; "
+          " in set_many, %" PRIu64 " read back, %" PRIu64 " del_many; %" PRIu64
+          " clears returned (%" PRIu64 " failed); %" PRIu64
+          " keys got and %" PRIu64 " walked in %" PRIu64
+          " walks, checked against the floors; "
           "killed: %" PRIu64 " clearers at random, %" PRIu64
           " at their step or mark, %" PRIu64 " writers, %" PRIu64
           " reapers; %" PRIu64 " reboots; %d failures\n",

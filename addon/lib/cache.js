@@ -162,7 +162,8 @@ class Cache {
       entries = Array.from(entries);
     }
     const n = entries.length;
-    const keys = new Array(n), values = new Array(n), types = new Array(n), ttls = new Array(n);
+    const keys = new Array(n), values = new Array(n);
+    const types = new Uint8Array(n), ttls = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const pair = entries[i];
       if (!Array.isArray(pair) || pair.length < 2) {

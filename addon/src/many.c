@@ -187,26 +187,50 @@ done:
   return out;
 }
 
+/* The typed array v of `want` type and n elements, or NULL (TypeError). */
+static void *typed_arg(napi_env env, napi_value v, napi_typedarray_type want,
+                       uint32_t n, const char *what) {
+  bool is = false;
+  napi_typedarray_type t;
+  size_t len = 0;
+  void *data = NULL;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &t, &len, &data, NULL, NULL) !=
+          napi_ok ||
+      t != want || len != n) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return NULL;
+  }
+  return data ? data : (void *)"";
+}
+
 /*
- * setMany(keys, values, types, ttls): store each; ttls[i] as set's ttl
- * (-1: the default).  Every entry that can be stored is; then the first
- * failure (a value over the limit, a lock timeout) is thrown, with
- * `failed`: the positions of every entry that was not stored.
+ * setMany(keys, values, types, ttls): store each; types is a Uint8Array of
+ * value types, ttls a Float64Array of set's ttl (-1: the default).  Every entry
+ * that can be stored is; then the first failure (a value over the limit, a lock
+ * timeout) is thrown, with `failed`: the positions of every entry that was not
+ * stored.
  */
 napi_value kva_set_many(napi_env env, napi_callback_info info) {
   CACHE_ARGS(4);
-  uint32_t n = 0, nv = 0, nt = 0, nl = 0;
+  uint32_t n = 0, nv = 0;
   if (argc < 4 || !array_arg(env, argv[0], "keys must be an array", &n) ||
-      !array_arg(env, argv[1], "values must be an array", &nv) ||
-      !array_arg(env, argv[2], "types must be an array", &nt) ||
-      !array_arg(env, argv[3], "ttls must be an array", &nl))
+      !array_arg(env, argv[1], "values must be an array", &nv))
     return NULL;
-  if (nv != n || nt != n || nl != n) {
+  if (nv != n) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                          "setMany: keys, values, types and ttls differ in "
-                          "length");
+                          "setMany: keys and values differ in length");
     return NULL;
   }
+  const uint8_t *types = typed_arg(env, argv[2], napi_uint8_array, n,
+                                   "setMany: types must be a Uint8Array of "
+                                   "one type per key");
+  const double *ttls = types ? typed_arg(env, argv[3], napi_float64_array, n,
+                                         "setMany: ttls must be a "
+                                         "Float64Array of one ttl per key")
+                             : NULL;
+  if (!ttls)
+    return NULL;
   kvshm_item *items = buf_get(env, ad, B_ITEMS, (n ? n : 1) * sizeof *items);
   size_t *voff = calloc(n ? n : 1, sizeof *voff);
   uint32_t *pos = calloc(n ? n : 1, sizeof *pos); /* item -> input position */
@@ -222,14 +246,13 @@ napi_value kva_set_many(napi_env env, napi_callback_info info) {
       napi_create_array(env, &failed) != napi_ok)
     goto done;
   for (uint32_t i = 0; i < n; i++) {
-    napi_value v, t, l;
-    uint32_t type;
-    int64_t ttl;
-    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
-        napi_get_element(env, argv[2], i, &t) != napi_ok ||
-        napi_get_element(env, argv[3], i, &l) != napi_ok ||
-        napi_get_value_uint32(env, t, &type) != napi_ok ||
-        napi_get_value_int64(env, l, &ttl) != napi_ok)
+    napi_value v;
+    uint32_t type = types[i];
+    /* lib/cache.js checked it: -1 or a whole number of ms, 0..2^53-1 */
+    int64_t ttl = ttls[i] >= -1 && ttls[i] <= 9007199254740991.0
+                      ? (int64_t)ttls[i]
+                      : KVSHM_TTL_DEFAULT;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok)
       goto done;
     const void *data;
     size_t vlen;
