@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define APP_ID 0x4b56534d /* "KVSM" */
@@ -112,6 +113,24 @@ static int db_fail(kvshm *kv, sqlite3 *db, const char *what) {
 
 static int exec(sqlite3 *db, const char *s) {
   return sqlite3_exec(db, s, NULL, NULL, NULL);
+}
+
+/*
+ * exec, trying again while SQLite says busy, for up to the busy timeout.
+ * Some lock waits never reach the busy handler: PRAGMA journal_mode=WAL
+ * right after a process was killed mid-transaction meets another
+ * connection recovering the WAL, and fails at once with "database is
+ * locked" (seen under check_pclear_torture's kills).
+ */
+static int exec_retry(sqlite3 *db, const char *s) {
+  uint64_t until = kvshm__wall_ms() + BUSY_TIMEOUT_MS;
+  for (unsigned n = 0;; n++) {
+    int rc = exec(db, s);
+    if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || kvshm__wall_ms() >= until)
+      return rc;
+    struct timespec ts = {0, 1000000L * (n < 10 ? n + 1 : 10)};
+    nanosleep(&ts, NULL);
+  }
 }
 
 static int pragma_int(sqlite3 *db, const char *q, int64_t *out) {
@@ -364,7 +383,7 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   if (!rc)
     rc = validate(kv, st->db, path, &fresh, &format);
   exec(st->db, rc ? "ROLLBACK" : "COMMIT");
-  if (!rc && exec(st->db, "PRAGMA journal_mode=WAL"))
+  if (!rc && exec_retry(st->db, "PRAGMA journal_mode=WAL"))
     rc = db_fail(kv, st->db, "PRAGMA journal_mode=WAL");
   /* Persistent mode promises what survives a reboot, power cut included:
    * every commit reaches the disk.  Otherwise a power cut may lose the
