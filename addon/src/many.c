@@ -128,20 +128,28 @@ static void keys_fix(kvshm_item *items, uint32_t n, const struct arena *a) {
     items[i].key = a->p + (uintptr_t)items[i].key;
 }
 
+/* The array of keys v as items (their bytes in the keys buffer), or NULL
+ * with an error thrown. */
+static kvshm_item *keys_items(napi_env env, struct kvshm_addon *ad,
+                              napi_value v, uint32_t *n) {
+  if (!array_arg(env, v, "keys must be an array of strings", n))
+    return NULL;
+  kvshm_item *items = buf_get(env, ad, B_ITEMS, (*n ? *n : 1) * sizeof *items);
+  struct arena keys = {ad, B_KEYS, NULL, 0};
+  if (!items || !keys_in(env, ad, v, *n, items, &keys))
+    return NULL;
+  keys_fix(items, *n, &keys);
+  return items;
+}
+
 /* getMany(keys): an array of values, undefined where absent. */
 napi_value kva_get_many(napi_env env, napi_callback_info info) {
   CACHE_ARGS(1);
   uint32_t n = 0;
-  if (!array_arg(env, argv[0], "keys must be an array of strings", &n))
-    return NULL;
-  kvshm_item *items = buf_get(env, ad, B_ITEMS, (n ? n : 1) * sizeof *items);
-  struct arena keys = {ad, B_KEYS, NULL, 0};
   napi_value out = NULL;
+  kvshm_item *items = keys_items(env, ad, argv[0], &n);
   if (!items)
-    return NULL;
-  if (!keys_in(env, ad, argv[0], n, items, &keys))
     goto done;
-  keys_fix(items, n, &keys);
   /* Room for the values: most fit one slot; larger ones are fetched one by
    * one below (EBUFSIZE). */
   size_t room = (size_t)n * 256 + 16384;
@@ -334,16 +342,10 @@ done:
 napi_value kva_delete_many(napi_env env, napi_callback_info info) {
   CACHE_ARGS(1);
   uint32_t n = 0;
-  if (!array_arg(env, argv[0], "keys must be an array of strings", &n))
-    return NULL;
-  kvshm_item *items = buf_get(env, ad, B_ITEMS, (n ? n : 1) * sizeof *items);
-  struct arena keys = {ad, B_KEYS, NULL, 0};
   napi_value out = NULL;
+  kvshm_item *items = keys_items(env, ad, argv[0], &n);
   if (!items)
-    return NULL;
-  if (!keys_in(env, ad, argv[0], n, items, &keys))
     goto done;
-  keys_fix(items, n, &keys);
   int rc = kvshm_del_many(c->kv, items, n);
   if (rc) {
     kva_throw(env, ad, rc);

@@ -17,10 +17,10 @@
 'use strict';
 const fs = require('fs');
 const os = require('os');
-const net = require('net');
 const path = require('path');
-const { spawn, execFileSync } = require('child_process');
+const { spawn } = require('child_process');
 const kvshm = require('../../addon/lib');
+const { startRedisServer } = require('./redis-server');
 
 const KEYS = Number(process.env.BENCH_KEYS || 100000);
 const OPS = Number(process.env.BENCH_OPS || 1000000);
@@ -110,46 +110,18 @@ function lmdbContender(dir) {
   };
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function startRedis(dir) {
-  let bin;
-  try {
-    bin = execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
-  } catch {
-    return null;
-  }
-  const port = await freePort();
-  const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], { stdio: 'ignore' });
+  const server = await startRedisServer(dir);
+  if (!server) return null;
   const Redis = require('ioredis');
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0,
-    retryStrategy: (times) => (times > 50 ? null : 100) });
-  for (let i = 0; ; i++) {
-    try {
-      await client.connect();
-      break;
-    } catch (err) {
-      if (i > 50) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const client = new Redis({ host: '127.0.0.1', port: server.port, lazyConnect: true,
+    maxRetriesPerRequest: 0 });
+  await client.connect();
   return {
     client,
     async stop() {
       client.disconnect();
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await exited;
+      await server.stop();
     },
   };
 }

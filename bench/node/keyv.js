@@ -13,15 +13,14 @@
 //   node bench/node/keyv.js [--json]      (make bench-keyv)
 //   BENCH_KEYS=10000 BENCH_KEYV_OPS=200000 BENCH_RUNS=3 BENCH_REDIS_OPS=20000
 'use strict';
-const net = require('net');
 const os = require('os');
 const fs = require('fs');
 const path = require('path');
-const { spawn, execFileSync } = require('child_process');
 const { Keyv } = require('keyv');
 const { createKeyv: cacheableMemory } = require('@cacheable/memory');
 const kvshm = require('../../addon/lib');
 const KeyvKvshm = require('../../addon/lib/keyv');
+const { startRedisServer } = require('./redis-server');
 
 const KEYS = Number(process.env.BENCH_KEYS || 10000);
 const OPS = Number(process.env.BENCH_KEYV_OPS || 200000);
@@ -47,41 +46,11 @@ async function measure(fn, n) {
   return best;
 }
 
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function startRedis(dir) {
-  let bin;
-  try {
-    bin = execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
-  } catch {
-    return null;
-  }
-  const port = await freePort();
-  const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); }).on('error', () => resolve(false));
-    });
-    if (up) return { url: `redis://127.0.0.1:${port}`, stop: () => proc.kill('SIGTERM') };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  proc.kill('SIGKILL');
-  return null;
-}
-
 async function main() {
   const name = `kvshm-bench-keyv-${process.pid}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvshm-bench-keyv-'));
   const cache = kvshm.open(name, { memory: '64mb' });
-  const redis = await startRedis(dir);
+  const redis = await startRedisServer(dir);
   const contenders = [
     ['kvshm, no Keyv', null, OPS],
     ['Keyv + kvshm/keyv, serialized', new Keyv({ store: new KeyvKvshm(name), namespace: 's' }), OPS],
@@ -116,7 +85,7 @@ async function main() {
     }
   } finally {
     for (const [, keyv] of contenders) if (keyv) await keyv.disconnect();
-    if (redis) redis.stop();
+    if (redis) await redis.stop();
     cache.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   }
