@@ -65,6 +65,9 @@ struct kvshm {
    * took it, put back before unlocking if someone overwrote them. */
   int held_owner;
   void *held_prev, *held_next;
+  /* The header's counter shard this handle's lock-free gets count in
+   * (seqread.c); NULL for a read-only handle, which counts nothing. */
+  struct kvshm_shard *shard;
   /* Index of this mapping in the SIGBUS guard (guard.c), -1 if none. */
   int guard_slot;
 };
@@ -104,6 +107,8 @@ unsigned kvshm__file_mode(const kvshm *kv);
 
 /* ---- hash.c ---- */
 uint64_t kvshm__hash(const void *data, size_t len, uint64_t seed);
+/* The entries' checksum (four lanes: several times faster over a value). */
+uint64_t kvshm__sum(const void *data, size_t len, uint64_t seed);
 
 /* ---- segment.c ---- */
 uint64_t kvshm__wall_ms(void);
@@ -141,6 +146,25 @@ static inline uint64_t kvshm__hash_lo(const kvshm *kv, uint32_t s, uint64_t b) {
 }
 static inline struct kvshm_stripe *kvshm__stripe(kvshm *kv, uint32_t s) {
   return &kv->stripes[s];
+}
+/* The stripe's sequence word (layout.h): made odd by whoever takes its
+ * lock, before any change, and even again just before it lets go. */
+static inline _Atomic uint32_t *kvshm__seq(kvshm *kv, uint32_t s) {
+  return (_Atomic uint32_t *)&kv->stripes[s].seq;
+}
+static inline void kvshm__seq_enter(kvshm *kv, uint32_t s) {
+  _Atomic uint32_t *q = kvshm__seq(kv, s);
+  uint32_t v = atomic_load_explicit(q, memory_order_relaxed);
+  if (!(v & 1)) /* odd already: its last holder died holding the lock */
+    atomic_store_explicit(q, v + 1, memory_order_relaxed);
+  /* The odd word before any change we make (a reader that sees a change
+   * sees the odd word after its acquire fence). */
+  atomic_thread_fence(memory_order_release);
+}
+static inline void kvshm__seq_leave(kvshm *kv, uint32_t s) {
+  _Atomic uint32_t *q = kvshm__seq(kv, s);
+  uint32_t v = atomic_load_explicit(q, memory_order_relaxed);
+  atomic_store_explicit(q, (v | 1u) + 1, memory_order_release);
 }
 static inline uint32_t *kvshm__buckets(kvshm *kv, uint32_t s) {
   return (uint32_t *)(kv->base + kv->region_off +
@@ -324,12 +348,36 @@ bool kvshm__reaper_alive(kvshm *kv);
 int kvshm__watch_start(kvshm *kv);
 void kvshm__watch_stop(kvshm *kv);
 
+/* ---- seqread.c ---- */
+#define KVSHM__ELOCK (-30896) /* internal: decide it under the lock */
+/* A get to try without the lock. */
+struct kvshm__seq_get {
+  const void *key; /* not NULL */
+  size_t klen;
+  uint64_t h; /* kvshm__key_hash of the key */
+  void *buf;  /* as kvshm_get_ex's */
+  size_t bufsize;
+  size_t *vlen;
+  uint32_t *flags;
+  uint64_t *expires_ms;
+  const uint32_t *draw; /* the LFU's random draw for this get; NULL: count
+                           nothing and touch nothing (a peek, a read-only
+                           handle) */
+};
+/* KVSHM_OK, KVSHM_ENOTFOUND or KVSHM_EBUFSIZE, decided without the stripe
+ * lock and counted in the handle's shard; KVSHM__ELOCK when the lock must
+ * decide (nothing counted; *draw is what that get should use). */
+int kvshm__seq_get(kvshm *kv, const struct kvshm__seq_get *g);
+
 /* ---- lfu.c ---- */
 #define KVSHM_LFU_INIT 5u       /* counter of a new entry */
 #define KVSHM_LFU_LOG_FACTOR 10 /* higher: slower growth */
 #define KVSHM_LFU_DECAY_MIN 1u  /* minutes per point of decay */
 uint32_t kvshm__lfu_new(kvshm *kv, uint64_t now_ms);
 uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms);
+/* The LFU word after one access at now_ms, given a random 32-bit draw
+ * (kvshm__lfu_touch draws one itself). */
+uint32_t kvshm__lfu_next(uint32_t lfu, uint64_t now_ms, uint32_t draw);
 uint32_t kvshm__lfu_counter(uint32_t lfu, uint64_t now_ms);
 uint64_t kvshm__rand(kvshm *kv);
 /*

@@ -25,6 +25,9 @@ typedef enum {
   KVSHM_TP_CLEAR_STEPPED,     /* kvshm_clear moved clear_gen (no lock held) */
   KVSHM_TP_PCLEAR_MARKING,    /* a prefix clear's delete committed, its
                                  record being marked DONE (no lock held) */
+  KVSHM_TP_SEQ_LOOKED,        /* a lock-free get looked at its stripe, and
+                                 has not yet checked that it stood still
+                                 (no lock held; seqread.c) */
 } kvshm_test_point;
 
 typedef void (*kvshm_test_hook_fn)(kvshm *kv, kvshm_test_point p, void *ctx);

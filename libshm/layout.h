@@ -53,7 +53,7 @@
  * to the meaning of a field, or to the hash function (it places keys).
  * Attaching to a segment with another format is KVSHM_EVERSION.
  */
-#define KVSHM_FORMAT 4u
+#define KVSHM_FORMAT 5u
 
 /*
  * Which C library's pthread_mutex_t the segment's locks are.  glibc and musl
@@ -84,6 +84,19 @@
 #define KVSHM_PATH_MAX 4096u
 #define KVSHM_NIL 0u        /* "no slot" ref */
 #define KVSHM_CLEAR_RECS 8u /* prefix clears in flight at once */
+#define KVSHM_SHARDS 16u    /* counter shards (struct kvshm_shard) */
+
+/*
+ * Counters that lock-free gets (seqread.c) bump: one cache line per shard,
+ * so that processes on different shards never write one line.  A handle
+ * takes shard `shard_next++ % KVSHM_SHARDS` at open.  Lock rule: none;
+ * atomic adds only.  They add to the stripes' hits and misses in stats.
+ */
+struct kvshm_shard {
+  uint64_t hits;   /* lock-free gets that found a live entry */
+  uint64_t misses; /* lock-free gets that found the key absent */
+  uint64_t pad[6]; /* zero: the rest of the cache line */
+};
 
 /*
  * A prefix clear (clear.c), kept in the header until every stripe has
@@ -170,6 +183,11 @@ struct kvshm_hdr {
   struct kvshm_clear_rec clears[KVSHM_CLEAR_RECS]; /* prefix clears not yet
                            swept by every stripe, or not yet deleted from
                            SQLite (see struct kvshm_clear_rec) */
+  uint32_t shard_next; /* shards handed out so far (atomic add), mod
+                          KVSHM_SHARDS is the next handle's shard */
+  uint32_t pad_shards; /* zero */
+  /* Counters of lock-free gets, one cache line each (see above). */
+  struct kvshm_shard shards[KVSHM_SHARDS] __attribute__((aligned(64)));
 };
 
 _Static_assert(offsetof(struct kvshm_hdr, magic) == 0, "magic first");
@@ -178,9 +196,18 @@ _Static_assert(offsetof(struct kvshm_hdr, sqlite_path) == 88, "path at 88");
 _Static_assert(offsetof(struct kvshm_hdr, hdr_check) == 4184,
                "check after path");
 _Static_assert(sizeof(struct kvshm_hdr) <= KVSHM_HDR_SIZE, "header fits");
+_Static_assert(sizeof(struct kvshm_shard) == 64, "a shard is a cache line");
 
 /* ---- Stripe ------------------------------------------------------------
  * Lock rules:
+ *  - `seq` is the stripe's sequence word, for lock-free reads (seqread.c):
+ *    odd from the moment a process takes `lock` (before it changes
+ *    anything) until just before it lets go, when it becomes even and one
+ *    higher.  A holder that dies leaves it odd; the next locker repairs the
+ *    stripe and makes it even when it unlocks.  A lock-free reader reads
+ *    it (acquire), reads what it needs, and takes what it read only if the
+ *    word was even and is unchanged (read again after an acquire fence):
+ *    then no holder changed anything meanwhile.
  *  - `lock` is a process-shared, robust mutex.  Every field below it, and
  *    every bucket and slot of the stripe's region, is read and written only
  *    while holding it.  Nothing ever holds two stripe locks.
@@ -192,7 +219,8 @@ _Static_assert(sizeof(struct kvshm_hdr) <= KVSHM_HDR_SIZE, "header fits");
  */
 struct kvshm_stripe {
   pthread_mutex_t lock; /* guards everything below and the region */
-  char pad_lock[64 - sizeof(pthread_mutex_t)]; /* own cache line */
+  uint32_t seq;         /* odd while `lock` is held, see above */
+  char pad_lock[60 - sizeof(pthread_mutex_t)]; /* the rest of the line */
   /* Protected by lock: */
   uint32_t free_head;   /* derived: first free slot ref, chained by hnext */
   uint32_t fresh;       /* derived: slots [fresh, slots) never used yet */

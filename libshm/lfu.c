@@ -52,17 +52,21 @@ uint32_t kvshm__lfu_counter(uint32_t lfu, uint64_t now_ms) {
   return periods >= c ? 0 : c - periods;
 }
 
-uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms) {
+uint32_t kvshm__lfu_next(uint32_t lfu, uint64_t now_ms, uint32_t draw) {
   uint32_t c = kvshm__lfu_counter(lfu, now_ms);
   if (c < 255) {
     uint32_t base = c > KVSHM_LFU_INIT ? c - KVSHM_LFU_INIT : 0;
     /* r < 1/(base*factor+1)  <=>  r * (base*factor+1) < 1, in 32-bit fixed */
-    uint64_t r = kvshm__rand(kv) >> 32;
-    if (r * ((uint64_t)base * KVSHM_LFU_LOG_FACTOR + 1) < (1ull << 32))
+    if ((uint64_t)draw * ((uint64_t)base * KVSHM_LFU_LOG_FACTOR + 1) <
+        (1ull << 32))
       c++;
   }
   /* Decay counts minutes since the last access, as in Redis. */
   return minutes(now_ms) << 8 | c;
+}
+
+uint32_t kvshm__lfu_touch(kvshm *kv, uint32_t lfu, uint64_t now_ms) {
+  return kvshm__lfu_next(lfu, now_ms, (uint32_t)(kvshm__rand(kv) >> 32));
 }
 
 /* The best victim so far, and how many clean candidates were seen. */

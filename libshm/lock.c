@@ -280,6 +280,7 @@ int kvshm__lock_raw(kvshm *kv, uint32_t s) {
     rc = pthread_mutex_timedlock(m, &ts);
   }
   if (rc == 0) {
+    kvshm__seq_enter(kv, s);
     mutex_note_held(kv, m);
     return KVSHM_OK;
   }
@@ -329,6 +330,7 @@ int kvshm__lock_for_repair(kvshm *kv, uint32_t s, bool force, char *did,
   struct timespec ts = kvshm__deadline(kv->lock_timeout_ms);
   int rc = pthread_mutex_timedlock(m, &ts);
   if (rc == 0) {
+    kvshm__seq_enter(kv, s);
     mutex_note_held(kv, m);
     return KVSHM_OK;
   }
@@ -391,6 +393,7 @@ int kvshm__lock(kvshm *kv, uint32_t s) {
 
 void kvshm__unlock(kvshm *kv, uint32_t s) {
   pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
+  kvshm__seq_leave(kv, s);
   mutex_restore_held(kv, m);
   pthread_mutex_unlock(m);
 }
@@ -440,6 +443,7 @@ static int lock_failed(kvshm *kv, uint32_t s, int rc) {
 
 void kvshm__repair_locked(kvshm *kv, uint32_t s) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
+  kvshm__seq_enter(kv, s); /* odd already, unless the holder died before */
   uint32_t *buckets = kvshm__buckets(kv, s);
   uint32_t n = kv->nslots;
   /* claimed[i]: ref of the kept entry that owns slot i+1, 0 = unclaimed.

@@ -64,6 +64,8 @@ struct op {
   bool in_store;        /* absent from memory, and SQLite has `row` */
   struct kvshm_row row; /* its value there (a private copy in rowbuf) */
   void *rowbuf;
+  const uint32_t *draw; /* a get's LFU draw, made before it took the lock;
+                           NULL: draw one */
 };
 
 static void op_drop_row(struct op *op) {
@@ -100,6 +102,7 @@ static int op_begin(kvshm *kv, const void *key, size_t klen, struct op *op) {
   op->live = false;
   op->in_store = false;
   op->rowbuf = NULL;
+  op->draw = NULL;
   /* Start the bucket's cache miss before the lock's atomic op. */
   __builtin_prefetch(kvshm__bucket_word(kv, op->s, op->h));
   rc = kvshm__lock(kv, op->s);
@@ -292,7 +295,8 @@ static int read_out_locked(kvshm *kv, struct op *op, void *buf, size_t bufsize,
   }
   if (touch && !(kv->flags & KVSHM_RDONLY)) {
     uint64_t now = op->now ? op->now : kvshm__lfu_now_ms(kv);
-    uint32_t lfu = kvshm__lfu_touch(kv, hd->lfu, now);
+    uint32_t lfu = op->draw ? kvshm__lfu_next(hd->lfu, now, *op->draw)
+                            : kvshm__lfu_touch(kv, hd->lfu, now);
     if (lfu != hd->lfu) /* mostly equal: leave the slot's line clean */
       hd->lfu = lfu;
   }
@@ -328,10 +332,31 @@ int kvshm_get_ex(kvshm *kv, const void *key, size_t klen, void *buf,
   bool peek = opts & KVSHM_PEEK;
   bool rdonly = (kv->flags & KVSHM_RDONLY) || peek; /* counts nothing */
   kvshm__reaper_poll(kv);
-  struct op op;
-  int rc = op_resolve(kv, key, klen, &op);
+  int rc = check_key(key, klen);
   if (rc)
     return rc;
+  if ((rc = kvshm__destroyed(kv)))
+    return rc;
+  /* First without the lock (seqread.c); the lock decides what that could
+   * not, with the same LFU draw. */
+  uint32_t draw = (uint32_t)(kvshm__rand(kv) >> 32);
+  struct kvshm__seq_get g = {key ? key : "",
+                             klen,
+                             kvshm__key_hash(key, klen),
+                             buf,
+                             bufsize,
+                             vlen,
+                             flags,
+                             expires_ms,
+                             rdonly ? NULL : &draw};
+  rc = kvshm__seq_get(kv, &g);
+  if (rc != KVSHM__ELOCK)
+    return kvshm__cut_short(kv) ? kvshm__cut_short_error(kv) : rc;
+  struct op op;
+  rc = op_resolve(kv, key, klen, &op);
+  if (rc)
+    return rc;
+  op.draw = rdonly ? NULL : &draw;
   struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
   if (op.live) {
     if (expires_ms)

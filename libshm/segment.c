@@ -436,6 +436,11 @@ static int handle_fill(kvshm *kv, unsigned char *base, size_t size,
             (uintptr_t)kv;
   if (!kv->rng)
     kv->rng = 1;
+  if (!(flags & KVSHM_RDONLY)) /* a reader counts nothing: it writes none */
+    kv->shard =
+        &h->shards[atomic_fetch_add_explicit((_Atomic uint32_t *)&h->shard_next,
+                                             1, memory_order_relaxed) %
+                   KVSHM_SHARDS];
   snprintf(kv->name, sizeof kv->name, "%s", name);
   /* Repair must never allocate (lock.c): its buffers are taken now. */
   kv->repair_claimed = malloc((size_t)kv->nslots * sizeof(uint32_t));

@@ -58,6 +58,11 @@ int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
       oldest = sp->dirty_since_ms;
     kvshm__unlock(kv, s);
   }
+  for (unsigned i = 0; i < KVSHM_SHARDS; i++) { /* lock-free gets' counts */
+    const struct kvshm_shard *sh = &h->shards[i];
+    st.hits += __atomic_load_n(&sh->hits, __ATOMIC_RELAXED);
+    st.misses += __atomic_load_n(&sh->misses, __ATOMIC_RELAXED);
+  }
   st.slots_used = (uint64_t)kv->nslots * kv->nstripes - st.slots_free;
   st.dirty_age_ms = oldest && now > oldest ? now - oldest : 0;
   *out = st;

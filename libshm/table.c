@@ -102,7 +102,7 @@ int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
       memcpy(d, kv->scratch + (from - pos), pos + n - from);
       src = kv->scratch;
     }
-    h = kvshm__hash(src, n, h);
+    h = kvshm__sum(src, n, h);
     pos += n;
   });
   if (pos != total || (uint32_t)(h ^ (h >> 32)) != check)
@@ -115,7 +115,7 @@ static uint32_t entry_checksum_locked(kvshm *kv, uint32_t s, uint32_t ref) {
   uint64_t total = (uint64_t)hd->klen + hd->vlen;
   uint64_t h = CHECK_SEED ^ ((uint64_t)hd->klen << 32 | hd->vlen) ^
                ((uint64_t)hd->flags << 17);
-  FOR_EACH_PIECE(kv, s, ref, 0, total, p, n, { h = kvshm__hash(p, n, h); });
+  FOR_EACH_PIECE(kv, s, ref, 0, total, p, n, { h = kvshm__sum(p, n, h); });
   return (uint32_t)(h ^ (h >> 32));
 }
 

@@ -42,6 +42,8 @@ static const char *point_name(kvshm_test_point p) {
     return "CLEAR_STEPPED";
   case KVSHM_TP_PCLEAR_MARKING:
     return "PCLEAR_MARKING";
+  case KVSHM_TP_SEQ_LOOKED:
+    return "SEQ_LOOKED";
   }
   return "?";
 }
