@@ -47,13 +47,13 @@ function block(run) {
   const when = run.date.replace('T', ' ').replace(/:\d\dZ$/, ' UTC');
   const lines = [
     BEGIN,
-    `Measured with \`${run.command}\` on ${when}, commit ${run.commit || '?'}` +
-      `${run.dirty ? ' with uncommitted changes' : ''}; machine: nproc ${m.nproc}, ` +
-      `cpu "${m.cpu}", kernel ${m.kernel}; load average ${m.load.toFixed(2)} at the start` +
-      `${m.load_after !== undefined ? `, ${m.load_after.toFixed(2)} at the end` : ''}.` +
-      `${run.quick ? ' A `--quick` run: smaller and shorter, a smoke test, not the figures of record.' : ''}`,
+    `- Machine: nproc ${m.nproc}, cpu "${m.cpu}", kernel ${m.kernel}; load average ` +
+      `${m.load.toFixed(2)} at the start${m.load_after !== undefined ? `, ${m.load_after.toFixed(2)} at the end` : ''}.`,
+    `- Command: \`${run.command}\`, ${when}, commit ${run.commit || '?'}` +
+      `${run.branch ? ` (${run.branch})` : ''}${run.dirty ? ', with uncommitted changes' : ''}.` +
+      `${run.quick ? ' A `--quick` run: smaller and shorter, a smoke test, not figures of record.' : ''}`,
     '',
-    '| program | target | figure | target | |',
+    '| program | target | figure | wanted | |',
     '| --- | --- | ---: | --- | --- |',
   ];
   let n = 0;

@@ -134,7 +134,7 @@ function machine() {
   } catch {
     // no coreutils: os.cpus()
   }
-  return { nproc, cpu, kernel: `${os.type()} ${os.release()} ${os.arch()}`, load: os.loadavg()[0] };
+  return { nproc, cpu, kernel: `${os.type()} ${os.release()} ${os.machine ? os.machine() : os.arch()}`, load: os.loadavg()[0] };
 }
 
 // The summary table as lines of text.
