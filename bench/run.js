@@ -100,16 +100,25 @@ function readTargets(obj) {
   return { targets };
 }
 
-// A figure with its unit: ratios as 1.23x, rates as 1.23M ops/s, the rest
-// with three significant digits.
-function formatFigure(v, unit) {
+// A number with its unit: ratios as 1.23x, rates as 1.23M ops/s, the rest
+// with three significant digits; `digits` more or fewer decimals.
+function formatFigure(v, unit, digits = 2) {
   if (typeof v !== 'number' || !Number.isFinite(v)) return String(v);
-  if (unit === 'x') return `${v.toFixed(2)}x`;
+  if (unit === 'x') return `${v.toFixed(digits)}x`;
   if (/\/s$/.test(unit) && Math.abs(v) >= 1e3) {
-    return Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(2)}M ${unit}` : `${(v / 1e3).toFixed(1)}k ${unit}`;
+    return Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(digits)}M ${unit}` : `${(v / 1e3).toFixed(digits - 1)}k ${unit}`;
   }
   const s = Math.abs(v) >= 100 ? v.toFixed(0) : Number(v.toPrecision(3)).toString();
   return unit ? `${s} ${unit}` : s;
+}
+
+// A target's figure and wanted value as text.  The figure gets one more
+// decimal when rounding would print the target's own value beside MISS.
+function targetText(t) {
+  const wanted = `${t.cmp} ${formatFigure(t.target, t.unit)}`;
+  let figure = formatFigure(t.figure, t.unit);
+  if (figure === formatFigure(t.target, t.unit) && !t.pass) figure = formatFigure(t.figure, t.unit, 3);
+  return { figure, wanted };
 }
 
 function git(args) {
@@ -150,8 +159,8 @@ function summaryLines(run) {
         rows.push([p.name, t.name, '(malformed target)', '', '']);
         continue;
       }
-      rows.push([p.name, t.name, formatFigure(t.figure, t.unit),
-        `${t.cmp} ${formatFigure(t.target, t.unit)}`, (t.pass ? 'PASS' : 'MISS') + (t.note ? `  !! ${t.note}` : '')]);
+      const { figure, wanted } = targetText(t);
+      rows.push([p.name, t.name, figure, wanted, (t.pass ? 'PASS' : 'MISS') + (t.note ? `  !! ${t.note}` : '')]);
     }
   }
   const head = ['program', 'target', 'figure', 'wanted', ''];
@@ -228,4 +237,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { formatFigure, readTargets };
+module.exports = { formatFigure, readTargets, targetText };
