@@ -4,7 +4,9 @@
 #   make test     install what is missing, build, run every test
 #   make torture  the long torture test (tests/torture/torture.mk)
 #   make fuzz     the long segment fuzz run (tests/fuzz/fuzz.mk)
-#   make bench    run the benchmarks
+#   make bench    run the benchmarks, then one table of every target
+#                 (make bench-quick: a smoke run; make bench-readme: put
+#                 the last run's table into README.md)
 #   make demo     run the main job
 #   make format   clang-format every C file
 #   make clean
@@ -38,8 +40,8 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SAN_TESTS:= $(TEST_SRC:tests/%.c=$(BUILD)/san-tests/%)
 TEST_UTIL:= tests/testutil.c tests/testutil.h
 
-.PHONY: all lib test test-c test-san test-demo-c bench demo demo-c format clean \
-        deps
+.PHONY: all lib test test-c test-san test-demo-c bench bench-quick bench-readme \
+        demo demo-c format clean deps
 .SECONDARY: $(SAN_OBJ)
 
 # Targets each subsystem adds (its own .mk file appends to these).
@@ -122,9 +124,20 @@ test-san: $(SAN_TESTS)
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 KVSHM_SAN=1 \
 	  KVSHM_REAPER=off $$t || fail=1; done; exit $$fail
 
-bench: $(BUILD)/bench/bench_shm $(BUILD)/bench/bench_store bench-node
-	$(BUILD)/bench/bench_shm
-	$(BUILD)/bench/bench_store
+# bench/run.js runs bench_shm, bench_store and the Node bench, each with
+# --json, prints one summary table of every target they list, and saves
+# the run in $(BUILD)/bench/ (run.json, summary.txt, each program's .json
+# and .txt); bench/report.js rewrites README.md's performance table from it.
+BENCH_RUN := $(BUILD)/bench/bench_shm $(BUILD)/bench/bench_store deps addon
+
+bench: $(BENCH_RUN)
+	$(NODE) bench/run.js --build $(BUILD) --command "make bench"
+
+bench-quick: $(BENCH_RUN)
+	$(NODE) bench/run.js --build $(BUILD) --command "make bench-quick" --quick
+
+bench-readme:
+	$(NODE) bench/report.js --run $(BUILD)/bench/run.json --readme README.md
 
 # The main job: HTTP cluster workers whose pages come from a 20-50 ms loader,
 # cached in one shared kvshm cache (getOrSet) and in a Map per worker, the

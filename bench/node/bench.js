@@ -6,13 +6,19 @@
 //
 // Every contender runs the same loop: key i is 'key:' + i zero-padded to 16
 // bytes, made fresh in the loop (as a server gets keys from requests), over
-// BENCH_KEYS distinct keys; values are one 100-byte string.  In-process
-// contenders run in BENCH_RUNS interleaved rounds and each figure is its
-// best round; IPC contenders run BENCH_IPC_OPS operations, best of 2.
-// Results are printed as ops/s and as ratios.
+// N distinct keys; values are one 100-byte string.  The in-process
+// contenders (Map, kvshm, lmdb-js) run at every key count of BENCH_KEYS
+// (100K and 1M: the targets of issue 12 name both), each count with fresh
+// stores, in BENCH_RUNS interleaved rounds, and each figure is its best
+// round.  The IPC contenders run BENCH_IPC_OPS operations at the first key
+// count only, best of 2 (BENCH_IPC=0 or --no-ipc skips them).  Results are
+// printed as ops/s, as ratios, and as targets with PASS/MISS.
 //
-//   node bench/node/bench.js [--json]
-//   BENCH_KEYS=100000 BENCH_OPS=1000000 BENCH_RUNS=5 BENCH_IPC_OPS=20000
+// --json: stdout carries only one JSON object (its "targets" array in the
+// format bench/README.md defines); the text report goes to stderr.
+//
+//   node bench/node/bench.js [--quick] [--json] [--no-ipc]
+//   BENCH_KEYS=100000,1000000 BENCH_OPS=1000000 BENCH_RUNS=5 BENCH_IPC_OPS=20000
 //   BENCH_CLOCK=cpu (time in-process contenders by CPU time, not wall time)
 'use strict';
 const fs = require('fs');
@@ -22,20 +28,43 @@ const { spawn } = require('child_process');
 const kvshm = require('../../addon/lib');
 const { startRedisServer } = require('./redis-server');
 
-const KEYS = Number(process.env.BENCH_KEYS || 100000);
-const OPS = Number(process.env.BENCH_OPS || 1000000);
-const RUNS = Number(process.env.BENCH_RUNS || 5);
-const IPC_OPS = Number(process.env.BENCH_IPC_OPS || 20000);
+const argv = process.argv.slice(2);
+for (const a of argv) {
+  if (!['--json', '--quick', '--no-ipc'].includes(a)) {
+    console.error(`usage: bench.js [--quick] [--json] [--no-ipc] (unknown: ${a})`);
+    process.exit(2);
+  }
+}
+const asJson = argv.includes('--json');
+const QUICK = argv.includes('--quick');
+const KEY_COUNTS = String(process.env.BENCH_KEYS || '100000,1000000').split(',').map(Number);
+const OPS = Number(process.env.BENCH_OPS || (QUICK ? 200000 : 1000000));
+const RUNS = Number(process.env.BENCH_RUNS || (QUICK ? 2 : 5));
+const IPC_OPS = Number(process.env.BENCH_IPC_OPS || (QUICK ? 5000 : 20000));
+const IPC = !argv.includes('--no-ipc') && process.env.BENCH_IPC !== '0';
 const PIPELINE = 1000;
 const VALUE = 'v'.repeat(100);
-const asJson = process.argv.includes('--json');
+
+// Targets (issue 12): [id, name, keys, figure(row), target, unit].
+const TARGETS = [
+  ['node_get_over_map_100k', 'Node get / Map, 100K keys', 100000, (r) => r.kv.get / r.map.get, 1.0, 'x'],
+  ['node_get_over_map_1m', 'Node get / Map, 1M keys', 1000000, (r) => r.kv.get / r.map.get, 1.5, 'x'],
+  ['node_get_over_lmdb_100k', 'Node get / lmdb-js get, 100K keys', 100000, (r) => r.kv.get / r.lmdb.get, 2.5, 'x'],
+  ['node_get_over_lmdb_1m', 'Node get / lmdb-js get, 1M keys', 1000000, (r) => r.kv.get / r.lmdb.get, 2.5, 'x'],
+  ['node_set_ops_100k', 'Node set, 100K keys', 100000, (r) => r.kv.set, 3e6, 'ops/s'],
+  ['node_set_ops_1m', 'Node set, 1M keys', 1000000, (r) => r.kv.set, 3e6, 'ops/s'],
+];
+
+// The number of distinct keys of the current round; key() reads it.
+let nkeys = KEY_COUNTS[0];
 
 // The key loop every contender shares: 16 bytes, built per operation.
 function key(i) {
-  return `key:${String(i % KEYS).padStart(12, '0')}`;
+  return `key:${String(i % nkeys).padStart(12, '0')}`;
 }
 
-const log = (...a) => { if (!asJson) console.log(...a); };
+// With --json, stdout is for the JSON alone.
+const log = (...a) => (asJson ? console.error(...a) : console.log(...a));
 
 // BENCH_CLOCK=cpu times in-process contenders by this process's CPU time
 // instead of wall time: steadier on a machine that other work shares.
@@ -75,9 +104,12 @@ function mapContender() {
   };
 }
 
-function kvshmContender() {
-  const name = `nd${process.pid}-bench`;
-  const c = kvshm.open(name, { memory: '64mb' });
+// About 165 bytes of segment per entry (bench/README.md): 256 bytes per key
+// leaves room, so that no get misses.
+function kvshmContender(keys) {
+  const name = `nd${process.pid}-bench-${keys}`;
+  const mb = Math.max(64, Math.ceil((keys * 256) / (1 << 20)));
+  const c = kvshm.open(name, { memory: `${mb}mb` });
   return {
     name: 'kvshm',
     set(n) { for (let i = 0; i < n; i++) c.set(key(i), VALUE); },
@@ -91,9 +123,9 @@ function kvshmContender() {
   };
 }
 
-function lmdbContender(dir) {
+function lmdbContender(dir, keys) {
   const { open } = require('lmdb');
-  const db = open({ path: path.join(dir, 'lmdb'), noSync: true, encoding: 'string' });
+  const db = open({ path: path.join(dir, `lmdb-${keys}`), noSync: true, encoding: 'string' });
   return {
     name: 'lmdb-js (put batched async, get sync)',
     async set(n) {
@@ -218,19 +250,52 @@ function fmt(n) {
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
 }
 
-async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `nd${process.pid}-bench-`));
+function printResults(results) {
+  for (const r of results) {
+    log(`  ${r.name.padEnd(44)} set ${fmt(r.set).padStart(7)} ops/s   get ${fmt(r.get).padStart(7)} ops/s`);
+  }
+}
+
+// Map, kvshm and lmdb-js over `keys` keys, fresh stores; returns their rows.
+async function inProcess(dir, keys) {
+  nkeys = keys;
   const cleanup = [];
-  const results = [];
   try {
-    log(`kvshm Node benchmark: ${KEYS} keys of 16 bytes, 100-byte string values, ` +
-      `${OPS} ops per run (${IPC_OPS} over IPC), best of ${RUNS}${CPU_CLOCK ? ' by CPU time' : ''}; ` +
-      `node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0].model.trim()})`);
-    const kv = kvshmContender();
+    const kv = kvshmContender(keys);
     cleanup.push(() => kv.close());
-    const lm = lmdbContender(dir);
+    const lm = lmdbContender(dir, keys);
     cleanup.push(() => lm.close());
-    const contenders = [mapContender(), kv, lm];
+    const local = [mapContender(), kv, lm];
+    // Fill every key first, so that every get finds its key.
+    for (const c of local) await c.set(keys);
+    // Interleaved rounds, so that a busy moment of the machine hits all of
+    // them alike; best round wins.
+    const best = new Map(local.map((c) => [c, { name: c.name, set: 0, get: 0 }]));
+    for (const c of local) {
+      await c.set(50000); // warm up the JIT
+      await c.get(50000);
+    }
+    for (let r = 0; r < RUNS; r++) {
+      for (const c of local) {
+        const b = best.get(c);
+        b.set = Math.max(b.set, await measure((k) => c.set(k), OPS, 1, CPU_CLOCK));
+        b.get = Math.max(b.get, await measure((k) => c.get(k), OPS, 1, CPU_CLOCK));
+      }
+    }
+    const results = local.map((c) => best.get(c));
+    const st = kv.stats();
+    return { keys, results, evictions: st.evictions };
+  } finally {
+    for (const f of cleanup.reverse()) await f();
+  }
+}
+
+// Redis and the pipe over `keys` keys; their rows ([] when skipped).
+async function overIpc(dir, keys) {
+  nkeys = keys;
+  const cleanup = [];
+  const contenders = [];
+  try {
     const redis = await startRedis(dir).catch((err) => {
       log(`(Redis skipped: ${err.message})`);
       return null;
@@ -244,34 +309,13 @@ async function main() {
     const pipe = startPipe();
     cleanup.push(() => pipe.stop());
     contenders.push(...pipe.contenders);
-
-    // Fill every key first, so that every get finds its key.
-    for (const c of contenders) await c.set(KEYS);
-    // In-process contenders run in interleaved rounds, so that a busy
-    // moment of the machine hits all of them alike; best round wins.
-    const local = contenders.filter((c) => !c.ipc);
-    const best = new Map(local.map((c) => [c, { name: c.name, set: 0, get: 0 }]));
-    for (const c of local) {
-      await c.set(50000); // warm up the JIT
-      await c.get(50000);
-    }
-    for (let r = 0; r < RUNS; r++) {
-      for (const c of local) {
-        const b = best.get(c);
-        b.set = Math.max(b.set, await measure((k) => c.set(k), OPS, 1, CPU_CLOCK));
-        b.get = Math.max(b.get, await measure((k) => c.get(k), OPS, 1, CPU_CLOCK));
-      }
-    }
-    for (const c of local) results.push(best.get(c));
-    for (const c of contenders.filter((x) => x.ipc)) {
+    for (const c of contenders) await c.set(keys);
+    const results = [];
+    for (const c of contenders) {
       results.push({ name: c.name, set: await measure((k) => c.set(k), IPC_OPS, 2),
         get: await measure((k) => c.get(k), IPC_OPS, 2) });
     }
-    for (const r of results) {
-      log(`  ${r.name.padEnd(44)} set ${fmt(r.set).padStart(7)} ops/s   get ${fmt(r.get).padStart(7)} ops/s`);
-    }
-    const st = kv.stats();
-    if (st.evictions) log(`  (kvshm evicted ${st.evictions} entries: raise its memory)`);
+    return results;
   } finally {
     for (const f of cleanup.reverse()) {
       try {
@@ -280,31 +324,79 @@ async function main() {
         console.error(`cleanup: ${err.message}`);
       }
     }
+  }
+}
+
+function cpuModel() {
+  try {
+    const m = /^model name\s*:\s*(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1].trim();
+  } catch {
+    // not Linux: os.cpus() below
+  }
+  return os.cpus()[0]?.model.trim() || 'unknown';
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `nd${process.pid}-bench-`));
+  const t0 = Date.now();
+  const rounds = [];
+  let ipc = null;
+  try {
+    log(`kvshm Node benchmark: ${KEY_COUNTS.join(' and ')} keys of 16 bytes, 100-byte string values, ` +
+      `${OPS} ops per run, best of ${RUNS}${CPU_CLOCK ? ' by CPU time' : ''}; ` +
+      `IPC: ${IPC ? `${IPC_OPS} ops at ${KEY_COUNTS[0]} keys` : 'skipped'}; ` +
+      `node ${process.version}, ${os.cpus().length} CPUs (${cpuModel()})`);
+    for (const keys of KEY_COUNTS) {
+      const round = await inProcess(dir, keys);
+      if (IPC && keys === KEY_COUNTS[0]) {
+        ipc = { keys, results: await overIpc(dir, keys) };
+        round.results.push(...ipc.results);
+      }
+      rounds.push(round);
+      log(`\n${keys} keys:`);
+      printResults(round.results);
+      if (round.evictions) log(`  (kvshm evicted ${round.evictions} entries: raise its memory)`);
+      const kv = round.results[1];
+      log('  ratios (kvshm / other; above 1 = kvshm faster):');
+      log(`    ${'other'.padEnd(42)} ${'get'.padStart(8)} ${'set'.padStart(8)}`);
+      for (const r of round.results) {
+        if (r === kv) continue;
+        log(`    ${r.name.padEnd(42)} ${(kv.get / r.get).toFixed(2).padStart(7)}x ${(kv.set / r.set).toFixed(2).padStart(7)}x`);
+      }
+    }
+  } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  const by = (name) => results.find((r) => r.name.startsWith(name));
-  const map = by('Map');
-  const kv = by('kvshm');
-  const lmdb = by('lmdb');
-  log('\nRatios (kvshm / other; above 1 = kvshm faster):');
-  log(`  ${'other'.padEnd(44)} ${'get'.padStart(8)} ${'set'.padStart(8)}`);
-  for (const r of results) {
-    if (r === kv) continue;
-    log(`  ${r.name.padEnd(44)} ${(kv.get / r.get).toFixed(2).padStart(7)}x ${(kv.set / r.set).toFixed(2).padStart(7)}x`);
+  const targets = [];
+  for (const [id, name, keys, figureOf, target, unit] of TARGETS) {
+    const round = rounds.find((r) => r.keys === keys);
+    if (!round) continue; // BENCH_KEYS left this key count out
+    const [map, kv, lmdb] = round.results;
+    const figure = figureOf({ map, kv, lmdb });
+    const t = { id, name, figure, target, cmp: '>=', unit, pass: figure >= target };
+    if (round.evictions) t.note = `kvshm evicted ${round.evictions} entries`;
+    targets.push(t);
   }
-  const targets = [
-    ['kvshm get >= 0.5x Map', kv.get / map.get, 0.5],
-    ['kvshm get >= 2x lmdb-js', kv.get / lmdb.get, 2],
-    ['kvshm set >= 3M ops/s', kv.set / 1e6, 3],
-  ];
-  log('\nTargets:');
-  for (const [what, got, want] of targets) {
-    log(`  ${what.padEnd(28)} ${got.toFixed(2).padStart(6)}  ${got >= want ? 'met' : 'MISSED'}`);
+  log('\ntargets                                  figure        target');
+  for (const t of targets) {
+    const f = (v) => (t.unit === 'ops/s' ? `${(v / 1e6).toFixed(2)}M ops/s` : `${v.toFixed(2)}${t.unit}`);
+    log(`  ${t.name.padEnd(36)} ${f(t.figure).padStart(12)}  ${t.cmp} ${f(t.target).padEnd(12)} ` +
+      `${t.pass ? 'PASS' : 'MISS'}${t.note ? `  !! ${t.note}` : ''}`);
   }
   if (asJson) {
-    console.log(JSON.stringify({ keys: KEYS, ops: OPS, ipcOps: IPC_OPS, runs: RUNS, node: process.version,
-      cpus: os.cpus().length, results, targets: targets.map(([what, got, want]) => ({ what, got, want, met: got >= want })) }, null, 2));
+    console.log(JSON.stringify({
+      program: 'bench.js',
+      quick: QUICK,
+      machine: { nproc: os.cpus().length, cpu: cpuModel(), kernel: `${os.type()} ${os.release()} ${os.arch()}` },
+      command: ['node', path.relative(process.cwd(), __filename) || __filename, ...argv].join(' '),
+      node: process.version,
+      setup: { keyCounts: KEY_COUNTS, ops: OPS, runs: RUNS, ipcOps: IPC ? IPC_OPS : 0, clock: CPU_CLOCK ? 'cpu' : 'wall' },
+      rounds,
+      targets,
+      seconds: (Date.now() - t0) / 1000,
+    }, null, 2));
   }
 }
 
