@@ -137,6 +137,13 @@ static inline uint32_t kvshm__bucket_of(const kvshm *kv, uint64_t h) {
   uint64_t rest = h << kv->lg_stripes;
   return kv->lg_buckets ? (uint32_t)(rest >> (64 - kv->lg_buckets)) : 0;
 }
+/* The home slot of bucket b: where a new entry of that bucket goes when it
+ * is free (table.c).  A get asks for its bucket word and its home slot at
+ * once, so for an entry at home the two cache misses overlap.  Buckets map
+ * onto slots in order, one or two buckets per slot. */
+static inline uint32_t kvshm__home_of(const kvshm *kv, uint32_t b) {
+  return 1 + (uint32_t)(((uint64_t)b * kv->nslots) >> kv->lg_buckets);
+}
 /* The first hash of bucket b of stripe s (with n buckets after it, the
  * range ends at kvshm__hash_lo(kv, s, b + n), or wraps to 0 at the end). */
 static inline uint64_t kvshm__hash_lo(const kvshm *kv, uint32_t s, uint64_t b) {
@@ -175,6 +182,14 @@ static inline unsigned char *kvshm__slot(kvshm *kv, uint32_t s, uint32_t r) {
   assert(r >= 1 && r <= kv->nslots);
   return (unsigned char *)kvshm__buckets(kv, s) + (size_t)kv->nbuckets * 4 +
          (size_t)(r - 1) * kv->slot_size;
+}
+/* Ask for bucket b's word and its home slot together: an entry at home
+ * then costs one cache miss's wait, not two in a row. */
+static inline void kvshm__prefetch_home(kvshm *kv, uint32_t s, uint32_t b) {
+  __builtin_prefetch(kvshm__buckets(kv, s) + b);
+  const char *home = (const char *)kvshm__slot(kv, s, kvshm__home_of(kv, b));
+  for (uint32_t o = 0; o < kv->slot_size; o += 64)
+    __builtin_prefetch(home + o);
 }
 static inline bool kvshm__ref_ok(kvshm *kv, uint32_t r) {
   return r >= 1 && r <= kv->nslots;
@@ -295,6 +310,8 @@ int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
                              uint32_t vlen, uint32_t flags, uint32_t check,
                              uint64_t from, void *dst);
 /* Free every slot of entry `ref` (already unlinked from its bucket). */
+/* Put slot r on stripe s's free list (a doubly linked list, table.c). */
+void kvshm__free_push_locked(kvshm *kv, uint32_t s, uint32_t r);
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
 /* Unlink entry `ref` from its bucket chain and free it. */
 void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);

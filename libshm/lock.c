@@ -544,11 +544,7 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
       }
       continue;
     }
-    struct kvshm_head *fr = (void *)slot;
-    fr->state = KVSHM_KIND_FREE;
-    fr->hnext = st->free_head;
-    st->free_head = r;
-    st->nfree++;
+    kvshm__free_push_locked(kv, s, r);
   }
   if (!st->dirty)
     st->dirty_since_ms = 0;

@@ -103,8 +103,9 @@ static int op_begin(kvshm *kv, const void *key, size_t klen, struct op *op) {
   op->in_store = false;
   op->rowbuf = NULL;
   op->draw = NULL;
-  /* Start the bucket's cache miss before the lock's atomic op. */
-  __builtin_prefetch(kvshm__bucket_word(kv, op->s, op->h));
+  /* Start the bucket's and the home slot's misses before the lock's
+   * atomic op. */
+  kvshm__prefetch_home(kv, op->s, kvshm__bucket_of(kv, op->h));
   rc = kvshm__lock(kv, op->s);
   if (rc)
     return rc;

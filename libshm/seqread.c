@@ -54,8 +54,15 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* What a get knows of where its key lives. */
+struct where {
+  uint32_t s; /* its stripe */
+  uint32_t b; /* its bucket */
+};
+
 static struct look look_up(kvshm *kv, const struct kvshm__seq_get *g,
-                           uint32_t s) {
+                           struct where w) {
+  uint32_t s = w.s;
   struct look lk = {KVSHM__ELOCK, 0, 0, 0};
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   /* A clear the stripe has not caught up with is done by its next locker. */
@@ -63,7 +70,7 @@ static struct look look_up(kvshm *kv, const struct kvshm__seq_get *g,
       LOAD64(st->pclear_gen) !=
           __atomic_load_n(&kv->hdr->pclear_gen, __ATOMIC_ACQUIRE))
     return lk;
-  uint32_t r = LOAD32(kvshm__buckets(kv, s)[kvshm__bucket_of(kv, g->h)]);
+  uint32_t r = LOAD32(kvshm__buckets(kv, s)[w.b]);
   const struct kvshm_head *hd = NULL;
   for (uint32_t hops = 0; r; hops++) {
     if (!kvshm__ref_ok(kv, r) || hops >= SEQ_HOPS)
@@ -113,17 +120,18 @@ static struct look look_up(kvshm *kv, const struct kvshm__seq_get *g,
 }
 
 int kvshm__seq_get(kvshm *kv, const struct kvshm__seq_get *g) {
-  uint32_t s = kvshm__stripe_of(kv, g->h);
+  struct where w = {kvshm__stripe_of(kv, g->h), kvshm__bucket_of(kv, g->h)};
   if (g->klen > KVSHM_HEAD_DATA(kv->slot_size))
     return KVSHM__ELOCK; /* a key that spans slots: rare, done locked */
-  _Atomic uint32_t *q = kvshm__seq(kv, s);
+  kvshm__prefetch_home(kv, w.s, w.b);
+  _Atomic uint32_t *q = kvshm__seq(kv, w.s);
   for (int t = 0; t < SEQ_TRIES; t++) {
     uint32_t v = atomic_load_explicit(q, memory_order_acquire);
     if (v & 1) { /* a holder is changing the stripe: let it finish */
       cpu_relax();
       continue;
     }
-    struct look lk = look_up(kv, g, s);
+    struct look lk = look_up(kv, g, w);
     kvshm__hook(kv, KVSHM_TP_SEQ_LOOKED);
     atomic_thread_fence(memory_order_acquire);
     if (atomic_load_explicit(q, memory_order_relaxed) != v)

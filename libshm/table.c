@@ -153,14 +153,24 @@ int kvshm__corrupt_locked(kvshm *kv, uint32_t s, const char *what) {
                      kv->name, s, what);
 }
 
-static void free_push_locked(kvshm *kv, uint32_t s, uint32_t r) {
+/*
+ * The free list is doubly linked through the free slots' head words:
+ * hnext is the next free slot, cnext the previous one (0 at the head), so
+ * that a write can take its home slot (kvshm__home_of) out of the middle.
+ * All of it is derived: repair rebuilds it (lock.c).
+ */
+void kvshm__free_push_locked(kvshm *kv, uint32_t s, uint32_t r) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   struct kvshm_head *fr = head_at(kv, s, r);
   kvshm__state_store(fr, KVSHM_KIND_FREE);
   fr->hnext = st->free_head;
+  fr->cnext = KVSHM_NIL;
+  if (kvshm__ref_ok(kv, st->free_head))
+    head_at(kv, s, st->free_head)->cnext = r;
   st->free_head = r;
   st->nfree++;
 }
+#define free_push_locked kvshm__free_push_locked
 
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
@@ -314,11 +324,53 @@ static uint32_t alloc_slot_locked(kvshm *kv, uint32_t s) {
   uint32_t r = st->free_head;
   if (r) {
     st->free_head = head_at(kv, s, r)->hnext;
+    if (kvshm__ref_ok(kv, st->free_head))
+      head_at(kv, s, st->free_head)->cnext = KVSHM_NIL;
   } else {
     r = ++st->fresh;
   }
   st->nfree--;
   return r;
+}
+
+/*
+ * Take slot r, the new entry's home, if it is free: out of the free list
+ * when its links agree with their neighbours' (else it is left alone: a
+ * damaged list is for repair), or out of the never-used tail, whose slots
+ * before it join the free list.  False if it is not to be had.
+ */
+static bool take_home_locked(kvshm *kv, uint32_t s, uint32_t r) {
+  struct kvshm_stripe *st = kvshm__stripe(kv, s);
+  struct kvshm_head *fr = head_at(kv, s, r);
+  if ((fr->state & KVSHM_KIND_MASK) != KVSHM_KIND_FREE)
+    return false;
+  if (r > st->fresh) { /* never used: hand out the tail up to it */
+    while (st->fresh + 1 < r) {
+      free_push_locked(kv, s, ++st->fresh);
+      st->nfree--; /* it was counted free already, in the tail */
+    }
+    st->fresh = r;
+    st->nfree--;
+    return true;
+  }
+  uint32_t prev = fr->cnext, next = fr->hnext;
+  if (prev ? !kvshm__ref_ok(kv, prev) || head_at(kv, s, prev)->hnext != r ||
+                 (head_at(kv, s, prev)->state & KVSHM_KIND_MASK) !=
+                     KVSHM_KIND_FREE
+           : st->free_head != r)
+    return false;
+  if (next &&
+      (!kvshm__ref_ok(kv, next) || head_at(kv, s, next)->cnext != r ||
+       (head_at(kv, s, next)->state & KVSHM_KIND_MASK) != KVSHM_KIND_FREE))
+    return false;
+  if (prev)
+    head_at(kv, s, prev)->hnext = next;
+  else
+    st->free_head = next;
+  if (next)
+    head_at(kv, s, next)->cnext = prev;
+  st->nfree--;
+  return true;
 }
 
 /* Check the stripe's free-list bookkeeping before relying on it. */
@@ -381,7 +433,9 @@ int kvshm__write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
   uint32_t *refs = need <= 8 ? refs_small : malloc(need * sizeof *refs);
   if (!refs)
     return -ENOMEM;
-  for (uint64_t i = 0; i < need; i++)
+  uint32_t home = kvshm__home_of(kv, kvshm__bucket_of(kv, h));
+  refs[0] = take_home_locked(kv, s, home) ? home : alloc_slot_locked(kv, s);
+  for (uint64_t i = 1; i < need; i++)
     refs[i] = alloc_slot_locked(kv, s);
   kvshm__hook(kv, KVSHM_TP_SET_ALLOCATED);
   uint32_t head = refs[0];
@@ -487,6 +541,14 @@ void kvshm_test_set_clock(kvshm *kv, kvshm_test_clock_fn fn, void *ctx) {
 
 size_t kvshm_test_slot_offset(kvshm *kv, uint32_t stripe, uint32_t index) {
   return (size_t)(kvshm__slot(kv, stripe, index + 1) - kv->base);
+}
+
+size_t kvshm_test_home_offset(kvshm *kv, const void *key, size_t klen) {
+  uint64_t h = hash_key(key, klen);
+  uint32_t s = kvshm__stripe_of(kv, h);
+  return (
+      size_t)(kvshm__slot(kv, s, kvshm__home_of(kv, kvshm__bucket_of(kv, h))) -
+              kv->base);
 }
 
 uint32_t kvshm_test_stripe_of(kvshm *kv, const void *key, size_t klen) {

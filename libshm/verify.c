@@ -102,13 +102,16 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
       r = hd->hnext;
     }
   }
-  uint32_t listed = 0;
+  uint32_t listed = 0, prev = KVSHM_NIL;
   for (uint32_t r = st->free_head; r;
-       r = ((struct kvshm_head *)kvshm__slot(kv, s, r))->hnext) {
+       prev = r, r = ((struct kvshm_head *)kvshm__slot(kv, s, r))->hnext) {
     if (!kvshm__ref_ok(kv, r) || r > st->fresh) {
       problem(v, "stripe %u free list: ref %u out of range", s, r);
       break;
     }
+    if (((struct kvshm_head *)kvshm__slot(kv, s, r))->cnext != prev)
+      problem(v, "stripe %u free list: slot %u's back link is not %u", s, r,
+              prev);
     if (mark[r]) {
       problem(v, "stripe %u free list: slot %u is %s", s, r,
               mark[r] == OWNED ? "in use" : "listed twice");

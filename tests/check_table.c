@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define MIB (1024ull * 1024ull)
@@ -809,6 +810,98 @@ START_TEST(header_dump_lists_fields) {
 }
 END_TEST
 
+/* Is key's entry in its home slot (its head there, holding the key)? */
+static bool at_home(kvshm *kv, const char *name, const char *key) {
+  size_t off = kvshm_test_home_offset(kv, key, strlen(key));
+  unsigned char slot[HEAD_HDR + 64];
+  tu_peek(name, off, slot, sizeof slot);
+  uint16_t state, klen;
+  memcpy(&state, slot, 2);
+  memcpy(&klen, slot + 2, 2);
+  return (state & 0xf) == 1 && klen == strlen(key) &&
+         memcmp(slot + HEAD_HDR, key, klen) == 0;
+}
+
+/* Two keys with one home slot: out[0] and out[1]. */
+static void same_home(kvshm *kv, const char *prefix, char out[2][32]) {
+  for (int i = 0;; i++) {
+    snprintf(out[0], 32, "%s%d", prefix, i);
+    size_t home = kvshm_test_home_offset(kv, out[0], strlen(out[0]));
+    for (int j = i + 1; j < i + 20000; j++) {
+      snprintf(out[1], 32, "%s%d", prefix, j);
+      if (kvshm_test_home_offset(kv, out[1], strlen(out[1])) == home)
+        return;
+    }
+  }
+}
+
+/* A new entry goes to its home slot when that is free: from the never-used
+ * tail, from the middle of the free list, or elsewhere when it is taken. */
+START_TEST(entries_live_at_home) {
+  char name[TU_NAME_SIZE], key[32], pair[2][32], third[32] = "r";
+  kvshm *kv = open_small(name);
+  int home = 0, n = 1000;
+  for (int i = 0; i < n; i++) {
+    snprintf(key, sizeof key, "h%d", i);
+    tu_set_str(kv, key, "value");
+    ck_assert_msg(i || at_home(kv, name, key), "the first entry is at home");
+    home += at_home(kv, name, key);
+  }
+  /* ~1000 entries in ~12,000 slots: a home is taken by another key about
+   * one time in twenty-four. */
+  ck_assert_msg(home > n * 9 / 10, "%d of %d entries at home", home, n);
+  ck_assert_int_eq(tu_verify(kv), 0);
+  same_home(kv, "p", pair);
+  tu_set_str(kv, pair[0], "a");
+  tu_set_str(kv, pair[1], "b");
+  ck_assert(at_home(kv, name, pair[0]) && !at_home(kv, name, pair[1]));
+  /* Freed, the home joins the free list (not at its head once another
+   * slot is freed after it); a new key of that home takes it back. */
+  tu_assert_rc(kvshm_del(kv, pair[0], strlen(pair[0])), KVSHM_OK);
+  tu_assert_rc(kvshm_del(kv, "h1", 2), KVSHM_OK);
+  size_t want = kvshm_test_home_offset(kv, pair[0], strlen(pair[0]));
+  for (int i = 0; kvshm_test_home_offset(kv, third, strlen(third)) != want; i++)
+    snprintf(third, sizeof third, "r%d", i);
+  tu_set_str(kv, third, "c");
+  ck_assert(at_home(kv, name, third));
+  tu_assert_value(kv, pair[1], strlen(pair[1]), "b", 1);
+  tu_assert_value(kv, third, strlen(third), "c", 1);
+  finish(kv, name);
+}
+END_TEST
+
+/* A damaged back link of the free list: the home is not taken through it
+ * (the entry goes elsewhere), verify reports it, repair rebuilds it. */
+START_TEST(damaged_back_link_is_not_followed) {
+  char name[TU_NAME_SIZE], pair[2][32], buf[256], other[2][32];
+  kvshm *kv = open_small(name);
+  same_home(kv, "d", pair);
+  uint32_t s = kvshm_test_stripe_of(kv, pair[0], strlen(pair[0]));
+  for (int i = 0, n = 0; n < 2; i++) { /* free lists are per stripe */
+    snprintf(other[n], 32, "o%d", i);
+    n += kvshm_test_stripe_of(kv, other[n], strlen(other[n])) == s;
+  }
+  tu_set_str(kv, pair[0], "a");
+  tu_set_str(kv, other[0], "o");
+  tu_set_str(kv, other[1], "o");
+  /* Free list: other[1], other[0], pair[0]'s home, ...: damage the home's
+   * back link (it should name other[0]'s slot). */
+  tu_assert_rc(kvshm_del(kv, pair[0], strlen(pair[0])), KVSHM_OK);
+  tu_assert_rc(kvshm_del(kv, other[0], strlen(other[0])), KVSHM_OK);
+  tu_assert_rc(kvshm_del(kv, other[1], strlen(other[1])), KVSHM_OK);
+  size_t off = kvshm_test_home_offset(kv, pair[0], strlen(pair[0]));
+  tu_poke32(name, off + 8, 77777);
+  tu_set_str(kv, pair[1], "b");
+  ck_assert(!at_home(kv, name, pair[1]));
+  tu_assert_value(kv, pair[1], strlen(pair[1]), "b", 1);
+  ck_assert_int_ne(tu_verify_capture(kv, buf, sizeof buf), 0);
+  ck_assert_msg(strstr(buf, "back link"), "verify said: %s", buf);
+  ck_assert_int_ge(kvshm_repair(kv, 0, NULL, NULL), 1);
+  tu_assert_value(kv, pair[1], strlen(pair[1]), "b", 1);
+  finish(kv, name);
+}
+END_TEST
+
 static Suite *table_suite(void) {
   Suite *s = suite_create("table");
   TCase *tc = tu_tcase("ops", 30);
@@ -829,6 +922,10 @@ static Suite *table_suite(void) {
   tcase_add_test(tc, largest_value_and_one_byte_more);
   tcase_add_test(tc, one_mib_values_with_default_config);
   tcase_add_test(tc, binary_keys_and_values);
+  suite_add_tcase(s, tc);
+  tc = tu_tcase("home", 30);
+  tcase_add_test(tc, entries_live_at_home);
+  tcase_add_test(tc, damaged_back_link_is_not_followed);
   suite_add_tcase(s, tc);
   tc = tu_tcase("ttl", 30);
   tcase_add_test(tc, ttl_on_a_test_clock);
