@@ -85,6 +85,8 @@ static size_t run_end(const struct pos *p, size_t a, size_t m) {
 /* Lock p[a]'s stripe; on failure the run's items get the error.  */
 static bool lock_run(kvshm *kv, kvshm_item *items, const struct pos *p,
                      size_t a, size_t b) {
+  if (kv->flags & KVSHM__READER)
+    return false; /* it may not lock: each key alone, lock-free (SLOW) */
   int rc = kvshm__lock(kv, p[a].s);
   if (!rc && (rc = kvshm__destroyed(kv)))
     kvshm__unlock(kv, p[a].s);

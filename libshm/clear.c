@@ -145,6 +145,25 @@ bool kvshm__pclear_hides(kvshm *kv, const void *key, size_t klen) {
   return false;
 }
 
+/* A reader's view of a stripe whose pclear_gen is `since`: is key under a
+ * prefix clear made after it (one its next locker will sweep)?  Such a
+ * record is not freed before that stripe has swept it; the gen is read
+ * again all the same (a seqlock, as above). */
+bool kvshm__pclear_unswept(kvshm *kv, uint64_t since, const void *key,
+                           size_t klen) {
+  for (unsigned i = 0; i < KVSHM_CLEAR_RECS; i++) {
+    uint64_t g;
+    const struct kvshm_clear_rec *r = kvshm__pclear_rec(kv, i, &g);
+    if (r && g > since && under(r, key, klen)) {
+      atomic_thread_fence(memory_order_acquire);
+      if (atomic_load_explicit((_Atomic uint64_t *)&r->gen,
+                               memory_order_relaxed) == g)
+        return true;
+    }
+  }
+  return false;
+}
+
 /*
  * pclear_done moves BEFORE the state does: a reader (store.c) that sees the
  * record DONE (or freed after it) must also see pclear_done moved, or it

@@ -75,6 +75,11 @@ struct kvshm {
 /* kvshm_open flag of the reaper's own handle (reaper.c): it does not count
  * as a user of the segment (segment.c). */
 #define KVSHM__AS_REAPER 0x80000000u
+/* Set on a KVSHM_RDONLY handle by kvshm_open when the process may read the
+ * segment but not write it: the mapping is read-only, so the handle takes
+ * no lock and writes nothing; gets are lock-free only (seqread.c), and
+ * what needs a lock is KVSHM_ERDONLY. */
+#define KVSHM__READER 0x40000000u
 
 /* ---- errors.c ---- */
 /* Record a detail message for kvshm_errdetail(); returns err. */
@@ -276,6 +281,9 @@ static inline uint64_t kvshm__clear_gen(kvshm *kv) {
 }
 /* Raise the header's clear generation to at least g. */
 void kvshm__clear_gen_raise(kvshm *kv, uint64_t g);
+/* Is key under a published prefix clear newer than `since` (clear.c)? */
+bool kvshm__pclear_unswept(kvshm *kv, uint64_t since, const void *key,
+                           size_t klen);
 /* A SQLite cache whose segment was destroyed: KVSHM_EDESTROYED (ops.c). */
 int kvshm__destroyed(kvshm *kv);
 /* clear.c: prefix clears.  Record i if published (its gen in *gen). */

@@ -127,6 +127,11 @@ typedef struct kvshm_config {
 KVSHM_API void kvshm_config_init(kvshm_config *cfg);
 
 /* Flags for kvshm_open. */
+/* KVSHM_RDONLY: attach read-only, never create.  With read permission
+ * only, the segment is mapped read-only and the handle never locks: gets,
+ * has, get_many and stats work lock-free, what needs a lock (walks,
+ * verify) is KVSHM_ERDONLY, and a stripe whose writer died mid-write is
+ * KVSHM_ETIMEDOUT until a writable handle repairs it. */
 #define KVSHM_RDONLY 0x1u   /* attach read-only; never create */
 #define KVSHM_NOCREATE 0x2u /* attach only; -ENOENT if the cache is missing */
 #define KVSHM_NOREAPER 0x4u /* do not start kvshm-reaper (tools, tests) */

@@ -255,7 +255,20 @@ static int remake_and_fail(kvshm *kv, uint32_t s, enum damage d,
                      s, kv->name, what);
 }
 
+/* A reader's mapping is read-only: taking a lock would fault. */
+static int reader_refused(kvshm *kv) {
+  return kvshm__fail(KVSHM_ERDONLY,
+                     "cache '%s' is open read-only without write permission "
+                     "on its segment: this handle reads without locks and "
+                     "cannot do what needs a stripe lock (walks, verify, "
+                     "and gets that have to wait for a repair); open it "
+                     "with write permission for that",
+                     kv->name);
+}
+
 int kvshm__lock_raw(kvshm *kv, uint32_t s) {
+  if (kv->flags & KVSHM__READER)
+    return reader_refused(kv);
   pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
   char why[120];
   if (kvshm__mutex_check(m, why, sizeof why)) {
@@ -318,6 +331,8 @@ int kvshm__reaper_lock_sane(kvshm *kv, bool *remade) {
 
 int kvshm__lock_for_repair(kvshm *kv, uint32_t s, bool force, char *did,
                            size_t didsz) {
+  if (kv->flags & KVSHM__READER)
+    return reader_refused(kv);
   pthread_mutex_t *m = &kvshm__stripe(kv, s)->lock;
   char why[120];
   did[0] = '\0';

@@ -403,6 +403,8 @@ int kvshm_in_memory(kvshm *kv, const void *key, size_t klen) {
 }
 
 int kvshm_has(kvshm *kv, const void *key, size_t klen) {
+  if (kv->flags & KVSHM__READER) /* lock-free, like its gets */
+    return kvshm_get_ex(kv, key, klen, NULL, 0, NULL, NULL, NULL, KVSHM_PEEK);
   struct op op;
   int rc = op_resolve(kv, key, klen, &op);
   if (rc)

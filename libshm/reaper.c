@@ -98,6 +98,8 @@ static void store64(uint64_t *p, uint64_t v) {
 
 bool kvshm__reaper_alive(kvshm *kv) {
   pthread_mutex_t *m = &kv->hdr->reaper_lock;
+  if (kv->flags & KVSHM__READER) /* may not try it: is it held at all? */
+    return kvshm__mutex_holder(m) != 0;
   if (kvshm__cut_short(kv) || kvshm__reaper_lock_sane(kv, NULL))
     return true; /* unusable: starting reapers would not help */
   int rc = pthread_mutex_trylock(m);

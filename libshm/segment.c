@@ -629,11 +629,13 @@ static int access_error(const char *name, const char *full, unsigned flags) {
       "read and write it.%s",
       name, full, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid,
       (unsigned)sb.st_gid, (unsigned)geteuid(),
-      flags & KVSHM_RDONLY ? "  A read-only handle needs write permission too: "
-                             "it takes the stripe locks inside the segment.  "
-                             "Share the cache through a group (mode 0660, and "
-                             "trust_gid on the other side)"
-                           : "");
+      flags & KVSHM_RDONLY ? "  A read-only handle needs read permission "
+                             "(mode 0644, or 0640 with a group, and "
+                             "trust_uid or trust_gid on the reader's side)"
+                           : "  Open it read-only (KVSHM_RDONLY) with read "
+                             "permission, or share it for writing through a "
+                             "group (mode 0660, and trust_gid on the other "
+                             "side)");
 }
 
 /*
@@ -739,6 +741,13 @@ static int open_once(const char *name, const char *path,
   char full[KVSHM_NAME_MAX + 32];
   snprintf(full, sizeof full, SHM_DIR "%s", path);
   int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0 && errno == EACCES && (flags & KVSHM_RDONLY)) {
+    /* Read permission only: a reader, which maps the segment read-only
+     * and reads it without its locks (seqread.c). */
+    fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd >= 0)
+      flags |= KVSHM__READER;
+  }
   if (fd < 0) {
     if (errno == ENOENT && may_create)
       return create_segment(name, full, want, c, sqlite_abs, flags, kv, retry);
@@ -779,7 +788,9 @@ static int open_once(const char *name, const char *path,
   }
   const char *damage = "is shorter than a segment header";
   if (size >= KVSHM_HDR_SIZE) {
-    base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    base = mmap(NULL, size,
+                flags & KVSHM__READER ? PROT_READ : PROT_READ | PROT_WRITE,
+                MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
       base = NULL;
       rc = kvshm__fail(-errno, "cannot map '%s': %s", name, strerror(errno));
@@ -826,7 +837,7 @@ static int open_once(const char *name, const char *path,
      * holds the flock exclusively till then), or finish the removal if
      * its remover died, and open what comes next. */
     if ((rc = flock_wait(fd, LOCK_EX, name, OPEN_LOCK_WAIT_MS)) == 0 &&
-        fstat(fd, &sb) == 0 && sb.st_nlink)
+        fstat(fd, &sb) == 0 && sb.st_nlink && !(flags & KVSHM__READER))
       finish_unlink(fd, path, base, size, name);
     *retry = true;
   }
@@ -888,7 +899,7 @@ int kvshm_open(const char *name, const kvshm_config *cfg, unsigned flags,
   /* The file's clear generation first (a segment made again over an old
    * file must not see rows a clear removed); then the reaper, and for a
    * SQLite cache the watchdog that replaces it whenever it dies. */
-  if (!rc && kvshm__has_store(kv))
+  if (!rc && kvshm__has_store(kv) && !(kv->flags & KVSHM__READER))
     rc = kvshm__store_sync(kv, !(flags & KVSHM_RDONLY));
   if (!rc && !(flags & (KVSHM_NOREAPER | KVSHM_RDONLY)))
     rc = kvshm__reaper_ensure(kv);

@@ -33,8 +33,11 @@ int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
   st.clear_gen = kvshm__clear_gen(kv);
   st.destroyed = atomic_load((_Atomic uint32_t *)&h->destroyed);
   uint64_t now = kvshm__now_ms(kv), oldest = 0;
+  /* A reader may not lock: it reads the counters as they are (each one
+   * whole, the set of them not from one instant). */
+  bool reader = kv->flags & KVSHM__READER;
   for (uint32_t s = 0; s < kv->nstripes; s++) {
-    int rc = kvshm__lock(kv, s);
+    int rc = reader ? KVSHM_OK : kvshm__lock(kv, s);
     if (rc)
       return rc;
     const struct kvshm_stripe *sp = kvshm__stripe(kv, s);
@@ -56,7 +59,8 @@ int kvshm_stats_get(kvshm *kv, kvshm_stats *out) {
     if (sp->dirty && sp->dirty_since_ms &&
         (!oldest || sp->dirty_since_ms < oldest))
       oldest = sp->dirty_since_ms;
-    kvshm__unlock(kv, s);
+    if (!reader)
+      kvshm__unlock(kv, s);
   }
   for (unsigned i = 0; i < KVSHM_SHARDS; i++) { /* lock-free gets' counts */
     const struct kvshm_shard *sh = &h->shards[i];
@@ -77,14 +81,16 @@ int kvshm_stripe_stats_get(kvshm *kv, uint32_t stripe,
                        "stripe %u does not exist (the cache "
                        "has %u)",
                        stripe, kv->nstripes);
-  int rc = kvshm__lock(kv, stripe);
+  bool reader = kv->flags & KVSHM__READER; /* reads them as they are */
+  int rc = reader ? KVSHM_OK : kvshm__lock(kv, stripe);
   if (rc)
     return rc;
   const struct kvshm_stripe *sp = kvshm__stripe(kv, stripe);
   out->entries = sp->entries - sp->tombstones;
   out->slots_free = sp->nfree;
   out->slots_used = kv->nslots - sp->nfree;
-  kvshm__unlock(kv, stripe);
+  if (!reader)
+    kvshm__unlock(kv, stripe);
   return KVSHM_OK;
 }
 

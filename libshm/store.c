@@ -346,7 +346,11 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   int rc = conns_add(kv, 0); /* a forked child must not even open one */
   if (rc)
     return rc;
-  rc = store_files_check(kv, path);
+  /* A reader (no write permission on the segment, segment.c) reads the
+   * file as it is: it creates, sets up and converts nothing. */
+  bool reader = kv->flags & KVSHM__READER;
+  rc = reader ? kvshm__trusted_path(path, &kv->trust, "SQLite file")
+              : store_files_check(kv, path);
   if (rc)
     return rc;
   struct kvshm_store *st = calloc(1, sizeof *st);
@@ -354,7 +358,8 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
     return -ENOMEM;
   st->pid = getpid();
   rc = sqlite3_open_v2(path, &st->db,
-                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                       (reader ? SQLITE_OPEN_READONLY
+                               : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                            SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
                        NULL);
   if (rc != SQLITE_OK) {
@@ -383,13 +388,20 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   if (!rc)
     rc = validate(kv, st->db, path, &fresh, &format);
   exec(st->db, rc ? "ROLLBACK" : "COMMIT");
-  if (!rc && exec_retry(st->db, "PRAGMA journal_mode=WAL"))
+  if (!rc && reader && (fresh || format < STORE_FORMAT))
+    rc = kvshm__fail(KVSHM_EBADDB,
+                     "SQLite file '%s' of cache '%s' is not set up for this "
+                     "kvshm yet, and this handle may not write: open the "
+                     "cache once with write permission",
+                     path, kv->name);
+  if (!rc && !reader && exec_retry(st->db, "PRAGMA journal_mode=WAL"))
     rc = db_fail(kv, st->db, "PRAGMA journal_mode=WAL");
   /* Persistent mode promises what survives a reboot, power cut included:
    * every commit reaches the disk.  Otherwise a power cut may lose the
    * last commits, never corrupt the file. */
-  if (!rc && exec(st->db, kv->hdr->persistent ? "PRAGMA synchronous=FULL"
-                                              : "PRAGMA synchronous=NORMAL"))
+  if (!rc && !reader &&
+      exec(st->db, kv->hdr->persistent ? "PRAGMA synchronous=FULL"
+                                       : "PRAGMA synchronous=NORMAL"))
     rc = db_fail(kv, st->db, "PRAGMA synchronous");
   if (!rc && !fresh && format < STORE_FORMAT) { /* check before converting */
     char what[256];

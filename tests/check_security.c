@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#define OTHER_USER "kvshm-test-other"
+#define OTHER_USER TU_OTHER_USER
 #define SKIPPED_NOT_SECURE 77 /* setuid child: the kernel gave no AT_SECURE */
 
 static char dir[TU_DIR_SIZE];
@@ -282,30 +282,8 @@ END_TEST
 /* ---- another user's files -------------------------------------------------
  */
 
-/* The other user's ids, creating it if needed; false (printed) if this
- * test cannot run here. */
 static bool other_user(uid_t *uid, gid_t *gid, const char *test) {
-  if (geteuid() != 0) {
-    printf("check_security: %s skipped: needs root (to create user %s and "
-           "give files to it)\n",
-           test, OTHER_USER);
-    return false;
-  }
-  struct passwd *pw = getpwnam(OTHER_USER);
-  if (!pw) {
-    (void)!system("useradd --system --no-create-home --shell "
-                  "/usr/sbin/nologin " OTHER_USER " 2>/dev/null");
-    pw = getpwnam(OTHER_USER);
-  }
-  if (!pw) {
-    printf("check_security: %s skipped: cannot create user %s (useradd)\n",
-           test, OTHER_USER);
-    return false;
-  }
-  ck_assert_uint_ne(pw->pw_uid, 0);
-  *uid = pw->pw_uid;
-  *gid = pw->pw_gid;
-  return true;
+  return tu_other_user(uid, gid, "check_security", test);
 }
 
 START_TEST(test_other_owner_refused_unless_trusted) {

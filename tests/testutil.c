@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -547,4 +548,28 @@ int tu_sql_count(const char *db, const char *prefix) {
   sqlite3_finalize(q);
   sqlite3_close(h);
   return n;
+}
+
+bool tu_other_user(uid_t *uid, gid_t *gid, const char *prog, const char *test) {
+  if (geteuid() != 0) {
+    printf("%s: %s skipped: needs root (to create user %s and "
+           "give files to it)\n",
+           prog, test, TU_OTHER_USER);
+    return false;
+  }
+  struct passwd *pw = getpwnam(TU_OTHER_USER);
+  if (!pw) {
+    (void)!system("useradd --system --no-create-home --shell "
+                  "/usr/sbin/nologin " TU_OTHER_USER " 2>/dev/null");
+    pw = getpwnam(TU_OTHER_USER);
+  }
+  if (!pw) {
+    printf("%s: %s skipped: cannot create user %s (useradd)\n", prog, test,
+           TU_OTHER_USER);
+    return false;
+  }
+  ck_assert_uint_ne(pw->pw_uid, 0);
+  *uid = pw->pw_uid;
+  *gid = pw->pw_gid;
+  return true;
 }

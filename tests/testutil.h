@@ -14,6 +14,7 @@
 #define KVSHM_TESTUTIL_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -151,6 +152,13 @@ const char *tu_dir_file(const char *dir, const char *file);
  */
 void tu_reaper_pause(void);
 void tu_reaper_resume(void);
+/*
+ * The ids of the system user TU_OTHER_USER, created if missing (root only);
+ * false, with a line saying why `prog`'s `test` is skipped, when that
+ * cannot be done here.
+ */
+#define TU_OTHER_USER "kvshm-test-other"
+bool tu_other_user(uid_t *uid, gid_t *gid, const char *prog, const char *test);
 /* Sleep ms milliseconds. */
 void tu_sleep_ms(unsigned ms);
 /* Monotonic milliseconds. */

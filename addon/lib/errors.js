@@ -25,7 +25,8 @@ const HINTS = {
     'lockTimeout: it may be stopped (SIGSTOP, a debugger) or stuck; find it, ' +
     'or open the cache with a longer lockTimeout',
   ERDONLY: 'the cache was opened with readonly: true; open it without that ' +
-    'option to write',
+    'option to write (a read-only handle without write permission on the ' +
+    'segment cannot walk keys either)',
   ENOENT: 'the cache does not exist yet and create: false was given; open ' +
     'it without create: false to create it',
   EACCES: 'the segment in /dev/shm belongs to another user or its mode ' +
