@@ -189,12 +189,15 @@ static inline unsigned char *kvshm__slot(kvshm *kv, uint32_t s, uint32_t r) {
          (size_t)(r - 1) * kv->slot_size;
 }
 /* Ask for bucket b's word and its home slot together: an entry at home
- * then costs one cache miss's wait, not two in a row. */
+ * then costs one cache miss's wait, not two in a row.  Two lines of the
+ * slot at most (its head and a short key: a 64 KiB slot is not fetched
+ * whole for every get; find_locked asks for the rest of a slot it uses). */
 static inline void kvshm__prefetch_home(kvshm *kv, uint32_t s, uint32_t b) {
   __builtin_prefetch(kvshm__buckets(kv, s) + b);
   const char *home = (const char *)kvshm__slot(kv, s, kvshm__home_of(kv, b));
-  for (uint32_t o = 0; o < kv->slot_size; o += 64)
-    __builtin_prefetch(home + o);
+  __builtin_prefetch(home);
+  if (kv->slot_size > 64)
+    __builtin_prefetch(home + 64);
 }
 static inline bool kvshm__ref_ok(kvshm *kv, uint32_t r) {
   return r >= 1 && r <= kv->nslots;

@@ -202,8 +202,10 @@ KVSHM_API int kvshm_unlink_config(const char *name, const kvshm_config *cfg);
  * vlen: set to the value's length whenever the key is found (may be NULL).
  * flags: set to the entry's user flags word (may be NULL).
  * Errors: KVSHM_ENOTFOUND (absent or expired), KVSHM_EBUFSIZE (found, but
- * bufsize < *vlen: nothing copied), KVSHM_ETOOBIG (key too long),
- * KVSHM_ECORRUPT (entry failed its checks; it is dropped), KVSHM_ETIMEDOUT.
+ * bufsize < *vlen), KVSHM_ETOOBIG (key too long), KVSHM_ECORRUPT (entry
+ * failed its checks; it is dropped), KVSHM_ETIMEDOUT.
+ * On any status but KVSHM_OK, what buf holds is unspecified: a lock-free
+ * get copies before it knows whether what it copied counts (seqread.c).
  */
 KVSHM_API int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
                         size_t bufsize, size_t *vlen, uint32_t *flags);

@@ -200,8 +200,8 @@ static int answer(const struct kvshm__seq_get *g, const struct look *lk) {
     *g->vlen = lk->vlen;
   if (g->flags && lk->rc != KVSHM_ENOTFOUND)
     *g->flags = lk->flags;
-  if (g->expires_ms && lk->rc == KVSHM_OK)
-    *g->expires_ms = lk->expiry;
+  if (g->expires_ms && (lk->rc == KVSHM_OK || lk->rc == KVSHM_EBUFSIZE))
+    *g->expires_ms = lk->expiry; /* found: as the locked get says */
   return lk->rc;
 }
 

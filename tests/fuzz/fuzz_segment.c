@@ -678,8 +678,12 @@ static const struct field hdr_fields[] = {
     FIELD(hdr_t, reaper_spawn_ms),
     FIELD(hdr_t, clear_gen),
     FIELD(hdr_t, nonce),
+    FIELD(hdr_t, pclear_gen),
+    FIELD(hdr_t, shard_next),
+    FIELD(hdr_t, shards),
 };
 static const struct field stripe_fields[] = {
+    FIELD(stripe_t, seq),       FIELD(stripe_t, pclear_gen),
     FIELD(stripe_t, free_head), FIELD(stripe_t, fresh),
     FIELD(stripe_t, nfree),     FIELD(stripe_t, entries),
     FIELD(stripe_t, version),   FIELD(stripe_t, dirty),
