@@ -523,6 +523,10 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
         store ? " into " : " (memory only)", store ? h->sqlite_path : "", tick);
   const char *why = "stopped by signal";
   uint64_t written = 0, last_report = kvshm__wall_ms();
+  /* Tick lengths (from its start to its sleep; the final flush is not a
+   * tick), logged at exit for bench_store: each should stay within budget
+   * plus the SQLite expiry and clean-up steps that follow the stripes. */
+  uint64_t ticks = 0, longest = 0, over = 0;
   /* Tests hold write-behind back at a safe point (no lock held) with a
    * pause file, where SIGSTOP could freeze the reaper holding a lock. */
   const char *pause = secure_getenv("KVSHM_REAPER_PAUSE");
@@ -570,11 +574,17 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
       last_report = now;
     }
     uint64_t spent = kvshm__wall_ms() - now;
+    ticks++;
+    longest = spent > longest ? spent : longest;
+    over += spent > budget;
     if (spent < tick) {
       struct timespec ts = {0, (long)(tick - spent) * 1000000L};
       nanosleep(&ts, NULL);
     }
   }
+  logf_(log_fd, "ticks: %llu, longest %llu ms, %llu longer than the %u ms "
+        "budget", (unsigned long long)ticks, (unsigned long long)longest,
+        (unsigned long long)over, budget);
   rc = kvshm_flush(kv);
   logf_(log_fd, "%s; final flush: %s", why, rc ? kvshm_errdetail() : "done");
   atomic_store((_Atomic uint32_t *)&h->reaper_pid, 0);

@@ -63,14 +63,24 @@ enum {
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
+  Q_PUTN, /* PUT_ROWS rows in one statement (built at open) */
   Q_N
 };
+
+/* A write of a row: the key's row is updated in place if there is one
+ * (INSERT OR REPLACE would delete it and insert it again). */
+#define UPSERT_SET                                                             \
+  " ON CONFLICT(hpos, key) DO UPDATE SET value=excluded.value, "               \
+  "flags=excluded.flags, expires_ms=excluded.expires_ms, gen=excluded.gen"
+/* Rows per multi-row upsert (kvshm__store_put_rows): fewer statements to
+ * step, bind and reset per row. */
+#define PUT_ROWS 32
 
 static const char *const sql[Q_N] = {
     [Q_GET] = "SELECT value, flags, expires_ms FROM kvshm_entries "
               "WHERE hpos=?1 AND key=?2 AND gen=?3",
-    [Q_PUT] = "INSERT OR REPLACE INTO kvshm_entries(hpos, key, value, flags, "
-              "expires_ms, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_PUT] = "INSERT INTO kvshm_entries(hpos, key, value, flags, "
+              "expires_ms, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)" UPSERT_SET,
     [Q_DEL] = "DELETE FROM kvshm_entries WHERE hpos=?1 AND key=?2",
     [Q_EXPIRE] = "DELETE FROM kvshm_entries WHERE (hpos, key) IN (SELECT hpos, "
                  "key FROM kvshm_entries WHERE expires_ms > 0 AND "
@@ -416,9 +426,17 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
     if (rc)
       exec(st->db, "ROLLBACK");
   }
+  char putn[128 + PUT_ROWS * 40 + sizeof UPSERT_SET];
+  int len = snprintf(putn, sizeof putn,
+                     "INSERT INTO kvshm_entries(hpos, key, value, flags, "
+                     "expires_ms, gen) VALUES ");
+  for (int i = 0; i < PUT_ROWS; i++)
+    len += snprintf(putn + len, sizeof putn - (size_t)len, "%s(?,?,?,?,?,?)",
+                    i ? "," : "");
+  snprintf(putn + len, sizeof putn - (size_t)len, "%s", UPSERT_SET);
   for (int i = 0; !rc && i < Q_N; i++)
-    if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                           &st->q[i], NULL))
+    if (sqlite3_prepare_v3(st->db, i == Q_PUTN ? putn : sql[i], -1,
+                           SQLITE_PREPARE_PERSISTENT, &st->q[i], NULL))
       rc = db_fail(kv, st->db, "preparing statements");
   if (!rc && (rc = conns_add(kv, 1)) == KVSHM_OK)
     st->counted = true;
@@ -622,6 +640,33 @@ int kvshm__store_put(kvshm *kv, uint64_t h, const void *key, size_t klen,
   sqlite3_bind_int64(q, 5, (sqlite3_int64)expires_ms);
   sqlite3_bind_int64(q, 6, (sqlite3_int64)gen);
   return step_done(kv, st, q, "writing a key");
+}
+
+int kvshm__store_put_rows(kvshm *kv, const struct kvshm__put *rows, size_t n,
+                          uint64_t gen) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  for (; !rc && n >= PUT_ROWS; rows += PUT_ROWS, n -= PUT_ROWS) {
+    sqlite3_stmt *q = st->q[Q_PUTN];
+    for (int i = 0; i < PUT_ROWS; i++) {
+      const struct kvshm__put *r = &rows[i];
+      int b = i * 6;
+      sqlite3_bind_int64(q, b + 1, kvshm__hpos(r->h));
+      sqlite3_bind_blob(q, b + 2, r->klen ? r->key : "", (int)r->klen,
+                        SQLITE_STATIC);
+      sqlite3_bind_blob64(q, b + 3, r->vlen ? r->val : "", r->vlen,
+                          SQLITE_STATIC);
+      sqlite3_bind_int64(q, b + 4, r->flags);
+      sqlite3_bind_int64(q, b + 5, (sqlite3_int64)r->expires_ms);
+      sqlite3_bind_int64(q, b + 6, (sqlite3_int64)gen);
+    }
+    rc = step_done(kv, st, q, "writing keys");
+  }
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = kvshm__store_put(kv, rows[i].h, rows[i].key, rows[i].klen,
+                          rows[i].val, rows[i].vlen, rows[i].flags,
+                          rows[i].expires_ms, gen);
+  return rc;
 }
 
 int kvshm__store_del(kvshm *kv, uint64_t h, const void *key, size_t klen) {

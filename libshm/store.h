@@ -42,6 +42,18 @@ int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
 int kvshm__store_put(kvshm *kv, uint64_t h, const void *key, size_t klen,
                      const void *val, size_t vlen, uint32_t flags,
                      uint64_t expires_ms, uint64_t gen);
+/* One row to write (kvshm__store_put_rows). */
+struct kvshm__put {
+  uint64_t h;
+  const void *key, *val;
+  size_t klen, vlen;
+  uint32_t flags;
+  uint64_t expires_ms;
+};
+/* kvshm__store_put of each row, several rows per statement.  Rows must
+ * have distinct keys; they are written fastest in (hpos, key) order. */
+int kvshm__store_put_rows(kvshm *kv, const struct kvshm__put *rows, size_t n,
+                          uint64_t gen);
 int kvshm__store_del(kvshm *kv, uint64_t h, const void *key, size_t klen);
 /* BEGIN IMMEDIATE, then delete the rows of every PENDING prefix clear
  * (clear.c): no commit may follow a prefix clear but one that does. */

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define BATCH_ENTRIES 512
 #define BATCH_BYTES (4u << 20)
@@ -50,6 +51,7 @@ struct wb_item {
 
 struct wb_batch {
   struct wb_item item[BATCH_ENTRIES];
+  struct kvshm__put put[BATCH_ENTRIES]; /* the rows to write, sorted */
   uint32_t n;
   unsigned char *buf;
   size_t used, size;
@@ -107,17 +109,38 @@ static int collect_locked(kvshm *kv, uint32_t s, uint32_t *cursor,
   return KVSHM_OK;
 }
 
-/* Write the batch and commit the transaction begun by the caller. */
+/* The table's order: hpos (signed), then the key as SQLite compares
+ * blobs. */
+static int put_cmp(const void *a, const void *b) {
+  const struct kvshm__put *x = a, *y = b;
+  int64_t hx = kvshm__hpos(x->h), hy = kvshm__hpos(y->h);
+  if (hx != hy)
+    return hx < hy ? -1 : 1;
+  size_t n = x->klen < y->klen ? x->klen : y->klen;
+  int c = n ? memcmp(x->key, y->key, n) : 0;
+  return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* Write the batch and commit the transaction begun by the caller.  The
+ * rows go in the table's order, several per statement: a batch's keys
+ * all hash into one stripe's range, so in order they share b-tree pages. */
 static int write_batch(kvshm *kv, struct wb_batch *b, uint64_t gen) {
   int rc = KVSHM_OK;
+  uint32_t np = 0;
   for (uint32_t i = 0; !rc && i < b->n; i++) {
     struct wb_item *it = &b->item[i];
     const unsigned char *k = b->buf + it->off;
     uint64_t h = kvshm__key_hash(it->klen ? k : (const void *)"", it->klen);
-    rc = it->tomb ? kvshm__store_del(kv, h, k, it->klen)
-                  : kvshm__store_put(kv, h, k, it->klen, k + it->klen, it->vlen,
-                                     it->flags, it->expires_ms, gen);
+    if (it->tomb)
+      rc = kvshm__store_del(kv, h, k, it->klen);
+    else
+      b->put[np++] = (struct kvshm__put){h,        k,         k + it->klen,
+                                         it->klen, it->vlen,  it->flags,
+                                         it->expires_ms};
   }
+  qsort(b->put, np, sizeof *b->put, put_cmp);
+  if (!rc)
+    rc = kvshm__store_put_rows(kv, b->put, np, gen);
   if (!rc && b->n)
     rc = kvshm__store_meta_raise(kv, "clear_gen", gen);
   int end = kvshm__store_end(kv, !rc);
