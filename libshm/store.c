@@ -111,10 +111,35 @@ struct kvshm_store {
   bool counted; /* counted in open_conns */
   pid_t pid;    /* process that opened it */
   sqlite3_stmt *q[Q_N];
+  uint64_t busy_since; /* busy_wait: when this wait for a lock began */
   /* The prefix clears (clear.c) whose rows the open write transaction
    * deleted: their generation by record, 0 for none. */
   uint64_t txn_gen[KVSHM_CLEAR_RECS];
 };
+
+/*
+ * The busy handler: wait for another connection's lock in short sleeps
+ * (50 us, doubling to 1 ms), for up to BUSY_TIMEOUT_MS.  SQLite's own
+ * (sqlite3_busy_timeout) sleeps 1, 2, 5, 10 ... ms, and its write lock is
+ * mostly held for about a millisecond (one write-behind batch): a writer
+ * making room (ops.c) would sleep several times longer than it waits.
+ */
+static int busy_wait(void *arg, int count) {
+  uint64_t *since = arg;
+  uint64_t now = kvshm__wall_ms();
+  if (count == 0)
+    *since = now;
+  else if (now - *since >= BUSY_TIMEOUT_MS)
+    return 0;
+  long us = count < 5 ? 50L << count : 1000L;
+  struct timespec ts = {0, us * 1000L};
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
+static void set_busy_wait(struct kvshm_store *st, bool wait) {
+  sqlite3_busy_handler(st->db, wait ? busy_wait : NULL, &st->busy_since);
+}
 
 static int db_fail(kvshm *kv, sqlite3 *db, const char *what) {
   return kvshm__fail(KVSHM_ESQLITE, "cache '%s': SQLite %s failed: %s",
@@ -379,7 +404,7 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   /* Check each cell's size against its page whenever a page is read, so
    * that more damage is an error (SQLITE_CORRUPT) than a wrong answer. */
   exec(st->db, "PRAGMA cell_size_check=ON");
-  sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  set_busy_wait(st, true);
   sqlite3_create_function(st->db, "kvshm_hpos", 1,
                           SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hpos,
                           NULL, NULL);
@@ -493,7 +518,7 @@ again:;
   sqlite3_bind_blob(q, 2, klen ? key : "", (int)klen, SQLITE_STATIC);
   sqlite3_bind_int64(q, 3, (sqlite3_int64)gen);
   if (nowait) /* under a stripe lock: never wait for another process */
-    sqlite3_busy_timeout(st->db, 0);
+    set_busy_wait(st, false);
   rc = sqlite3_step(q);
   if (rc == SQLITE_ROW) {
     int64_t exp = sqlite3_column_int64(q, 2);
@@ -523,7 +548,7 @@ again:;
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
   if (nowait)
-    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    set_busy_wait(st, true);
   /* A prefix clear's delete committed meanwhile: our snapshot may be from
    * before it, and its record no longer hides the row.  Read again. */
   uint64_t after = atomic_load_explicit(done, memory_order_acquire);
@@ -920,7 +945,7 @@ int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
   sqlite3_bind_int64(q, 3, (sqlite3_int64)gen);
   sqlite3_bind_int64(q, 4, (sqlite3_int64)now);
   if (nowait)
-    sqlite3_busy_timeout(st->db, 0);
+    set_busy_wait(st, false);
   while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
     size_t kl = (size_t)sqlite3_column_bytes(q, 1);
     size_t vl = (size_t)sqlite3_column_bytes(q, 2);
@@ -949,7 +974,7 @@ int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
   sqlite3_reset(q); /* the read transaction ends here: no snapshot kept */
   sqlite3_clear_bindings(q);
   if (nowait)
-    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    set_busy_wait(st, true);
   /* A prefix clear's delete committed during the walk (see fetch): the
    * caller reads the range again, as after a busy SQLite. */
   if (!rc && atomic_load_explicit(done, memory_order_acquire) != before)
