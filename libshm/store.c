@@ -46,6 +46,7 @@
 #define APP_ID 0x4b56534d /* "KVSM" */
 #define STORE_FORMAT 2
 #define BUSY_TIMEOUT_MS 10000
+#define WAL_FALLBACK_PAGES 16384 /* 64 MiB of 4 KiB pages */
 
 enum {
   Q_GET,
@@ -112,6 +113,8 @@ struct kvshm_store {
   pid_t pid;    /* process that opened it */
   sqlite3_stmt *q[Q_N];
   uint64_t busy_since; /* busy_wait: when this wait for a lock began */
+  uint64_t busy_until; /* busy_wait: give up at this wall-clock ms (the
+                          reaper's tick), 0 = after BUSY_TIMEOUT_MS */
   /* The prefix clears (clear.c) whose rows the open write transaction
    * deleted: their generation by record, 0 for none. */
   uint64_t txn_gen[KVSHM_CLEAR_RECS];
@@ -125,11 +128,13 @@ struct kvshm_store {
  * making room (ops.c) would sleep several times longer than it waits.
  */
 static int busy_wait(void *arg, int count) {
-  uint64_t *since = arg;
+  struct kvshm_store *st = arg;
   uint64_t now = kvshm__wall_ms();
+  if (st->busy_until && now >= st->busy_until)
+    return 0;
   if (count == 0)
-    *since = now;
-  else if (now - *since >= BUSY_TIMEOUT_MS)
+    st->busy_since = now;
+  else if (now - st->busy_since >= BUSY_TIMEOUT_MS)
     return 0;
   long us = count < 5 ? 50L << count : 1000L;
   struct timespec ts = {0, us * 1000L};
@@ -138,7 +143,7 @@ static int busy_wait(void *arg, int count) {
 }
 
 static void set_busy_wait(struct kvshm_store *st, bool wait) {
-  sqlite3_busy_handler(st->db, wait ? busy_wait : NULL, &st->busy_since);
+  sqlite3_busy_handler(st->db, wait ? busy_wait : NULL, st);
 }
 
 static int db_fail(kvshm *kv, sqlite3 *db, const char *what) {
@@ -426,6 +431,13 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   if (!rc && exec(st->db, kv->hdr->persistent ? "PRAGMA synchronous=FULL"
                                               : "PRAGMA synchronous=NORMAL"))
     rc = db_fail(kv, st->db, "PRAGMA synchronous");
+  /* Checkpoints are the reaper's (after each of its commits, and
+   * kvshm__store_wal_trim): a writer making room then commits without
+   * copying the WAL into the file, and the reaper's checkpoints do not
+   * find the checkpoint lock taken.  Other processes checkpoint only past
+   * WAL_FALLBACK_PAGES, should no reaper run. */
+  if (!rc && !(kv->flags & KVSHM__AS_REAPER))
+    sqlite3_wal_autocheckpoint(st->db, WAL_FALLBACK_PAGES);
   if (!rc && !fresh && format < STORE_FORMAT) { /* check before converting */
     char what[256];
     rc = quick_check(kv, st->db, what, sizeof what);
@@ -500,7 +512,18 @@ static int step_done(kvshm *kv, struct kvshm_store *st, sqlite3_stmt *q,
   int rc = sqlite3_step(q);
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
+  if (rc == SQLITE_BUSY && st->busy_until &&
+      kvshm__wall_ms() >= st->busy_until)
+    return KVSHM__EBUSY; /* waited until the caller's deadline */
   return rc == SQLITE_DONE ? KVSHM_OK : db_fail(kv, st->db, what);
+}
+
+int kvshm__store_deadline(kvshm *kv, uint64_t until_ms) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (!rc)
+    st->busy_until = until_ms;
+  return rc;
 }
 
 int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
@@ -811,6 +834,45 @@ static int set_owner(kvshm *kv, uint64_t v) {
   }
   int end = kvshm__store_end(kv, !rc);
   return rc ? rc : end;
+}
+
+/*
+ * Bring the WAL back to nothing when it has grown past max_bytes.  Each
+ * commit's automatic checkpoint (PASSIVE, every 1000 pages) copies the
+ * WAL into the file, but SQLite starts writing the WAL from its beginning
+ * again only if a writer begins while every frame is copied: with two
+ * processes writing back to back (the reaper, a writer making room), one
+ * always begins while the other's checkpoint runs, and the WAL grew to
+ * 25 times the file (1.9 GB over a 74 MB file in bench_store).  A TRUNCATE
+ * checkpoint waits (busy handler) for the writer and the readers, copies
+ * what is left, and cuts the WAL to zero bytes.  Nothing changes in the
+ * database: a process killed during it leaves a WAL SQLite recovers.
+ */
+int kvshm__store_wal_trim(kvshm *kv, uint64_t max_bytes) {
+  char wal[KVSHM_PATH_MAX + 8];
+  struct stat sb;
+  snprintf(wal, sizeof wal, "%s-wal", kv->hdr->sqlite_path);
+  if (stat(wal, &sb) != 0 || (uint64_t)sb.st_size <= max_bytes)
+    return KVSHM_OK;
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  /* Another process's automatic checkpoint holds the checkpoint lock
+   * for a moment, and SQLite takes that lock without its busy handler:
+   * try again until the deadline (kvshm__store_deadline). */
+  for (;;) {
+    rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                   NULL, NULL);
+    if (rc != SQLITE_BUSY || !st->busy_until ||
+        kvshm__wall_ms() >= st->busy_until)
+      break;
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  if (rc == SQLITE_BUSY)
+    return KVSHM_OK; /* a reader or a writer stayed: next time */
+  return rc ? db_fail(kv, st->db, "checkpointing the WAL") : KVSHM_OK;
 }
 
 int kvshm__store_disown(kvshm *kv) {

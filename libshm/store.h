@@ -78,6 +78,13 @@ int kvshm__store_sync(kvshm *kv, bool claim);
 /* Inside a write transaction: KVSHM_OK if this segment owns the file, else
  * KVSHM_EDESTROYED (write nothing). */
 int kvshm__store_owned(kvshm *kv);
+/* This process's waits for SQLite's locks end at until_ms (wall clock;
+ * 0: after the usual busy timeout); a statement that waited until then
+ * fails with KVSHM__EBUSY.  The reaper bounds its ticks with it. */
+int kvshm__store_deadline(kvshm *kv, uint64_t until_ms);
+/* A TRUNCATE checkpoint if the WAL file is over max_bytes (the reaper):
+ * the WAL cannot grow without bound under writers that never pause. */
+int kvshm__store_wal_trim(kvshm *kv, uint64_t max_bytes);
 /* No segment owns the file any more (kvshm_unlink, after its flush). */
 int kvshm__store_disown(kvshm *kv);
 /* Take and release SQLite's write lock once: every claim of the file that

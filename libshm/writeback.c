@@ -217,6 +217,24 @@ static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b,
   }
 }
 
+/* Entries per ms this thread's batches took, copy and commit (a moving
+ * average), so that a batch with a deadline (the reaper's tick budget)
+ * is sized to end by it.  Starts low: the first batches are small. */
+static _Thread_local double wb_rate = 20.0;
+
+static void rate_learn(uint32_t n, uint64_t ms) {
+  if (n >= 256)
+    wb_rate = 0.7 * wb_rate + 0.3 * ((double)n / (double)(ms ? ms : 1));
+}
+
+static uint32_t deadline_limit(uint32_t limit, uint64_t deadline_ms) {
+  uint64_t now = kvshm__wall_ms();
+  /* Half the rate: a batch may wait for the lock, or the CPU. */
+  double fit =
+      deadline_ms > now ? (double)(deadline_ms - now) * wb_rate / 2 : 0;
+  return fit >= limit ? limit : fit < 256 ? 256 : (uint32_t)fit;
+}
+
 int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
                             uint64_t deadline_ms, uint64_t *written) {
   struct wb_batch *b = NULL; /* made when first needed: a clean stripe
@@ -244,6 +262,10 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
       b->size = 0;
     }
     rc = kvshm__store_begin(kv);
+    if (rc == KVSHM__EBUSY && deadline_ms) {
+      rc = KVSHM_OK; /* SQLite stayed busy until our deadline: later */
+      break;
+    }
     if (rc)
       break;
     rc = kvshm__store_owned(kv); /* a destroyed segment writes nothing */
@@ -257,6 +279,9 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
      * its old generation, and never marked clean. */
     uint32_t limit = max && max - done < BATCH_ENTRIES ? max - done
                                                        : BATCH_ENTRIES;
+    if (deadline_ms) /* what this thread wrote per ms so far: end in time */
+      limit = deadline_limit(limit, deadline_ms);
+    uint64_t t0 = kvshm__wall_ms();
     uint64_t gen = 0;
     b->n = 0;
     b->used = 0;
@@ -281,6 +306,7 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
     rc = write_batch(kv, b, gen);
     if (rc)
       break;
+    rate_learn(b->n, kvshm__wall_ms() - t0);
     if (!b->n)
       continue;
     for (uint32_t i = 0; !rc && i < b->n; i += MARK_PER_LOCK) {
