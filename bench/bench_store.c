@@ -188,15 +188,14 @@ static double bare_upsert(const char *path, int pre, int n, int batch,
   if (order == TABLE_ORDER)
     qsort(rows + pre, (size_t)n, sizeof *rows, cmp_row);
   for (int i = 0; order == BATCH_ORDER && i < n; i += batch)
-    qsort(rows + pre + i, (size_t)(n - i < batch ? n - i : batch),
-          sizeof *rows, cmp_row);
+    qsort(rows + pre + i, (size_t)(n - i < batch ? n - i : batch), sizeof *rows,
+          cmp_row);
   double t0 = 0;
   for (int i = 0; i < pre + n;) {
     if (i == pre)
       t0 = now_s();
     sql_or_die(db, "BEGIN IMMEDIATE");
-    for (int j = 0; j < batch && i < pre + n && (i != pre || !j);
-         j++, i++) {
+    for (int j = 0; j < batch && i < pre + n && (i != pre || !j); j++, i++) {
       sqlite3_bind_int64(q, 1, rows[i].hpos);
       sqlite3_bind_blob(q, 2, rows[i].key, 16, SQLITE_STATIC);
       sqlite3_bind_blob(q, 3, value, sizeof value, SQLITE_STATIC);
@@ -261,8 +260,8 @@ static void full_sets(const char *db, const char *bare_db, double seconds) {
   uint64_t i = 0;
   /* Fill until the cache is full and evicting. */
   for (; i < cap * 2; i++) {
-    int rc = kvshm_set(kv, k, (size_t)key_of(k, i), value, sizeof value, 0,
-                       0, 0);
+    int rc =
+        kvshm_set(kv, k, (size_t)key_of(k, i), value, sizeof value, 0, 0, 0);
     if (rc)
       die("set", rc);
   }
@@ -272,8 +271,8 @@ static void full_sets(const char *db, const char *bare_db, double seconds) {
   uint64_t n = 0;
   do {
     for (int j = 0; j < 4096; j++, i++, n++) {
-      int rc = kvshm_set(kv, k, (size_t)key_of(k, i), value, sizeof value, 0,
-                         0, 0);
+      int rc =
+          kvshm_set(kv, k, (size_t)key_of(k, i), value, sizeof value, 0, 0, 0);
       if (rc)
         die("set", rc);
     }
@@ -284,8 +283,8 @@ static void full_sets(const char *db, const char *bare_db, double seconds) {
   kvshm_unlink("st-bench-full");
   /* Every one of those sets became a row: what SQLite alone takes to
    * write as many new random keys into a table as big. */
-  double floor = bare_upsert(bare_db, (int)(cap * 2), (int)n, 8192,
-                             BATCH_ORDER);
+  double floor =
+      bare_upsert(bare_db, (int)(cap * 2), (int)n, 8192, BATCH_ORDER);
   say("full-cache sets   %9llu new keys into a full %llu-entry cache in "
       "%.1f s: %10.0f sets/s (target >= 300K) %s\n"
       "                  evictions %llu, spills %llu, dirty at the end %llu; "
@@ -294,8 +293,8 @@ static void full_sets(const char *db, const char *bare_db, double seconds) {
       (unsigned long long)n, (unsigned long long)cap, dt, rate,
       rate >= 300000 ? "PASS" : "MISS",
       (unsigned long long)(s1.evictions - s0.evictions),
-      (unsigned long long)(s1.spills - s0.spills),
-      (unsigned long long)s1.dirty, floor, rate / floor);
+      (unsigned long long)(s1.spills - s0.spills), (unsigned long long)s1.dirty,
+      floor, rate / floor);
   field("full_sets_per_s", rate);
   field("full_sets_sqlite_floor_rows_per_s", floor);
   field("full_sets_spills", (double)(s1.spills - s0.spills));
@@ -545,8 +544,8 @@ static void big_load(const char *db, uint64_t n, uint64_t mem) {
     size_t vl = 0;
     int rc = kvshm_get(kv, k, (size_t)key_of(k, i), buf, sizeof buf, &vl, NULL);
     value_of(v, i);
-    if (rc == KVSHM_ENOTFOUND || (!rc && (vl != sizeof v ||
-                                          memcmp(buf, v, sizeof v) != 0)))
+    if (rc == KVSHM_ENOTFOUND ||
+        (!rc && (vl != sizeof v || memcmp(buf, v, sizeof v) != 0)))
       bad++;
     else if (rc)
       die("get", rc);
@@ -565,8 +564,8 @@ static void big_load(const char *db, uint64_t n, uint64_t mem) {
   bool got = reaper_ticks(db, &ticks, &longest, &over, &budget);
   say("load %5.1fM keys   over a %llu MiB memory tier: set %.1f s (%.0f/s, "
       "%llu spills), read back %.1f s (%.0f/s), %llu missing or wrong\n",
-      (double)n / 1e6, (unsigned long long)(mem >> 20), load,
-      (double)n / load, (unsigned long long)spills, read, (double)n / read,
+      (double)n / 1e6, (unsigned long long)(mem >> 20), load, (double)n / load,
+      (unsigned long long)spills, read, (double)n / read,
       (unsigned long long)bad);
   say("                  SQLite file %.1f MiB (+ WAL %.1f MiB) = %.0f bytes "
       "per key\n",

@@ -590,8 +590,7 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
     part[1] = kvshm__wall_ms();
     if (store)
       (void)kvshm__store_deadline(kv, now + budget);
-    if (store && busy_ok(kvshm__store_expire(kv, now, SQLITE_EXPIRE,
-                                             &removed)))
+    if (store && busy_ok(kvshm__store_expire(kv, now, SQLITE_EXPIRE, &removed)))
       logf_(log_fd, "SQLite expiry: %s", kvshm_errdetail());
     part[2] = kvshm__wall_ms();
     if (store && busy_ok(gc_step(kv, &gc)))
@@ -627,8 +626,10 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
       nanosleep(&ts, NULL);
     }
   }
-  logf_(log_fd, "ticks: %llu, longest %llu ms, %llu longer than the %u ms "
-        "budget", (unsigned long long)ticks, (unsigned long long)longest,
+  logf_(log_fd,
+        "ticks: %llu, longest %llu ms, %llu longer than the %u ms "
+        "budget",
+        (unsigned long long)ticks, (unsigned long long)longest,
         (unsigned long long)over, budget);
   if (store)
     (void)kvshm__store_deadline(kv, 0); /* the final flush waits */

@@ -512,8 +512,7 @@ static int step_done(kvshm *kv, struct kvshm_store *st, sqlite3_stmt *q,
   int rc = sqlite3_step(q);
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
-  if (rc == SQLITE_BUSY && st->busy_until &&
-      kvshm__wall_ms() >= st->busy_until)
+  if (rc == SQLITE_BUSY && st->busy_until && kvshm__wall_ms() >= st->busy_until)
     return KVSHM__EBUSY; /* waited until the caller's deadline */
   return rc == SQLITE_DONE ? KVSHM_OK : db_fail(kv, st->db, what);
 }
@@ -711,9 +710,8 @@ int kvshm__store_put_rows(kvshm *kv, const struct kvshm__put *rows, size_t n,
     rc = step_done(kv, st, q, "writing keys");
   }
   for (size_t i = 0; !rc && i < n; i++)
-    rc = kvshm__store_put(kv, rows[i].h, rows[i].key, rows[i].klen,
-                          rows[i].val, rows[i].vlen, rows[i].flags,
-                          rows[i].expires_ms, gen);
+    rc = kvshm__store_put(kv, rows[i].h, rows[i].key, rows[i].klen, rows[i].val,
+                          rows[i].vlen, rows[i].flags, rows[i].expires_ms, gen);
   return rc;
 }
 

@@ -37,20 +37,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_ENTRIES 8192    /* entries per transaction */
+#define BATCH_ENTRIES 8192     /* entries per transaction */
 #define BATCH_BYTES (4u << 20) /* key + value bytes per transaction */
 #define SCAN_PER_LOCK 8192u    /* slots looked at per hold of the lock */
 #define MARK_PER_LOCK 2048u    /* entries marked clean per hold */
 
 struct wb_item {
-  uint64_t h;        /* the key's hash (computed without the lock) */
-  uint32_t ref;      /* its head slot, and the version found there */
-  uint32_t version;  /* (mark_clean_locked compares both) */
-  uint32_t flags;    /* the user's flags word */
-  uint32_t seq;      /* copy order: of two copies of a key, the later wins */
-  bool tomb;         /* a tombstone: delete the row */
-  bool dropped;      /* a later copy of its key is in the batch: not written,
-                        never marked clean */
+  uint64_t h;       /* the key's hash (computed without the lock) */
+  uint32_t ref;     /* its head slot, and the version found there */
+  uint32_t version; /* (mark_clean_locked compares both) */
+  uint32_t flags;   /* the user's flags word */
+  uint32_t seq;     /* copy order: of two copies of a key, the later wins */
+  bool tomb;        /* a tombstone: delete the row */
+  bool dropped;     /* a later copy of its key is in the batch: not written,
+                       never marked clean */
   uint64_t expires_ms;
   size_t klen, vlen, off; /* key then value at buf + off */
 };
@@ -159,17 +159,16 @@ static int write_batch(kvshm *kv, struct wb_batch *b, uint64_t gen) {
     if (i + 1 < b->n) {
       struct wb_item *nx = b->order[i + 1];
       if (nx->h == it->h && nx->klen == it->klen &&
-          (!it->klen ||
-           !memcmp(item_key(b, it), item_key(b, nx), it->klen))) {
+          (!it->klen || !memcmp(item_key(b, it), item_key(b, nx), it->klen))) {
         it->dropped = true;
         continue;
       }
     }
     const unsigned char *k = b->buf + it->off;
     if (!it->tomb) {
-      b->put[np++] = (struct kvshm__put){it->h,    k,        k + it->klen,
-                                         it->klen, it->vlen, it->flags,
-                                         it->expires_ms};
+      b->put[np++] =
+          (struct kvshm__put){it->h,    k,         k + it->klen,  it->klen,
+                              it->vlen, it->flags, it->expires_ms};
       continue;
     }
     /* A delete: the rows before it go first (they sort before it). */
@@ -277,16 +276,16 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
      * write lock, until the batch is full or the stripe seen.  A clear
      * between two holds ends the batch: what was copied is written in
      * its old generation, and never marked clean. */
-    uint32_t limit = max && max - done < BATCH_ENTRIES ? max - done
-                                                       : BATCH_ENTRIES;
+    uint32_t limit =
+        max && max - done < BATCH_ENTRIES ? max - done : BATCH_ENTRIES;
     if (deadline_ms) /* what this thread wrote per ms so far: end in time */
       limit = deadline_limit(limit, deadline_ms);
     uint64_t t0 = kvshm__wall_ms();
     uint64_t gen = 0;
     b->n = 0;
     b->used = 0;
-    for (bool first = true; cursor <= kv->nslots && b->n < limit &&
-                            b->used < BATCH_BYTES;
+    for (bool first = true;
+         cursor <= kv->nslots && b->n < limit && b->used < BATCH_BYTES;
          first = false) {
       if ((rc = kvshm__lock(kv, s)) != KVSHM_OK)
         break;
@@ -312,8 +311,8 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
     for (uint32_t i = 0; !rc && i < b->n; i += MARK_PER_LOCK) {
       if ((rc = kvshm__lock(kv, s)) != KVSHM_OK)
         break;
-      mark_clean_locked(kv, s, b,
-                        i, b->n - i < MARK_PER_LOCK ? b->n : i + MARK_PER_LOCK,
+      mark_clean_locked(kv, s, b, i,
+                        b->n - i < MARK_PER_LOCK ? b->n : i + MARK_PER_LOCK,
                         gen);
       kvshm__unlock(kv, s);
     }
