@@ -94,6 +94,13 @@ static int key_of(char *b, uint64_t i) {
 
 static char value[100];
 
+/* Cache names: bs<pid>-ROW, so that two runs never share a cache. */
+static const char *cname(const char *row) {
+  static char n[64];
+  snprintf(n, sizeof n, "bs%d-%s", (int)getpid(), row);
+  return n;
+}
+
 static void remove_db(const char *db) {
   char p[300];
   unlink(db);
@@ -219,7 +226,7 @@ static double bare_upsert(const char *path, int pre, int n, int batch,
 static void write_behind(const char *db, const char *bare_db, int n) {
   double shuffled = bare_upsert(bare_db, 0, n, 512, KEY_ORDER);
   double bare = bare_upsert(bare_db, 0, n, 512, TABLE_ORDER);
-  kvshm *kv = open_cache("st-bench-wb", db, 256u << 20, KVSHM_NOREAPER);
+  kvshm *kv = open_cache(cname("wb"), db, 256u << 20, KVSHM_NOREAPER);
   char k[17];
   for (int i = 0; i < n; i++) {
     int rc = kvshm_set(kv, k, (size_t)key_of(k, (uint64_t)i), value,
@@ -246,13 +253,13 @@ static void write_behind(const char *db, const char *bare_db, int n) {
   field("write_behind_ratio", ratio);
   verdict("write_behind_target", ratio >= 0.5);
   kvshm_close(kv);
-  kvshm_unlink("st-bench-wb");
+  kvshm_unlink(cname("wb"));
 }
 
 /* ---- 2. sets into a full cache ---- */
 
 static void full_sets(const char *db, const char *bare_db, double seconds) {
-  kvshm *kv = open_cache("st-bench-full", db, 16u << 20, 0);
+  kvshm *kv = open_cache(cname("full"), db, 16u << 20, 0);
   kvshm_stats st;
   kvshm_stats_get(kv, &st);
   uint64_t cap = (uint64_t)st.slots_per_stripe * st.stripes;
@@ -280,7 +287,7 @@ static void full_sets(const char *db, const char *bare_db, double seconds) {
   kvshm_stats_get(kv, &s1);
   double rate = (double)n / dt;
   kvshm_close(kv);
-  kvshm_unlink("st-bench-full");
+  kvshm_unlink(cname("full"));
   /* Every one of those sets became a row: what SQLite alone takes to
    * write as many new random keys into a table as big. */
   double floor =
@@ -304,7 +311,7 @@ static void full_sets(const char *db, const char *bare_db, double seconds) {
 /* ---- 3. latency ---- */
 
 static void latency(const char *db, int n) {
-  kvshm *kv = open_cache("st-bench-lat", db, 8u << 20, KVSHM_NOREAPER);
+  kvshm *kv = open_cache(cname("lat"), db, 8u << 20, KVSHM_NOREAPER);
   kvshm_stats st;
   kvshm_stats_get(kv, &st);
   uint64_t cap = (uint64_t)st.slots_per_stripe * st.stripes;
@@ -352,7 +359,7 @@ static void latency(const char *db, int n) {
   free(hit);
   free(miss);
   kvshm_close(kv);
-  kvshm_unlink("st-bench-lat");
+  kvshm_unlink(cname("lat"));
 }
 
 /* ---- 4. Zipf against LRU ---- */
@@ -406,7 +413,7 @@ static double lru_hit_ratio(const uint32_t *trace, size_t len, uint32_t n,
 }
 
 static void zipf(const char *db, size_t ops) {
-  kvshm *kv = open_cache("st-bench-zipf", db, 16u << 20, 0);
+  kvshm *kv = open_cache(cname("zipf"), db, 16u << 20, 0);
   kvshm_stats st;
   kvshm_stats_get(kv, &st);
   uint64_t slots = (uint64_t)st.slots_per_stripe * st.stripes;
@@ -477,7 +484,7 @@ static void zipf(const char *db, size_t ops) {
   verdict("zipf_target", kv_ratio >= lru_ratio);
   free(trace);
   kvshm_close(kv);
-  kvshm_unlink("st-bench-zipf");
+  kvshm_unlink(cname("zipf"));
 }
 
 /* ---- 5. a large load, read back ---- */
@@ -525,7 +532,7 @@ static bool reaper_ticks(const char *db, unsigned long long *ticks,
 }
 
 static void big_load(const char *db, uint64_t n, uint64_t mem) {
-  kvshm *kv = open_cache("st-bench-load", db, mem, 0);
+  kvshm *kv = open_cache(cname("load"), db, mem, 0);
   char k[17], v[sizeof value], buf[256];
   double t0 = now_s();
   for (uint64_t i = 0; i < n; i++) {
@@ -558,7 +565,7 @@ static void big_load(const char *db, uint64_t n, uint64_t mem) {
   snprintf(wal, sizeof wal, "%s-wal", db);
   uint64_t fbytes = file_size(db), wbytes = file_size(wal);
   kvshm_close(kv);
-  kvshm_unlink("st-bench-load"); /* the reaper logs its ticks and exits */
+  kvshm_unlink(cname("load")); /* the reaper logs its ticks and exits */
   unsigned long long ticks = 0, longest = 0, over = 0;
   unsigned budget = 0;
   bool got = reaper_ticks(db, &ticks, &longest, &over, &budget);

@@ -27,8 +27,10 @@
  * format, or a damaged schema is refused before anything is written to it; a
  * format-1 file is converted in one transaction.  Tuning: WAL,
  * synchronous=NORMAL (a power cut may lose the last transactions, never
- * corrupt the file; FULL in persistent mode), a busy timeout, batched
- * transactions (writeback.c).
+ * corrupt the file; FULL in persistent mode), a busy handler that sleeps
+ * in short steps, batched transactions written in the table's order with
+ * multi-row upserts (writeback.c), and checkpoints left to the reaper
+ * (kvshm__store_wal_trim says why).
  */
 #include "internal.h"
 #include "store.h"
