@@ -79,11 +79,17 @@ static int batch_reserve(struct wb_batch *b, size_t n) {
 }
 
 /* Copy dirty entries from *cursor on, looking at up to SCAN_PER_LOCK
- * slots; advance it.  Lock held. */
+ * slots; advance it.  Slots past the stripe's `fresh` were never used: past
+ * it, the cursor goes to the end (a sparse stripe costs what it holds, not
+ * its size).  Lock held. */
 static int collect_locked(kvshm *kv, uint32_t s, uint32_t *cursor,
                           struct wb_batch *b, uint32_t max) {
+  uint32_t fresh = kvshm__stripe(kv, s)->fresh;
+  uint32_t used = fresh <= kv->nslots ? fresh : kv->nslots;
+  if (*cursor > used)
+    *cursor = kv->nslots + 1;
   uint32_t scanned = 0;
-  for (; *cursor <= kv->nslots && b->n < max && b->used < BATCH_BYTES &&
+  for (; *cursor <= used && b->n < max && b->used < BATCH_BYTES &&
          scanned < SCAN_PER_LOCK;
        (*cursor)++, scanned++) {
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, *cursor);
@@ -116,6 +122,8 @@ static int collect_locked(kvshm *kv, uint32_t s, uint32_t *cursor,
     it->off = b->used;
     b->used += n;
   }
+  if (*cursor > used)
+    *cursor = kv->nslots + 1;
   return KVSHM_OK;
 }
 
