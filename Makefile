@@ -103,7 +103,7 @@ $(BUILD)/demo/%: examples/%.c $(BUILD)/libkvshm.a
 $(BUILD)/tests/check_races $(BUILD)/san-tests/check_races: TEST_LDFLAGS = \
   -Wl,--wrap=kvshm__store_begin -Wl,--wrap=kvshm__store_scan \
   -Wl,--wrap=kvshm__store_fetch -Wl,--wrap=malloc -Wl,--wrap=calloc \
-  -Wl,--wrap=realloc -Wl,--wrap=sqlite3_step
+  -Wl,--wrap=realloc -Wl,--wrap=sqlite3_step -Wl,--wrap=kvshm__lock
 
 deps:
 	@scripts/deps.sh

@@ -36,7 +36,7 @@
 
 #define RESOLVE_UNLOCKED_TRIES 2
 #define WRITEBACK_TRIES 1000
-#define MAKE_ROOM_BATCH 512 /* entries a writer writes back to make room */
+#define MAKE_ROOM_BATCH 4096 /* entries a writer writes back to make room */
 
 static inline struct kvshm_head *head_at(kvshm *kv, uint32_t s, uint32_t r) {
   return (struct kvshm_head *)kvshm__slot(kv, s, r);

@@ -30,8 +30,12 @@
  * that it accepts the segment and files its spawner accepted.
  *
  * Each tick (TICK_MS; persistent mode: a quarter of flush_delay_ms) works
- * for at most TICK_BUDGET_MS, going round the stripes from where the last
- * tick stopped:
+ * for at most its budget (TICK_BUDGET_MS; persistent mode: a quarter of
+ * flush_delay_ms too).  First, if the WAL has grown past WAL_TRIM_BYTES,
+ * it checkpoints it to nothing (store.c says why it grows); then it goes
+ * round the stripes from where the last tick stopped, until three
+ * quarters of the budget (write-behind batches are sized to end by then,
+ * and no wait for SQLite's lock outlasts it):
  *   - write-behind of dirty entries and tombstones (writeback.c);
  *   - expiry: scans SWEEP_PER_TICK slots from a cursor and removes expired
  *     entries (a dirty one becomes a tombstone, see table.c);
@@ -40,6 +44,9 @@
  * then deletes up to SQLITE_EXPIRE rows whose TTL passed from SQLite, and
  * a window of rows left by a clear (older generations, store.c).  The
  * heartbeat moves after every stripe, so it shows liveness, not tick length.
+ * The log gets the first tick of each minute that outlasted its budget
+ * (with the time of each step), and at exit the count of ticks, the
+ * longest, and how many outlasted the budget (bench_store reads it).
  * LFU decay needs no sweep: a counter's decay is computed from its
  * last-access minutes whenever it is read (lfu.c), as Redis does.
  *
@@ -83,6 +90,7 @@
 #define SQLITE_EXPIRE 1000
 #define GC_WINDOWS 4096u /* a clear's old rows go in this many windows */
 #define GC_BUDGET_MS 20u /* per tick */
+#define WAL_TRIM_BYTES (64u << 20) /* a longer WAL is checkpointed to 0 */
 
 extern char **environ;
 
@@ -458,6 +466,12 @@ static int gc_step_txn(kvshm *kv, struct gc *g) {
   return KVSHM_OK;
 }
 
+/* rc, unless it only says that SQLite stayed busy until the tick's end
+ * (it is done again next tick): not worth a line in the log. */
+static int busy_ok(int rc) {
+  return rc == KVSHM__EBUSY ? KVSHM_OK : rc;
+}
+
 static int gc_step(kvshm *kv, struct gc *g) {
   if (g->target == kvshm__clear_gen(kv) && g->window == GC_WINDOWS)
     return KVSHM_OK; /* nothing since the last clean-up: no lock taken */
@@ -525,11 +539,19 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
         store ? " into " : " (memory only)", store ? h->sqlite_path : "", tick);
   const char *why = "stopped by signal";
   uint64_t written = 0, last_report = kvshm__wall_ms();
+  /* Tick lengths (from its start to its sleep; the final flush is not a
+   * tick), logged at exit for bench_store: each should stay within budget
+   * plus the SQLite expiry and clean-up steps that follow the stripes. */
+  uint64_t ticks = 0, longest = 0, over = 0, last_over = 0;
   /* Tests hold write-behind back at a safe point (no lock held) with a
    * pause file, where SIGSTOP could freeze the reaper holding a lock. */
   const char *pause = secure_getenv("KVSHM_REAPER_PAUSE");
   while (!stop_signal) {
-    uint64_t now = kvshm__wall_ms(), deadline = now + budget;
+    /* The WAL's trim, if due, gets the first quarter of the budget, the
+     * stripes up to three quarters, SQLite's expiry and the clean-up of a
+     * clear the rest.  No wait for SQLite's locks outlasts its part
+     * (KVSHM__EBUSY: another time). */
+    uint64_t now = kvshm__wall_ms(), deadline = now + budget - budget / 4;
     store64(&h->reaper_heartbeat_ms, now);
     if (segment_gone(kv)) {
       why = destroyed(kv) ? "segment destroyed"
@@ -541,13 +563,21 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
       nanosleep(&ts, NULL);
       continue;
     }
+    uint64_t part[5]; /* when each step ended, for the log */
+    if (store) {
+      (void)kvshm__store_deadline(kv, now + budget / 4);
+      if (busy_ok(kvshm__store_wal_trim(kv, WAL_TRIM_BYTES)))
+        logf_(log_fd, "WAL checkpoint: %s", kvshm_errdetail());
+      (void)kvshm__store_deadline(kv, deadline);
+    }
+    part[0] = kvshm__wall_ms();
     /* Round the stripes from where the last tick stopped, within budget. */
     for (uint32_t i = 0; i < kv->nstripes && !stop_signal; i++) {
       uint32_t s = next_stripe;
       next_stripe = (next_stripe + 1) % kv->nstripes;
       if (store) {
         rc = kvshm__writeback_stripe(kv, s, 0, deadline, &written);
-        if (rc)
+        if (rc && rc != KVSHM__EBUSY)
           logf_(log_fd, "write-behind of stripe %u: %s", s, kvshm_errdetail());
       }
       if (cursor)
@@ -559,12 +589,18 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
         break;
     }
     int removed = 0;
-    if (store && kvshm__store_expire(kv, now, SQLITE_EXPIRE, &removed))
+    part[1] = kvshm__wall_ms();
+    if (store)
+      (void)kvshm__store_deadline(kv, now + budget);
+    if (store && busy_ok(kvshm__store_expire(kv, now, SQLITE_EXPIRE, &removed)))
       logf_(log_fd, "SQLite expiry: %s", kvshm_errdetail());
-    if (store && gc_step(kv, &gc))
+    part[2] = kvshm__wall_ms();
+    if (store && busy_ok(gc_step(kv, &gc)))
       logf_(log_fd, "removing cleared rows: %s", kvshm_errdetail());
-    if (kvshm__pclear_settle(kv)) /* a prefix clear whose clearer died */
+    part[3] = kvshm__wall_ms();
+    if (busy_ok(kvshm__pclear_settle(kv))) /* its clearer died */
       logf_(log_fd, "finishing a prefix clear: %s", kvshm_errdetail());
+    part[4] = kvshm__wall_ms();
     if (now - last_report >= 60000) {
       logf_(log_fd, "%llu entries written behind in the last minute",
             (unsigned long long)written);
@@ -572,11 +608,33 @@ int kvshm_reaper_run_config(const char *name, const kvshm_config *cfg,
       last_report = now;
     }
     uint64_t spent = kvshm__wall_ms() - now;
+    ticks++;
+    longest = spent > longest ? spent : longest;
+    over += spent > budget;
+    if (spent > budget && now - last_over >= 60000) { /* once a minute */
+      last_over = now;
+      logf_(log_fd,
+            "a tick took %llu ms (budget %u): WAL %llu, stripes %llu, "
+            "SQLite expiry %llu, clean-up %llu, prefix clears %llu",
+            (unsigned long long)spent, budget,
+            (unsigned long long)(part[0] - now),
+            (unsigned long long)(part[1] - part[0]),
+            (unsigned long long)(part[2] - part[1]),
+            (unsigned long long)(part[3] - part[2]),
+            (unsigned long long)(part[4] - part[3]));
+    }
     if (spent < tick) {
       struct timespec ts = {0, (long)(tick - spent) * 1000000L};
       nanosleep(&ts, NULL);
     }
   }
+  logf_(log_fd,
+        "ticks: %llu, longest %llu ms, %llu longer than the %u ms "
+        "budget",
+        (unsigned long long)ticks, (unsigned long long)longest,
+        (unsigned long long)over, budget);
+  if (store)
+    (void)kvshm__store_deadline(kv, 0); /* the final flush waits */
   rc = kvshm_flush(kv);
   logf_(log_fd, "%s; final flush: %s", why, rc ? kvshm_errdetail() : "done");
   atomic_store((_Atomic uint32_t *)&h->reaper_pid, 0);

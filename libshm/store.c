@@ -27,8 +27,10 @@
  * format, or a damaged schema is refused before anything is written to it; a
  * format-1 file is converted in one transaction.  Tuning: WAL,
  * synchronous=NORMAL (a power cut may lose the last transactions, never
- * corrupt the file; FULL in persistent mode), a busy timeout, batched
- * transactions (writeback.c).
+ * corrupt the file; FULL in persistent mode), a busy handler that sleeps
+ * in short steps, batched transactions written in the table's order with
+ * multi-row upserts (writeback.c), and checkpoints left to the reaper
+ * (kvshm__store_wal_trim says why).
  */
 #include "internal.h"
 #include "store.h"
@@ -46,6 +48,7 @@
 #define APP_ID 0x4b56534d /* "KVSM" */
 #define STORE_FORMAT 2
 #define BUSY_TIMEOUT_MS 10000
+#define WAL_FALLBACK_PAGES 16384 /* 64 MiB of 4 KiB pages */
 
 enum {
   Q_GET,
@@ -63,14 +66,24 @@ enum {
   Q_BEGIN,
   Q_COMMIT,
   Q_ROLLBACK,
+  Q_PUTN, /* PUT_ROWS rows in one statement (built at open) */
   Q_N
 };
+
+/* A write of a row: the key's row is updated in place if there is one
+ * (INSERT OR REPLACE would delete it and insert it again). */
+#define UPSERT_SET                                                             \
+  " ON CONFLICT(hpos, key) DO UPDATE SET value=excluded.value, "               \
+  "flags=excluded.flags, expires_ms=excluded.expires_ms, gen=excluded.gen"
+/* Rows per multi-row upsert (kvshm__store_put_rows): fewer statements to
+ * step, bind and reset per row. */
+#define PUT_ROWS 32
 
 static const char *const sql[Q_N] = {
     [Q_GET] = "SELECT value, flags, expires_ms FROM kvshm_entries "
               "WHERE hpos=?1 AND key=?2 AND gen=?3",
-    [Q_PUT] = "INSERT OR REPLACE INTO kvshm_entries(hpos, key, value, flags, "
-              "expires_ms, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_PUT] = "INSERT INTO kvshm_entries(hpos, key, value, flags, "
+              "expires_ms, gen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)" UPSERT_SET,
     [Q_DEL] = "DELETE FROM kvshm_entries WHERE hpos=?1 AND key=?2",
     [Q_EXPIRE] = "DELETE FROM kvshm_entries WHERE (hpos, key) IN (SELECT hpos, "
                  "key FROM kvshm_entries WHERE expires_ms > 0 AND "
@@ -101,10 +114,39 @@ struct kvshm_store {
   bool counted; /* counted in open_conns */
   pid_t pid;    /* process that opened it */
   sqlite3_stmt *q[Q_N];
+  uint64_t busy_since; /* busy_wait: when this wait for a lock began */
+  uint64_t busy_until; /* busy_wait: give up at this wall-clock ms (the
+                          reaper's tick), 0 = after BUSY_TIMEOUT_MS */
   /* The prefix clears (clear.c) whose rows the open write transaction
    * deleted: their generation by record, 0 for none. */
   uint64_t txn_gen[KVSHM_CLEAR_RECS];
 };
+
+/*
+ * The busy handler: wait for another connection's lock in short sleeps
+ * (50 us, doubling to 1 ms), for up to BUSY_TIMEOUT_MS.  SQLite's own
+ * (sqlite3_busy_timeout) sleeps 1, 2, 5, 10 ... ms, and its write lock is
+ * mostly held for about a millisecond (one write-behind batch): a writer
+ * making room (ops.c) would sleep several times longer than it waits.
+ */
+static int busy_wait(void *arg, int count) {
+  struct kvshm_store *st = arg;
+  uint64_t now = kvshm__wall_ms();
+  if (st->busy_until && now >= st->busy_until)
+    return 0;
+  if (count == 0)
+    st->busy_since = now;
+  else if (now - st->busy_since >= BUSY_TIMEOUT_MS)
+    return 0;
+  long us = count < 5 ? 50L << count : 1000L;
+  struct timespec ts = {0, us * 1000L};
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
+static void set_busy_wait(struct kvshm_store *st, bool wait) {
+  sqlite3_busy_handler(st->db, wait ? busy_wait : NULL, st);
+}
 
 static int db_fail(kvshm *kv, sqlite3 *db, const char *what) {
   return kvshm__fail(KVSHM_ESQLITE, "cache '%s': SQLite %s failed: %s",
@@ -374,7 +416,7 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
   /* Check each cell's size against its page whenever a page is read, so
    * that more damage is an error (SQLITE_CORRUPT) than a wrong answer. */
   exec(st->db, "PRAGMA cell_size_check=ON");
-  sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+  set_busy_wait(st, true);
   sqlite3_create_function(st->db, "kvshm_hpos", 1,
                           SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_hpos,
                           NULL, NULL);
@@ -403,6 +445,13 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
       exec(st->db, kv->hdr->persistent ? "PRAGMA synchronous=FULL"
                                        : "PRAGMA synchronous=NORMAL"))
     rc = db_fail(kv, st->db, "PRAGMA synchronous");
+  /* Checkpoints are the reaper's (after each of its commits, and
+   * kvshm__store_wal_trim): a writer making room then commits without
+   * copying the WAL into the file, and the reaper's checkpoints do not
+   * find the checkpoint lock taken.  Other processes checkpoint only past
+   * WAL_FALLBACK_PAGES, should no reaper run. */
+  if (!rc && !(kv->flags & KVSHM__AS_REAPER))
+    sqlite3_wal_autocheckpoint(st->db, WAL_FALLBACK_PAGES);
   if (!rc && !fresh && format < STORE_FORMAT) { /* check before converting */
     char what[256];
     rc = quick_check(kv, st->db, what, sizeof what);
@@ -428,9 +477,17 @@ int kvshm__store_open_path(kvshm *kv, const char *path,
     if (rc)
       exec(st->db, "ROLLBACK");
   }
+  char putn[128 + PUT_ROWS * 40 + sizeof UPSERT_SET];
+  int len = snprintf(putn, sizeof putn,
+                     "INSERT INTO kvshm_entries(hpos, key, value, flags, "
+                     "expires_ms, gen) VALUES ");
+  for (int i = 0; i < PUT_ROWS; i++)
+    len += snprintf(putn + len, sizeof putn - (size_t)len, "%s(?,?,?,?,?,?)",
+                    i ? "," : "");
+  snprintf(putn + len, sizeof putn - (size_t)len, "%s", UPSERT_SET);
   for (int i = 0; !rc && i < Q_N; i++)
-    if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                           &st->q[i], NULL))
+    if (sqlite3_prepare_v3(st->db, i == Q_PUTN ? putn : sql[i], -1,
+                           SQLITE_PREPARE_PERSISTENT, &st->q[i], NULL))
       rc = db_fail(kv, st->db, "preparing statements");
   if (!rc && (rc = conns_add(kv, 1)) == KVSHM_OK)
     st->counted = true;
@@ -469,7 +526,17 @@ static int step_done(kvshm *kv, struct kvshm_store *st, sqlite3_stmt *q,
   int rc = sqlite3_step(q);
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
+  if (rc == SQLITE_BUSY && st->busy_until && kvshm__wall_ms() >= st->busy_until)
+    return KVSHM__EBUSY; /* waited until the caller's deadline */
   return rc == SQLITE_DONE ? KVSHM_OK : db_fail(kv, st->db, what);
+}
+
+int kvshm__store_deadline(kvshm *kv, uint64_t until_ms) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (!rc)
+    st->busy_until = until_ms;
+  return rc;
 }
 
 int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
@@ -487,7 +554,7 @@ again:;
   sqlite3_bind_blob(q, 2, klen ? key : "", (int)klen, SQLITE_STATIC);
   sqlite3_bind_int64(q, 3, (sqlite3_int64)gen);
   if (nowait) /* under a stripe lock: never wait for another process */
-    sqlite3_busy_timeout(st->db, 0);
+    set_busy_wait(st, false);
   rc = sqlite3_step(q);
   if (rc == SQLITE_ROW) {
     int64_t exp = sqlite3_column_int64(q, 2);
@@ -517,7 +584,7 @@ again:;
   sqlite3_reset(q);
   sqlite3_clear_bindings(q);
   if (nowait)
-    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    set_busy_wait(st, true);
   /* A prefix clear's delete committed meanwhile: our snapshot may be from
    * before it, and its record no longer hides the row.  Read again. */
   uint64_t after = atomic_load_explicit(done, memory_order_acquire);
@@ -634,6 +701,32 @@ int kvshm__store_put(kvshm *kv, uint64_t h, const void *key, size_t klen,
   sqlite3_bind_int64(q, 5, (sqlite3_int64)expires_ms);
   sqlite3_bind_int64(q, 6, (sqlite3_int64)gen);
   return step_done(kv, st, q, "writing a key");
+}
+
+int kvshm__store_put_rows(kvshm *kv, const struct kvshm__put *rows, size_t n,
+                          uint64_t gen) {
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  for (; !rc && n >= PUT_ROWS; rows += PUT_ROWS, n -= PUT_ROWS) {
+    sqlite3_stmt *q = st->q[Q_PUTN];
+    for (int i = 0; i < PUT_ROWS; i++) {
+      const struct kvshm__put *r = &rows[i];
+      int b = i * 6;
+      sqlite3_bind_int64(q, b + 1, kvshm__hpos(r->h));
+      sqlite3_bind_blob(q, b + 2, r->klen ? r->key : "", (int)r->klen,
+                        SQLITE_STATIC);
+      sqlite3_bind_blob64(q, b + 3, r->vlen ? r->val : "", r->vlen,
+                          SQLITE_STATIC);
+      sqlite3_bind_int64(q, b + 4, r->flags);
+      sqlite3_bind_int64(q, b + 5, (sqlite3_int64)r->expires_ms);
+      sqlite3_bind_int64(q, b + 6, (sqlite3_int64)gen);
+    }
+    rc = step_done(kv, st, q, "writing keys");
+  }
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = kvshm__store_put(kv, rows[i].h, rows[i].key, rows[i].klen, rows[i].val,
+                          rows[i].vlen, rows[i].flags, rows[i].expires_ms, gen);
+  return rc;
 }
 
 int kvshm__store_del(kvshm *kv, uint64_t h, const void *key, size_t klen) {
@@ -753,6 +846,45 @@ static int set_owner(kvshm *kv, uint64_t v) {
   }
   int end = kvshm__store_end(kv, !rc);
   return rc ? rc : end;
+}
+
+/*
+ * Bring the WAL back to nothing when it has grown past max_bytes.  Each
+ * commit's automatic checkpoint (PASSIVE, every 1000 pages) copies the
+ * WAL into the file, but SQLite starts writing the WAL from its beginning
+ * again only if a writer begins while every frame is copied: with two
+ * processes writing back to back (the reaper, a writer making room), one
+ * always begins while the other's checkpoint runs, and the WAL grew to
+ * 25 times the file (1.9 GB over a 74 MB file in bench_store).  A TRUNCATE
+ * checkpoint waits (busy handler) for the writer and the readers, copies
+ * what is left, and cuts the WAL to zero bytes.  Nothing changes in the
+ * database: a process killed during it leaves a WAL SQLite recovers.
+ */
+int kvshm__store_wal_trim(kvshm *kv, uint64_t max_bytes) {
+  char wal[KVSHM_PATH_MAX + 8];
+  struct stat sb;
+  snprintf(wal, sizeof wal, "%s-wal", kv->hdr->sqlite_path);
+  if (stat(wal, &sb) != 0 || (uint64_t)sb.st_size <= max_bytes)
+    return KVSHM_OK;
+  struct kvshm_store *st;
+  int rc = store_get_conn(kv, &st);
+  if (rc)
+    return rc;
+  /* Another process's automatic checkpoint holds the checkpoint lock
+   * for a moment, and SQLite takes that lock without its busy handler:
+   * try again until the deadline (kvshm__store_deadline). */
+  for (;;) {
+    rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                   NULL, NULL);
+    if (rc != SQLITE_BUSY || !st->busy_until ||
+        kvshm__wall_ms() >= st->busy_until)
+      break;
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  if (rc == SQLITE_BUSY)
+    return KVSHM_OK; /* a reader or a writer stayed: next time */
+  return rc ? db_fail(kv, st->db, "checkpointing the WAL") : KVSHM_OK;
 }
 
 int kvshm__store_disown(kvshm *kv) {
@@ -887,7 +1019,7 @@ int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
   sqlite3_bind_int64(q, 3, (sqlite3_int64)gen);
   sqlite3_bind_int64(q, 4, (sqlite3_int64)now);
   if (nowait)
-    sqlite3_busy_timeout(st->db, 0);
+    set_busy_wait(st, false);
   while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
     size_t kl = (size_t)sqlite3_column_bytes(q, 1);
     size_t vl = (size_t)sqlite3_column_bytes(q, 2);
@@ -916,7 +1048,7 @@ int kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
   sqlite3_reset(q); /* the read transaction ends here: no snapshot kept */
   sqlite3_clear_bindings(q);
   if (nowait)
-    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    set_busy_wait(st, true);
   /* A prefix clear's delete committed during the walk (see fetch): the
    * caller reads the range again, as after a busy SQLite. */
   if (!rc && atomic_load_explicit(done, memory_order_acquire) != before)

@@ -42,6 +42,18 @@ int kvshm__store_fetch(kvshm *kv, uint64_t h, const void *key, size_t klen,
 int kvshm__store_put(kvshm *kv, uint64_t h, const void *key, size_t klen,
                      const void *val, size_t vlen, uint32_t flags,
                      uint64_t expires_ms, uint64_t gen);
+/* One row to write (kvshm__store_put_rows). */
+struct kvshm__put {
+  uint64_t h;
+  const void *key, *val;
+  size_t klen, vlen;
+  uint32_t flags;
+  uint64_t expires_ms;
+};
+/* kvshm__store_put of each row, several rows per statement.  Rows must
+ * have distinct keys; they are written fastest in (hpos, key) order. */
+int kvshm__store_put_rows(kvshm *kv, const struct kvshm__put *rows, size_t n,
+                          uint64_t gen);
 int kvshm__store_del(kvshm *kv, uint64_t h, const void *key, size_t klen);
 /* BEGIN IMMEDIATE, then delete the rows of every PENDING prefix clear
  * (clear.c): no commit may follow a prefix clear but one that does. */
@@ -66,6 +78,13 @@ int kvshm__store_sync(kvshm *kv, bool claim);
 /* Inside a write transaction: KVSHM_OK if this segment owns the file, else
  * KVSHM_EDESTROYED (write nothing). */
 int kvshm__store_owned(kvshm *kv);
+/* This process's waits for SQLite's locks end at until_ms (wall clock;
+ * 0: after the usual busy timeout); a statement that waited until then
+ * fails with KVSHM__EBUSY.  The reaper bounds its ticks with it. */
+int kvshm__store_deadline(kvshm *kv, uint64_t until_ms);
+/* A TRUNCATE checkpoint if the WAL file is over max_bytes (the reaper):
+ * the WAL cannot grow without bound under writers that never pause. */
+int kvshm__store_wal_trim(kvshm *kv, uint64_t max_bytes);
 /* No segment owns the file any more (kvshm_unlink, after its flush). */
 int kvshm__store_disown(kvshm *kv);
 /* Take and release SQLite's write lock once: every claim of the file that

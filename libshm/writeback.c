@@ -35,21 +35,30 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
-#define BATCH_ENTRIES 512
-#define BATCH_BYTES (4u << 20)
-#define SCAN_PER_LOCK 8192u
+#define BATCH_ENTRIES 8192     /* entries per transaction */
+#define BATCH_BYTES (4u << 20) /* key + value bytes per transaction */
+#define SCAN_PER_LOCK 8192u    /* slots looked at per hold of the lock */
+#define MARK_PER_LOCK 2048u    /* entries marked clean per hold */
 
 struct wb_item {
-  uint32_t ref, version;
-  uint32_t flags;
-  bool tomb;
+  uint64_t h;       /* the key's hash (computed without the lock) */
+  uint32_t ref;     /* its head slot, and the version found there */
+  uint32_t version; /* (mark_clean_locked compares both) */
+  uint32_t flags;   /* the user's flags word */
+  uint32_t seq;     /* copy order: of two copies of a key, the later wins */
+  bool tomb;        /* a tombstone: delete the row */
+  bool dropped;     /* a later copy of its key is in the batch: not written,
+                       never marked clean */
   uint64_t expires_ms;
   size_t klen, vlen, off; /* key then value at buf + off */
 };
 
 struct wb_batch {
   struct wb_item item[BATCH_ENTRIES];
+  struct wb_item *order[BATCH_ENTRIES]; /* the items in the table's order */
+  struct kvshm__put put[BATCH_ENTRIES]; /* a run of rows to write */
   uint32_t n;
   unsigned char *buf;
   size_t used, size;
@@ -69,11 +78,18 @@ static int batch_reserve(struct wb_batch *b, size_t n) {
   return KVSHM_OK;
 }
 
-/* Copy dirty entries from *cursor on; advance it.  Lock held. */
+/* Copy dirty entries from *cursor on, looking at up to SCAN_PER_LOCK
+ * slots; advance it.  Slots past the stripe's `fresh` were never used: past
+ * it, the cursor goes to the end (a sparse stripe costs what it holds, not
+ * its size).  Lock held. */
 static int collect_locked(kvshm *kv, uint32_t s, uint32_t *cursor,
                           struct wb_batch *b, uint32_t max) {
+  uint32_t fresh = kvshm__stripe(kv, s)->fresh;
+  uint32_t used = fresh <= kv->nslots ? fresh : kv->nslots;
+  if (*cursor > used)
+    *cursor = kv->nslots + 1;
   uint32_t scanned = 0;
-  for (; *cursor <= kv->nslots && b->n < max && b->used < BATCH_BYTES &&
+  for (; *cursor <= used && b->n < max && b->used < BATCH_BYTES &&
          scanned < SCAN_PER_LOCK;
        (*cursor)++, scanned++) {
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, *cursor);
@@ -93,45 +109,101 @@ static int collect_locked(kvshm *kv, uint32_t s, uint32_t *cursor,
     if (kvshm__entry_copy_locked(kv, s, *cursor, klen, vlen, flags, hd->check,
                                  0, b->buf + b->used))
       continue; /* changed as we copied: never written to SQLite */
-    struct wb_item *it = &b->item[b->n++];
+    struct wb_item *it = &b->item[b->n];
     it->ref = *cursor;
     it->version = hd->version;
     it->flags = flags;
+    it->seq = b->n++;
     it->tomb = tomb;
+    it->dropped = false;
     it->expires_ms = hd->expires_ms;
     it->klen = klen;
     it->vlen = tomb ? 0 : vlen;
     it->off = b->used;
     b->used += n;
   }
+  if (*cursor > used)
+    *cursor = kv->nslots + 1;
   return KVSHM_OK;
 }
 
-/* Write the batch and commit the transaction begun by the caller. */
+static const unsigned char *item_key(const struct wb_batch *b,
+                                     const struct wb_item *it) {
+  return it->klen ? b->buf + it->off : (const unsigned char *)"";
+}
+
+/* The table's order: hpos (signed), then the key as SQLite compares blobs;
+ * two copies of one key in copy order. */
+static int item_cmp(const void *a, const void *b, void *arg) {
+  const struct wb_item *x = *(struct wb_item *const *)a;
+  const struct wb_item *y = *(struct wb_item *const *)b;
+  int64_t hx = kvshm__hpos(x->h), hy = kvshm__hpos(y->h);
+  if (hx != hy)
+    return hx < hy ? -1 : 1;
+  size_t n = x->klen < y->klen ? x->klen : y->klen;
+  int c = n ? memcmp(item_key(arg, x), item_key(arg, y), n) : 0;
+  if (c || x->klen != y->klen)
+    return c ? c : x->klen < y->klen ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Write the batch and commit the transaction begun by the caller.  The
+ * rows go in the table's order, several per statement: a batch's keys
+ * all hash into one stripe's range, so in order they share b-tree pages.
+ * A batch copied in several holds of the lock can hold two copies of a
+ * key (it moved to a slot further on meanwhile): only the later, newer
+ * one is written. */
 static int write_batch(kvshm *kv, struct wb_batch *b, uint64_t gen) {
   int rc = KVSHM_OK;
-  for (uint32_t i = 0; !rc && i < b->n; i++) {
+  for (uint32_t i = 0; i < b->n; i++) {
     struct wb_item *it = &b->item[i];
-    const unsigned char *k = b->buf + it->off;
-    uint64_t h = kvshm__key_hash(it->klen ? k : (const void *)"", it->klen);
-    rc = it->tomb ? kvshm__store_del(kv, h, k, it->klen)
-                  : kvshm__store_put(kv, h, k, it->klen, k + it->klen, it->vlen,
-                                     it->flags, it->expires_ms, gen);
+    it->h = kvshm__key_hash(item_key(b, it), it->klen);
+    b->order[i] = it;
   }
+  qsort_r(b->order, b->n, sizeof *b->order, item_cmp, b);
+  uint32_t np = 0;
+  for (uint32_t i = 0; !rc && i < b->n; i++) {
+    struct wb_item *it = b->order[i];
+    if (i + 1 < b->n) {
+      struct wb_item *nx = b->order[i + 1];
+      if (nx->h == it->h && nx->klen == it->klen &&
+          (!it->klen || !memcmp(item_key(b, it), item_key(b, nx), it->klen))) {
+        it->dropped = true;
+        continue;
+      }
+    }
+    const unsigned char *k = b->buf + it->off;
+    if (!it->tomb) {
+      b->put[np++] =
+          (struct kvshm__put){it->h,    k,         k + it->klen,  it->klen,
+                              it->vlen, it->flags, it->expires_ms};
+      continue;
+    }
+    /* A delete: the rows before it go first (they sort before it). */
+    rc = kvshm__store_put_rows(kv, b->put, np, gen);
+    np = 0;
+    if (!rc)
+      rc = kvshm__store_del(kv, it->h, k, it->klen);
+  }
+  if (!rc)
+    rc = kvshm__store_put_rows(kv, b->put, np, gen);
   if (!rc && b->n)
     rc = kvshm__store_meta_raise(kv, "clear_gen", gen);
   int end = kvshm__store_end(kv, !rc);
   return rc ? rc : end;
 }
 
-/* Mark clean what did not change since it was copied.  Lock held. */
+/* Mark clean what did not change since it was copied, items [from, to).
+ * Lock held. */
 static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b,
-                              uint64_t gen) {
+                              uint32_t from, uint32_t to, uint64_t gen) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   if (st->clear_gen != gen)
     return; /* cleared since: what we wrote is not there */
-  for (uint32_t i = 0; i < b->n; i++) {
+  for (uint32_t i = from; i < to; i++) {
     struct wb_item *it = &b->item[i];
+    if (it->dropped)
+      continue;
     struct kvshm_head *hd = (void *)kvshm__slot(kv, s, it->ref);
     uint16_t state = hd->state;
     if ((state & KVSHM_KIND_MASK) != KVSHM_KIND_HEAD ||
@@ -152,11 +224,28 @@ static void mark_clean_locked(kvshm *kv, uint32_t s, struct wb_batch *b,
   }
 }
 
+/* Entries per ms this thread's batches took, copy and commit (a moving
+ * average), so that a batch with a deadline (the reaper's tick budget)
+ * is sized to end by it.  Starts low: the first batches are small. */
+static _Thread_local double wb_rate = 20.0;
+
+static void rate_learn(uint32_t n, uint64_t ms) {
+  if (n >= 256)
+    wb_rate = 0.7 * wb_rate + 0.3 * ((double)n / (double)(ms ? ms : 1));
+}
+
+static uint32_t deadline_limit(uint32_t limit, uint64_t deadline_ms) {
+  uint64_t now = kvshm__wall_ms();
+  /* Half the rate: a batch may wait for the lock, or the CPU. */
+  double fit =
+      deadline_ms > now ? (double)(deadline_ms - now) * wb_rate / 2 : 0;
+  return fit >= limit ? limit : fit < 256 ? 256 : (uint32_t)fit;
+}
+
 int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
                             uint64_t deadline_ms, uint64_t *written) {
-  struct wb_batch *b = calloc(1, sizeof *b);
-  if (!b)
-    return -ENOMEM;
+  struct wb_batch *b = NULL; /* made when first needed: a clean stripe
+                                costs no allocation */
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   uint32_t cursor = 1, done = 0;
   uint64_t start_ms = kvshm__now_ms(kv);
@@ -171,23 +260,52 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
     kvshm__unlock(kv, s);
     if (!dirty)
       break;
+    if (!b) {
+      if (!(b = malloc(sizeof *b))) {
+        rc = -ENOMEM;
+        break;
+      }
+      b->buf = NULL; /* the arrays are written before they are read */
+      b->size = 0;
+    }
     rc = kvshm__store_begin(kv);
+    if (rc == KVSHM__EBUSY && deadline_ms) {
+      rc = KVSHM_OK; /* SQLite stayed busy until our deadline: later */
+      break;
+    }
     if (rc)
       break;
     rc = kvshm__store_owned(kv); /* a destroyed segment writes nothing */
-    if (!rc)
-      rc = kvshm__lock(kv, s);
     if (rc) {
       kvshm__store_end(kv, false);
       break;
     }
-    uint64_t gen = st->clear_gen;
+    /* Copy in holds of SCAN_PER_LOCK slots each, all within SQLite's
+     * write lock, until the batch is full or the stripe seen.  A clear
+     * between two holds ends the batch: what was copied is written in
+     * its old generation, and never marked clean. */
+    uint32_t limit =
+        max && max - done < BATCH_ENTRIES ? max - done : BATCH_ENTRIES;
+    if (deadline_ms) /* what this thread wrote per ms so far: end in time */
+      limit = deadline_limit(limit, deadline_ms);
+    uint64_t t0 = kvshm__wall_ms();
+    uint64_t gen = 0;
     b->n = 0;
     b->used = 0;
-    rc = collect_locked(kv, s, &cursor, b,
-                        max && max - done < BATCH_ENTRIES ? max - done
-                                                          : BATCH_ENTRIES);
-    kvshm__unlock(kv, s);
+    for (bool first = true;
+         cursor <= kv->nslots && b->n < limit && b->used < BATCH_BYTES;
+         first = false) {
+      if ((rc = kvshm__lock(kv, s)) != KVSHM_OK)
+        break;
+      if (first)
+        gen = st->clear_gen;
+      bool cleared = st->clear_gen != gen;
+      if (!cleared)
+        rc = collect_locked(kv, s, &cursor, b, limit);
+      kvshm__unlock(kv, s);
+      if (rc || cleared)
+        break;
+    }
     if (rc) {
       kvshm__store_end(kv, false);
       break;
@@ -195,13 +313,19 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
     rc = write_batch(kv, b, gen);
     if (rc)
       break;
+    rate_learn(b->n, kvshm__wall_ms() - t0);
     if (!b->n)
       continue;
-    rc = kvshm__lock(kv, s);
+    for (uint32_t i = 0; !rc && i < b->n; i += MARK_PER_LOCK) {
+      if ((rc = kvshm__lock(kv, s)) != KVSHM_OK)
+        break;
+      mark_clean_locked(kv, s, b, i,
+                        b->n - i < MARK_PER_LOCK ? b->n : i + MARK_PER_LOCK,
+                        gen);
+      kvshm__unlock(kv, s);
+    }
     if (rc)
       break;
-    mark_clean_locked(kv, s, b, gen);
-    kvshm__unlock(kv, s);
     done += b->n;
   }
   /* A whole pass wrote every entry that was dirty when it began (one that
@@ -215,7 +339,8 @@ int kvshm__writeback_stripe(kvshm *kv, uint32_t s, uint32_t max,
   }
   if (written)
     *written += done;
-  free(b->buf);
+  if (b)
+    free(b->buf);
   free(b);
   return rc;
 }

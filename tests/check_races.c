@@ -26,6 +26,12 @@
  *                    newest value, flush works, the WAL can be checkpointed
  *   repair_no_memory repair after a lock holder died, with every allocation
  *                    failing, keeps every dirty entry (it once freed them)
+ *   batch_moved_set  a write-back batch copied in two holds of the stripe
+ *                    lock, whose key moved on between them (set again into
+ *                    a slot the second hold copies): the later copy is what
+ *                    SQLite gets (written in copy order it would not be)
+ *   batch_moved_del  the same key deleted between the two holds instead
+ *                    stays deleted
  */
 #include "testutil.h"
 
@@ -61,9 +67,15 @@ typedef int (*scan_fn)(void *, uint64_t, const void *, size_t, const void *);
 int __real_kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
                              uint64_t now, bool nowait, scan_fn fn, void *ctx);
 
+int __real_kvshm__lock(kvshm *kv, uint32_t s);
+int __wrap_kvshm__lock(kvshm *kv, uint32_t s);
+
 static char dir[64], db[128];
 static kvshm *victim;      /* the handle whose call is wrapped */
 static void (*race)(void); /* run once, inside that call */
+
+static void (*lock_race)(void); /* run once, at the victim's lock call */
+static int lock_countdown;      /* number lock_countdown from now on */
 
 static void arm(kvshm *kv, void (*fn)(void)) {
   victim = kv;
@@ -104,6 +116,15 @@ int __wrap_kvshm__store_scan(kvshm *kv, int64_t lo, int64_t hi, uint64_t gen,
   return rc;
 }
 
+int __wrap_kvshm__lock(kvshm *kv, uint32_t s) {
+  if (kv == victim && lock_race && --lock_countdown == 0) {
+    void (*fn)(void) = lock_race; /* before the lock is taken: none is */
+    lock_race = NULL;             /* held */
+    fn();
+  }
+  return __real_kvshm__lock(kv, s);
+}
+
 static char name[TU_NAME_SIZE];
 static kvshm *a, *b; /* two handles on one cache, as two processes would */
 
@@ -141,6 +162,7 @@ static void setup(void) {
   tu_name(name);
   victim = NULL;
   race = NULL;
+  lock_race = NULL;
 }
 
 static void teardown(void) {
@@ -658,6 +680,69 @@ START_TEST(test_walk_empty_key) {
 }
 END_TEST
 
+/*
+ * One stripe of 25K slots (a batch is copied in holds of 8192 slots).
+ * "key" is set first (slot 1), then 9000 fillers after it, all written
+ * behind; "key" set twice more ends dirty in slot 1 again, with slot 9002
+ * the next free one.  The flush's first hold of the lock after its check
+ * copies "key"; before its second, the race sets "key" again, into slot
+ * 9002, which that hold copies too (a delete marks "key" in place).
+ */
+static void batch_prepare(void) {
+  a = open_store(4 << 20, 0);
+  b = open_store(0, 0);
+  char k[32];
+  tu_assert_rc(kvshm_set(a, "key", 3, "v1", 2, 0, 0, 0), KVSHM_OK);
+  for (int i = 0; i < 9000; i++) {
+    snprintf(k, sizeof k, "filler-%05d", i);
+    tu_assert_rc(kvshm_set(a, k, strlen(k), "f", 1, 0, 0, 0), KVSHM_OK);
+  }
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  tu_assert_rc(kvshm_set(a, "key", 3, "v2", 2, 0, 0, 0), KVSHM_OK);
+  tu_assert_rc(kvshm_set(a, "key", 3, "v3", 2, 0, 0, 0), KVSHM_OK);
+}
+
+/* Run fn just before the flush's second hold of the lock by a. */
+static void arm_second_hold(void (*fn)(void)) {
+  victim = a;
+  lock_race = fn;
+  lock_countdown = 3; /* the dirty check, the first hold, the second */
+}
+
+static void del_by_b(void) {
+  tu_assert_rc(kvshm_del(b, "key", 3), KVSHM_OK);
+}
+static void set_v4_by_b(void) {
+  tu_assert_rc(kvshm_set(b, "key", 3, "v4", 2, 0, 0, 0), KVSHM_OK);
+}
+
+START_TEST(test_batch_moved_del) {
+  char buf[16];
+  batch_prepare();
+  arm_second_hold(del_by_b);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  ck_assert_ptr_null(lock_race); /* it ran */
+  tu_assert_rc(tu_get(a, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK); /* the tombstone, if left */
+  ck_assert_int_eq(tu_sql_value(db, "key", buf, sizeof buf), -1);
+  tu_assert_rc(tu_get(a, "key", 3, buf, sizeof buf, NULL), KVSHM_ENOTFOUND);
+}
+END_TEST
+
+START_TEST(test_batch_moved_set) {
+  char buf[16];
+  batch_prepare();
+  arm_second_hold(set_v4_by_b);
+  tu_assert_rc(kvshm_flush(a), KVSHM_OK);
+  ck_assert_ptr_null(lock_race);
+  ck_assert_int_eq(tu_sql_value(db, "key", buf, sizeof buf), 2);
+  ck_assert(memcmp(buf, "v4", 2) == 0);
+  evict(a, "key", 3); /* clean: SQLite's copy is the value */
+  tu_assert_rc(tu_get(a, "key", 3, buf, sizeof buf, NULL), KVSHM_OK);
+  ck_assert(memcmp(buf, "v4", 2) == 0);
+}
+END_TEST
+
 static Suite *races_suite(void) {
   Suite *s = suite_create("races");
   TCase *tc = tu_tcase("two tiers", 30);
@@ -675,6 +760,8 @@ static Suite *races_suite(void) {
   tcase_add_test(tc, test_walk_no_snapshot);
   tcase_add_test(tc, test_repair_no_memory);
   tcase_add_test(tc, test_walk_empty_key);
+  tcase_add_test(tc, test_batch_moved_del);
+  tcase_add_test(tc, test_batch_moved_set);
   suite_add_tcase(s, tc);
   return s;
 }
