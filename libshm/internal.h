@@ -125,6 +125,7 @@ uint32_t kvshm__hdr_check(const struct kvshm_hdr *h);
 /* Check a mapped header against itself and the file size; 0 or an error. */
 int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
                         const char *name);
+/* The hash that places a key (index.c). */
 uint64_t kvshm__key_hash(const void *key, size_t klen);
 
 /* ---- geometry ---- */
@@ -138,7 +139,7 @@ static inline uint32_t kvshm__bucket_of(const kvshm *kv, uint64_t h) {
   return kv->lg_buckets ? (uint32_t)(rest >> (64 - kv->lg_buckets)) : 0;
 }
 /* The home slot of bucket b: where a new entry of that bucket goes when it
- * is free (table.c).  A get asks for its bucket word and its home slot at
+ * is free (write.c).  A get asks for its bucket word and its home slot at
  * once, so for an entry at home the two cache misses overlap.  Buckets map
  * onto slots in order, one or two buckets per slot. */
 static inline uint32_t kvshm__home_of(const kvshm *kv, uint32_t b) {
@@ -296,7 +297,9 @@ void kvshm__unlock(kvshm *kv, uint32_t s);
 /* Rebuild stripe s's index, free list and derived counts from its slots. */
 void kvshm__repair_locked(kvshm *kv, uint32_t s);
 
-/* ---- table.c ---- */
+/* ---- chain.c: entry I/O ---- */
+/* Grow the handle's scratch buffer to at least n bytes. */
+int kvshm__scratch(kvshm *kv, size_t n);
 /* Check entry `ref` of stripe s: chain, lengths, checksum.  0 or ECORRUPT. */
 int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
                               bool checksum);
@@ -309,26 +312,44 @@ void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
 int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
                              uint32_t vlen, uint32_t flags, uint32_t check,
                              uint64_t from, void *dst);
-/* Free every slot of entry `ref` (already unlinked from its bucket). */
-/* Put slot r on stripe s's free list (a doubly linked list, table.c). */
+/* The checksum of entry ref's lengths, flags and bytes, as its head's
+ * `check` holds it. */
+uint32_t kvshm__entry_checksum_locked(kvshm *kv, uint32_t s, uint32_t ref);
+
+/* ---- slots.c: the allocator ---- */
+/* Put slot r on stripe s's free list (a doubly linked list, slots.c). */
 void kvshm__free_push_locked(kvshm *kv, uint32_t s, uint32_t r);
+/* Take one slot off the free list (or the never-used tail); the caller
+ * made sure there is one (kvshm__free_list_sane). */
+uint32_t kvshm__alloc_slot_locked(kvshm *kv, uint32_t s);
+/* Take slot r (a new entry's home) if it is free; false if not. */
+bool kvshm__take_home_locked(kvshm *kv, uint32_t s, uint32_t r);
+/* Do the free list and the never-used tail really hold `need` slots? */
+bool kvshm__free_list_sane(kvshm *kv, uint32_t s, uint32_t need);
+/* Free every slot of entry `ref` (already unlinked from its bucket). */
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
-/* Unlink entry `ref` from its bucket chain and free it. */
-void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
-/* Remove an expired entry (a tombstone if SQLite may hold an older copy).
- * link: the bucket word pointing at it, or NULL to look it up.  Returns
- * true if the entry was freed, false if it became a tombstone. */
-bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
+/* Reset stripe s to empty. */
+void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
+
+/* ---- index.c: the buckets' chains ---- */
 /* The bucket word of hash h in stripe s. */
 uint32_t *kvshm__bucket_word(kvshm *kv, uint32_t s, uint64_t h);
 /* Find key (hash h) in stripe s: *ref its head or 0, *link the chain word
  * that points at it (or where to append).  ECORRUPT after repairing. */
 int kvshm__find_locked(kvshm *kv, uint32_t s, uint64_t h, const void *key,
                        size_t klen, uint32_t *ref, uint32_t **link);
-/* Rebuild the stripe and return KVSHM_ECORRUPT with `what` as detail. */
-int kvshm__corrupt_locked(kvshm *kv, uint32_t s, const char *what);
+/* Unlink entry `ref` from its bucket chain and free it. */
+void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
+/* Remove an expired entry (a tombstone if SQLite may hold an older copy).
+ * link: the bucket word pointing at it, or NULL to look it up.  Returns
+ * true if the entry was freed, false if it became a tombstone. */
+bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
 /* Turn entry ref into a tombstone in place (one atomic store). */
 void kvshm__tombstone_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t now);
+/* Rebuild the stripe and return KVSHM_ECORRUPT with `what` as detail. */
+int kvshm__corrupt_locked(kvshm *kv, uint32_t s, const char *what);
+
+/* ---- write.c ---- */
 /* A new entry to write. */
 struct kvshm__write_req {
   const void *key;
@@ -349,9 +370,6 @@ struct kvshm__write_req {
 int kvshm__write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
                         uint32_t *link, const struct kvshm__write_req *req,
                         uint64_t now);
-/* Reset stripe s to empty. */
-void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
-int kvshm__scratch(kvshm *kv, size_t n);
 
 /* ---- reaper.c ---- */
 /* Every so many operations, check that a reaper runs; start one if not.
