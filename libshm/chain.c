@@ -1,7 +1,10 @@
 /*
  * chain.c - entry I/O: reading an entry's bytes across its head slot and
  * continuation chain, copying them out while checking their checksum, and
- * checking an entry's chain, lengths and checksum.
+ * checking an entry's chain, lengths and checksum.  All of them walk the
+ * chain with the one walker (kvshm__walk_start/next, internal.h), which
+ * holds the one bounds policy; write.c builds chains, slots.c frees them,
+ * lock.c and verify.c claim their slots, with the same walker.
  *
  * Lock rules: the *_locked functions expect the stripe's lock held, except
  * that kvshm__entry_check_locked and kvshm__entry_copy_locked are read-only
@@ -36,42 +39,29 @@ static inline struct kvshm_head *head_at(kvshm *kv, uint32_t s, uint32_t r) {
   return (struct kvshm_head *)kvshm__slot(kv, s, r);
 }
 
-/* Walk entry data: call fn on each (pointer, length) piece from `off`. */
-#define FOR_EACH_PIECE(kv, s, ref, off, len, P, N, BODY)                       \
-  do {                                                                         \
-    uint64_t off_ = (off), left_ = (len);                                      \
-    uint32_t r_ = (ref);                                                       \
-    unsigned char *slot_ = kvshm__slot(kv, s, r_);                             \
-    size_t hdr_ = sizeof(struct kvshm_head);                                   \
-    uint32_t next_ = ((struct kvshm_head *)slot_)->cnext;                      \
-    while (left_) {                                                            \
-      size_t cap_ = kv->slot_size - hdr_;                                      \
-      if (off_ >= cap_) {                                                      \
-        off_ -= cap_;                                                          \
-      } else {                                                                 \
-        size_t N = cap_ - off_ < left_ ? cap_ - off_ : left_;                  \
-        unsigned char *P = slot_ + hdr_ + off_;                                \
-        BODY;                                                                  \
-        left_ -= N;                                                            \
-        off_ = 0;                                                              \
-        if (!left_)                                                            \
-          break;                                                               \
-      }                                                                        \
-      if (!kvshm__ref_ok(kv, next_)) /* changed under us: stop short */        \
-        break;                                                                 \
-      slot_ = kvshm__slot(kv, s, next_);                                       \
-      hdr_ = sizeof(struct kvshm_cont);                                        \
-      next_ = ((struct kvshm_cont *)slot_)->cnext;                             \
-    }                                                                          \
-  } while (0)
-
+/* Copy `len` bytes of entry data from `off` on into dst; a bad link (the
+ * entry changed, or is broken) stops the copy short. */
 void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
                               void *dst, uint64_t len) {
+  struct kvshm_head *hd = head_at(kv, s, ref);
   unsigned char *d = dst;
-  FOR_EACH_PIECE(kv, s, ref, off, len, p, n, {
-    memcpy(d, p, n);
-    d += n;
-  });
+  struct kvshm__walk w;
+  kvshm__walk_start(&w, kv, s, ref, (uint64_t)hd->klen + hd->vlen);
+  while (len) {
+    if (off >= w.cap) {
+      off -= w.cap;
+    } else {
+      size_t n = w.cap - off < len ? w.cap - off : len;
+      memcpy(d, w.data + off, n);
+      d += n;
+      len -= n;
+      off = 0;
+      if (!len)
+        break;
+    }
+    if (kvshm__walk_next(&w) != KVSHM__WALK_NEXT)
+      break;
+  }
 }
 
 /*
@@ -79,7 +69,7 @@ void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
  * into dst and check the entry's checksum over the very bytes copied, so
  * that data another process changes while we copy it is never taken as
  * good.  klen, vlen, flags and check are the head's words, read once by the
- * caller.
+ * caller; the walk goes by those lengths.
  */
 int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
                              uint32_t vlen, uint32_t flags, uint32_t check,
@@ -92,8 +82,11 @@ int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
     return KVSHM_ECORRUPT;
   if (kvshm__scratch(kv, kv->slot_size))
     return -ENOMEM;
-  FOR_EACH_PIECE(kv, s, ref, 0, total, p, n, {
-    const unsigned char *src = p;
+  struct kvshm__walk w;
+  kvshm__walk_start(&w, kv, s, ref, total);
+  while (pos < total) {
+    size_t n = w.cap < total - pos ? w.cap : total - pos;
+    const unsigned char *p = w.data, *src = p;
     if (pos >= from) { /* wanted whole: hash the copy */
       memcpy(d + (pos - from), p, n);
       src = d + (pos - from);
@@ -104,7 +97,9 @@ int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
     }
     h = kvshm__sum(src, n, h);
     pos += n;
-  });
+    if (pos < total && kvshm__walk_next(&w) != KVSHM__WALK_NEXT)
+      break; /* pos falls short of total: corrupt */
+  }
   if (pos != total || (uint32_t)(h ^ (h >> 32)) != check)
     return KVSHM_ECORRUPT;
   return KVSHM_OK;
@@ -115,7 +110,15 @@ uint32_t kvshm__entry_checksum_locked(kvshm *kv, uint32_t s, uint32_t ref) {
   uint64_t total = (uint64_t)hd->klen + hd->vlen;
   uint64_t h = CHECK_SEED ^ ((uint64_t)hd->klen << 32 | hd->vlen) ^
                ((uint64_t)hd->flags << 17);
-  FOR_EACH_PIECE(kv, s, ref, 0, total, p, n, { h = kvshm__sum(p, n, h); });
+  struct kvshm__walk w;
+  kvshm__walk_start(&w, kv, s, ref, total);
+  while (total) {
+    size_t n = w.cap < total ? w.cap : total;
+    h = kvshm__sum(w.data, n, h);
+    total -= n;
+    if (total && kvshm__walk_next(&w) != KVSHM__WALK_NEXT)
+      break;
+  }
   return (uint32_t)(h ^ (h >> 32));
 }
 
@@ -124,20 +127,13 @@ int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
   struct kvshm_head *hd = head_at(kv, s, ref);
   if (hd->state & ~KVSHM_ST_KNOWN || hd->klen > KVSHM_KEY_MAX)
     return KVSHM_ECORRUPT;
-  uint64_t need =
-      kvshm__slots_for(kv->slot_size, (uint64_t)hd->klen + hd->vlen);
-  if (need > kvshm__max_entry_slots(kv) && need > 1)
-    return KVSHM_ECORRUPT;
-  uint32_t c = hd->cnext;
-  for (uint64_t i = 1; i < need; i++) {
-    if (!kvshm__ref_ok(kv, c) || c == ref)
-      return KVSHM_ECORRUPT;
-    struct kvshm_cont *ct = (void *)kvshm__slot(kv, s, c);
-    if ((ct->state & KVSHM_KIND_MASK) != KVSHM_KIND_CONT || ct->owner != ref)
-      return KVSHM_ECORRUPT;
-    c = ct->cnext;
-  }
-  if (c != KVSHM_NIL)
+  /* The walker checks every link, ownership and the chain's length. */
+  struct kvshm__walk w;
+  kvshm__walk_start(&w, kv, s, ref, (uint64_t)hd->klen + hd->vlen);
+  int step;
+  while ((step = kvshm__walk_next(&w)) == KVSHM__WALK_NEXT)
+    ;
+  if (step != KVSHM__WALK_END)
     return KVSHM_ECORRUPT;
   if (checksum && kvshm__entry_checksum_locked(kv, s, ref) != hd->check)
     return KVSHM_ECORRUPT;

@@ -297,7 +297,83 @@ void kvshm__unlock(kvshm *kv, uint32_t s);
 /* Rebuild stripe s's index, free list and derived counts from its slots. */
 void kvshm__repair_locked(kvshm *kv, uint32_t s);
 
-/* ---- chain.c: entry I/O ---- */
+/* ---- chain.c: the chain walker and entry I/O ----
+ * Every walk of an entry's slots (the head, then its continuation chain)
+ * goes through this one walker, so one bounds policy holds everywhere:
+ *   - the walk is bounded by the slots the entry's lengths need
+ *     (kvshm__slots_for of the lengths its caller read), and never by any
+ *     other count or link read from the segment; lengths that need more
+ *     than one entry may have (kvshm__max_entry_slots) are a bad link at
+ *     the first step;
+ *   - every link is range-checked (kvshm__ref_ok) before it is followed;
+ *   - a continuation must be KVSHM_KIND_CONT and owned by the head (and
+ *     is never the head itself);
+ *   - the chain ends, with a KVSHM_NIL link, exactly where the lengths say.
+ * The walker only reads, and only slots in range, so the lock-free gets
+ * (seqread.c) may walk a stripe that changes under them.  What a caller
+ * does on a bad link (stop, report, repair) is its own choice, made on
+ * kvshm__walk_next's result:
+ *
+ *   struct kvshm__walk w;
+ *   kvshm__walk_start(&w, kv, s, ref, (uint64_t)hd->klen + hd->vlen);
+ *   do
+ *     use(w.ref, w.data, w.cap);
+ *   while (kvshm__walk_next(&w) == KVSHM__WALK_NEXT);
+ *
+ * It is inline: the gets' checks and copies (seqread.c, ops.c) walk with it
+ * as cheaply as an open-coded loop.
+ */
+struct kvshm__walk {
+  kvshm *kv;
+  uint32_t s;
+  uint32_t head;       /* the entry's head ref */
+  uint32_t ref;        /* the slot the walk is at: the head first */
+  uint32_t next;       /* the link read from it (the slot is not reread) */
+  uint32_t left;       /* continuation slots still due after it */
+  unsigned char *data; /* its data bytes */
+  size_t cap;          /* how many: KVSHM_HEAD_DATA or KVSHM_CONT_DATA */
+};
+enum {
+  KVSHM__WALK_NEXT, /* stepped: w->ref is the next continuation slot */
+  KVSHM__WALK_END,  /* the chain ended where the lengths say it does */
+  KVSHM__WALK_BAD   /* a bad link: the walk stays where it was */
+};
+/* Start at head `ref` of stripe s, whose key and value are `total` bytes
+ * (the lengths the caller read and goes by). */
+static inline void kvshm__walk_start(struct kvshm__walk *w, kvshm *kv,
+                                     uint32_t s, uint32_t ref, uint64_t total) {
+  uint64_t need = kvshm__slots_for(kv->slot_size, total);
+  unsigned char *slot = kvshm__slot(kv, s, ref);
+  w->kv = kv;
+  w->s = s;
+  w->head = w->ref = ref;
+  w->next = ((struct kvshm_head *)slot)->cnext;
+  w->left = (uint32_t)(need - 1);
+  if (need > 1 && need > kvshm__max_entry_slots(kv)) {
+    w->left = 0;          /* lengths no entry may have: */
+    w->next = UINT32_MAX; /* the first step is a bad link */
+  }
+  w->data = slot + sizeof(struct kvshm_head);
+  w->cap = KVSHM_HEAD_DATA(kv->slot_size);
+}
+/* Step to the next continuation slot (see the KVSHM__WALK_* results). */
+static inline int kvshm__walk_next(struct kvshm__walk *w) {
+  uint32_t c = w->next;
+  if (!w->left)
+    return c == KVSHM_NIL ? KVSHM__WALK_END : KVSHM__WALK_BAD;
+  if (!kvshm__ref_ok(w->kv, c) || c == w->head)
+    return KVSHM__WALK_BAD;
+  struct kvshm_cont *ct = (struct kvshm_cont *)kvshm__slot(w->kv, w->s, c);
+  if ((ct->state & KVSHM_KIND_MASK) != KVSHM_KIND_CONT || ct->owner != w->head)
+    return KVSHM__WALK_BAD;
+  w->left--;
+  w->ref = c;
+  w->next = ct->cnext;
+  w->data = (unsigned char *)ct + sizeof *ct;
+  w->cap = KVSHM_CONT_DATA(w->kv->slot_size);
+  return KVSHM__WALK_NEXT;
+}
+
 /* Grow the handle's scratch buffer to at least n bytes. */
 int kvshm__scratch(kvshm *kv, size_t n);
 /* Check entry `ref` of stripe s: chain, lengths, checksum.  0 or ECORRUPT. */

@@ -34,7 +34,9 @@ void kvshm__free_push_locked(kvshm *kv, uint32_t s, uint32_t r) {
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref) {
   struct kvshm_stripe *st = kvshm__stripe(kv, s);
   struct kvshm_head *hd = head_at(kv, s, ref);
-  uint32_t c = hd->cnext;
+  /* The walk reads each link before its slot is freed. */
+  struct kvshm__walk w;
+  kvshm__walk_start(&w, kv, s, ref, (uint64_t)hd->klen + hd->vlen);
   st->entries--;
   st->bytes -= (uint64_t)hd->klen + hd->vlen;
   if (hd->state & KVSHM_ST_DIRTY && --st->dirty == 0)
@@ -43,20 +45,12 @@ void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref) {
   /* The head first: then the entry is gone. */
   kvshm__free_push_locked(kv, s, ref);
   kvshm__hook(kv, KVSHM_TP_FREE_HALF);
-  /* Free only what is provably this entry's: a link out of range, a slot
-   * that is not a continuation owned by it (or one freed already: a cycle)
-   * ends the walk.  Slots left behind are leaked until the next repair,
-   * which verify reports; nothing is touched out of bounds. */
-  for (uint32_t steps = 0; c && steps < kv->nslots; steps++) {
-    if (!kvshm__ref_ok(kv, c))
-      break;
-    struct kvshm_cont *ct = (void *)kvshm__slot(kv, s, c);
-    if ((ct->state & KVSHM_KIND_MASK) != KVSHM_KIND_CONT || ct->owner != ref)
-      break;
-    uint32_t next = ct->cnext;
-    kvshm__free_push_locked(kv, s, c);
-    c = next;
-  }
+  /* Free only what is provably this entry's: a bad link (out of range, a
+   * slot that is not a continuation owned by it, or one freed already: a
+   * cycle) ends the walk.  Slots left behind are leaked until the next
+   * repair, which verify reports; nothing is touched out of bounds. */
+  while (kvshm__walk_next(&w) == KVSHM__WALK_NEXT)
+    kvshm__free_push_locked(kv, s, w.ref);
 }
 
 /* Take one slot off the free list (or the never-used tail). */
