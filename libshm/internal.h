@@ -392,16 +392,11 @@ int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
  * `check` holds it. */
 uint32_t kvshm__entry_checksum_locked(kvshm *kv, uint32_t s, uint32_t ref);
 
-/* ---- slots.c: the allocator ---- */
+/* ---- slots.c, slots.h: the allocator ---- */
 /* Put slot r on stripe s's free list (a doubly linked list, slots.c). */
 void kvshm__free_push_locked(kvshm *kv, uint32_t s, uint32_t r);
-/* Take one slot off the free list (or the never-used tail); the caller
- * made sure there is one (kvshm__free_list_sane). */
-uint32_t kvshm__alloc_slot_locked(kvshm *kv, uint32_t s);
-/* Take slot r (a new entry's home) if it is free; false if not. */
-bool kvshm__take_home_locked(kvshm *kv, uint32_t s, uint32_t r);
-/* Do the free list and the never-used tail really hold `need` slots? */
-bool kvshm__free_list_sane(kvshm *kv, uint32_t s, uint32_t need);
+/* Taking slots (kvshm__free_list_sane, kvshm__take_home_locked,
+ * kvshm__alloc_slot_locked) is inline, in slots.h. */
 /* Free every slot of entry `ref` (already unlinked from its bucket). */
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
 /* Reset stripe s to empty. */

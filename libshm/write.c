@@ -6,7 +6,7 @@
  *
  * Lock rule: kvshm__write_locked expects the stripe's lock held (lock.c).
  */
-#include "internal.h"
+#include "slots.h"
 
 #include <errno.h>
 #include <stdlib.h>
