@@ -3,8 +3,9 @@
  * continuation chain, copying them out while checking their checksum, and
  * checking an entry's chain, lengths and checksum.  All of them walk the
  * chain with the one walker (kvshm__walk_start/next, internal.h), which
- * holds the one bounds policy; write.c builds chains, slots.c frees them,
- * lock.c and verify.c claim their slots, with the same walker.
+ * holds the one bounds policy; slots.c frees chains, and lock.c's repair
+ * and verify.c claim their slots, with the same walker.  write.c builds
+ * chains (from the slots it took, not by following links).
  *
  * Lock rules: the *_locked functions expect the stripe's lock held, except
  * that kvshm__entry_check_locked and kvshm__entry_copy_locked are read-only
