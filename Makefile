@@ -70,7 +70,10 @@ $(SQLITE_OBJ): deps/sqlite/sqlite3.c deps/sqlite/sqlite3.h deps/sqlite/options.t
 	@mkdir -p $(@D)
 	$(CC) -O2 $(PIC) -fvisibility=hidden $(SQLITE_DEFS) -c $< -o $@
 
+# Made anew each time: `ar r` replaces members but never drops one, so an
+# archive kept across a source file's removal would still hold its object.
 $(BUILD)/libkvshm.a: $(LIB_OBJ) $(SQLITE_OBJ)
+	rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/libkvshm.so: $(LIB_OBJ) $(SQLITE_OBJ)

@@ -130,6 +130,7 @@ uint32_t kvshm__hdr_check(const struct kvshm_hdr *h);
 /* Check a mapped header against itself and the file size; 0 or an error. */
 int kvshm__hdr_validate(const struct kvshm_hdr *h, uint64_t fsize,
                         const char *name);
+/* The hash that places a key (index.c). */
 uint64_t kvshm__key_hash(const void *key, size_t klen);
 
 /* ---- geometry ---- */
@@ -143,7 +144,7 @@ static inline uint32_t kvshm__bucket_of(const kvshm *kv, uint64_t h) {
   return kv->lg_buckets ? (uint32_t)(rest >> (64 - kv->lg_buckets)) : 0;
 }
 /* The home slot of bucket b: where a new entry of that bucket goes when it
- * is free (table.c).  A get asks for its bucket word and its home slot at
+ * is free (write.c).  A get asks for its bucket word and its home slot at
  * once, so for an entry at home the two cache misses overlap.  Buckets map
  * onto slots in order, one or two buckets per slot. */
 static inline uint32_t kvshm__home_of(const kvshm *kv, uint32_t b) {
@@ -307,7 +308,85 @@ void kvshm__unlock(kvshm *kv, uint32_t s);
 /* Rebuild stripe s's index, free list and derived counts from its slots. */
 void kvshm__repair_locked(kvshm *kv, uint32_t s);
 
-/* ---- table.c ---- */
+/* ---- chain.c: the chain walker and entry I/O ----
+ * Every walk of an entry's slots (the head, then its continuation chain)
+ * goes through this one walker, so one bounds policy holds everywhere:
+ *   - the walk is bounded by the slots the entry's lengths need
+ *     (kvshm__slots_for of the lengths its caller read), and never by any
+ *     other count or link read from the segment; lengths that need more
+ *     than one entry may have (kvshm__max_entry_slots) are a bad link at
+ *     the first step;
+ *   - every link is range-checked (kvshm__ref_ok) before it is followed;
+ *   - a continuation must be KVSHM_KIND_CONT and owned by the head (and
+ *     is never the head itself);
+ *   - the chain ends, with a KVSHM_NIL link, exactly where the lengths say.
+ * The walker only reads, and only slots in range, so the lock-free gets
+ * (seqread.c) may walk a stripe that changes under them.  What a caller
+ * does on a bad link (stop, report, repair) is its own choice, made on
+ * kvshm__walk_next's result:
+ *
+ *   struct kvshm__walk w;
+ *   kvshm__walk_start(&w, kv, s, ref, (uint64_t)hd->klen + hd->vlen);
+ *   do
+ *     use(w.ref, w.data, w.cap);
+ *   while (kvshm__walk_next(&w) == KVSHM__WALK_NEXT);
+ *
+ * It is inline: the gets' checks and copies (seqread.c, ops.c) walk with it
+ * as cheaply as an open-coded loop.
+ */
+struct kvshm__walk {
+  kvshm *kv;
+  uint32_t s;
+  uint32_t head;       /* the entry's head ref */
+  uint32_t ref;        /* the slot the walk is at: the head first */
+  uint32_t next;       /* the link read from it (the slot is not reread) */
+  uint32_t left;       /* continuation slots still due after it */
+  unsigned char *data; /* its data bytes */
+  size_t cap;          /* how many: KVSHM_HEAD_DATA or KVSHM_CONT_DATA */
+};
+enum {
+  KVSHM__WALK_NEXT, /* stepped: w->ref is the next continuation slot */
+  KVSHM__WALK_END,  /* the chain ended where the lengths say it does */
+  KVSHM__WALK_BAD   /* a bad link: the walk stays where it was */
+};
+/* Start at head `ref` of stripe s, whose key and value are `total` bytes
+ * (the lengths the caller read and goes by). */
+static inline void kvshm__walk_start(struct kvshm__walk *w, kvshm *kv,
+                                     uint32_t s, uint32_t ref, uint64_t total) {
+  uint64_t need = kvshm__slots_for(kv->slot_size, total);
+  unsigned char *slot = kvshm__slot(kv, s, ref);
+  w->kv = kv;
+  w->s = s;
+  w->head = w->ref = ref;
+  w->next = ((struct kvshm_head *)slot)->cnext;
+  w->left = (uint32_t)(need - 1);
+  if (need > 1 && need > kvshm__max_entry_slots(kv)) {
+    w->left = 0;          /* lengths no entry may have: */
+    w->next = UINT32_MAX; /* the first step is a bad link */
+  }
+  w->data = slot + sizeof(struct kvshm_head);
+  w->cap = KVSHM_HEAD_DATA(kv->slot_size);
+}
+/* Step to the next continuation slot (see the KVSHM__WALK_* results). */
+static inline int kvshm__walk_next(struct kvshm__walk *w) {
+  uint32_t c = w->next;
+  if (!w->left)
+    return c == KVSHM_NIL ? KVSHM__WALK_END : KVSHM__WALK_BAD;
+  if (!kvshm__ref_ok(w->kv, c) || c == w->head)
+    return KVSHM__WALK_BAD;
+  struct kvshm_cont *ct = (struct kvshm_cont *)kvshm__slot(w->kv, w->s, c);
+  if ((ct->state & KVSHM_KIND_MASK) != KVSHM_KIND_CONT || ct->owner != w->head)
+    return KVSHM__WALK_BAD;
+  w->left--;
+  w->ref = c;
+  w->next = ct->cnext;
+  w->data = (unsigned char *)ct + sizeof *ct;
+  w->cap = KVSHM_CONT_DATA(w->kv->slot_size);
+  return KVSHM__WALK_NEXT;
+}
+
+/* Grow the handle's scratch buffer to at least n bytes. */
+int kvshm__scratch(kvshm *kv, size_t n);
 /* Check entry `ref` of stripe s: chain, lengths, checksum.  0 or ECORRUPT. */
 int kvshm__entry_check_locked(kvshm *kv, uint32_t s, uint32_t ref,
                               bool checksum);
@@ -320,26 +399,39 @@ void kvshm__entry_read_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t off,
 int kvshm__entry_copy_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t klen,
                              uint32_t vlen, uint32_t flags, uint32_t check,
                              uint64_t from, void *dst);
-/* Free every slot of entry `ref` (already unlinked from its bucket). */
-/* Put slot r on stripe s's free list (a doubly linked list, table.c). */
+/* The checksum of entry ref's lengths, flags and bytes, as its head's
+ * `check` holds it. */
+uint32_t kvshm__entry_checksum_locked(kvshm *kv, uint32_t s, uint32_t ref);
+
+/* ---- slots.c, slots.h: the allocator ---- */
+/* Put slot r on stripe s's free list (a doubly linked list, slots.c). */
 void kvshm__free_push_locked(kvshm *kv, uint32_t s, uint32_t r);
+/* Taking slots (kvshm__free_list_sane, kvshm__take_home_locked,
+ * kvshm__alloc_slot_locked) is inline, in slots.h. */
+/* Free every slot of entry `ref` (already unlinked from its bucket). */
 void kvshm__entry_free_locked(kvshm *kv, uint32_t s, uint32_t ref);
-/* Unlink entry `ref` from its bucket chain and free it. */
-void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
-/* Remove an expired entry (a tombstone if SQLite may hold an older copy).
- * link: the bucket word pointing at it, or NULL to look it up.  Returns
- * true if the entry was freed, false if it became a tombstone. */
-bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
+/* Reset stripe s to empty. */
+void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
+
+/* ---- index.c: the buckets' chains ---- */
 /* The bucket word of hash h in stripe s. */
 uint32_t *kvshm__bucket_word(kvshm *kv, uint32_t s, uint64_t h);
 /* Find key (hash h) in stripe s: *ref its head or 0, *link the chain word
  * that points at it (or where to append).  ECORRUPT after repairing. */
 int kvshm__find_locked(kvshm *kv, uint32_t s, uint64_t h, const void *key,
                        size_t klen, uint32_t *ref, uint32_t **link);
-/* Rebuild the stripe and return KVSHM_ECORRUPT with `what` as detail. */
-int kvshm__corrupt_locked(kvshm *kv, uint32_t s, const char *what);
+/* Unlink entry `ref` from its bucket chain and free it. */
+void kvshm__entry_remove_locked(kvshm *kv, uint32_t s, uint32_t ref);
+/* Remove an expired entry (a tombstone if SQLite may hold an older copy).
+ * link: the bucket word pointing at it, or NULL to look it up.  Returns
+ * true if the entry was freed, false if it became a tombstone. */
+bool kvshm__expire_locked(kvshm *kv, uint32_t s, uint32_t ref, uint32_t *link);
 /* Turn entry ref into a tombstone in place (one atomic store). */
 void kvshm__tombstone_locked(kvshm *kv, uint32_t s, uint32_t ref, uint64_t now);
+/* Rebuild the stripe and return KVSHM_ECORRUPT with `what` as detail. */
+int kvshm__corrupt_locked(kvshm *kv, uint32_t s, const char *what);
+
+/* ---- write.c ---- */
 /* A new entry to write. */
 struct kvshm__write_req {
   const void *key;
@@ -360,9 +452,6 @@ struct kvshm__write_req {
 int kvshm__write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
                         uint32_t *link, const struct kvshm__write_req *req,
                         uint64_t now);
-/* Reset stripe s to empty. */
-void kvshm__stripe_clear_locked(kvshm *kv, uint32_t s);
-int kvshm__scratch(kvshm *kv, size_t n);
 
 /* ---- reaper.c ---- */
 /* Every so many operations, check that a reaper runs; start one if not.

@@ -42,7 +42,7 @@ KVSHM_API void kvshm_test_set_clock(kvshm *kv, kvshm_test_clock_fn fn,
 KVSHM_API size_t kvshm_test_slot_offset(kvshm *kv, uint32_t stripe,
                                         uint32_t index);
 /* Offset of the home slot of a key (the slot its entry takes when that
- * is free: table.c). */
+ * is free: write.c). */
 KVSHM_API size_t kvshm_test_home_offset(kvshm *kv, const void *key,
                                         size_t klen);
 /* The stripe a key hashes to. */

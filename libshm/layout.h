@@ -250,7 +250,7 @@ struct kvshm_stripe {
                               its row until it is back in memory, so a
                               SQLite read done between two lock holds that
                               saw the same gen_evict and clear_gen is still
-                              the key's truth at the second (table.c) */
+                              the key's truth at the second (ops.c) */
   uint64_t dirty_since_ms; /* wall clock when `dirty` last went 0 -> 1: the
                               oldest dirty entry is at most this old; 0 if
                               none (repair sets it to the repair time) */

@@ -17,7 +17,7 @@
  * clean entries of the stripe and evicts the one with the lowest (decayed)
  * counter; an expired entry is always taken first.  Dirty entries and
  * tombstones are never evicted (SQLite does not have them yet): a stripe
- * full of them is written back first, outside its lock (table.c).  This costs
+ * full of them is written back first, outside its lock (ops.c).  This costs
  * O(samples), not O(stripe), and approximates exact LFU closely (Redis
  * uses 5..10).
  */

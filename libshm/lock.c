@@ -12,9 +12,9 @@
  *
  *   1. empty every bucket;
  *   2. for each slot whose kind is "head": check its lengths, walk its chain
- *      (in bounds, each link a continuation owned by this head, no slot
- *      claimed twice), verify its checksum; a failing entry is dropped and
- *      counted as corrupt;
+ *      (with the one walker, chain.c: in bounds, each link a continuation
+ *      owned by this head; and no slot claimed twice), verify its checksum;
+ *      a failing entry is dropped and counted as corrupt;
  *   3. if the key is already indexed (a writer died between committing a new
  *      entry and freeing the old one), keep the higher version;
  *   4. every slot not claimed by a kept entry becomes free;
@@ -480,11 +480,14 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
       corrupt++;
       continue;
     }
-    /* Claim its chain; a slot claimed twice means a broken entry. */
+    /* Claim its chain; a slot claimed twice means a broken entry.  (It
+     * passed its check: every walk of it below runs to its end.) */
+    uint64_t total = (uint64_t)hd->klen + hd->vlen;
+    struct kvshm__walk w;
+    kvshm__walk_start(&w, kv, s, r, total);
     bool clash = claimed[r - 1] != 0;
-    for (uint32_t c = hd->cnext; c && !clash;
-         c = ((struct kvshm_cont *)kvshm__slot(kv, s, c))->cnext)
-      clash = claimed[c - 1] != 0;
+    while (!clash && kvshm__walk_next(&w) == KVSHM__WALK_NEXT)
+      clash = claimed[w.ref - 1] != 0;
     if (clash) {
       hd->state = KVSHM_KIND_FREE;
       corrupt++;
@@ -514,13 +517,10 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
         if (same) {
           if ((int32_t)(hd->version - oh->version) > 0) {
             *link = oh->hnext; /* drop the older, indexed one */
-            for (uint32_t c = o; c;) {
-              uint32_t next =
-                  c == o ? oh->cnext
-                         : ((struct kvshm_cont *)kvshm__slot(kv, s, c))->cnext;
-              claimed[c - 1] = 0;
-              c = next;
-            }
+            kvshm__walk_start(&w, kv, s, o, (uint64_t)oh->klen + oh->vlen);
+            do
+              claimed[w.ref - 1] = 0;
+            while (kvshm__walk_next(&w) == KVSHM__WALK_NEXT);
             oh->state = KVSHM_KIND_FREE;
           } else {
             keep = false;
@@ -534,10 +534,10 @@ void kvshm__repair_locked(kvshm *kv, uint32_t s) {
       hd->state = KVSHM_KIND_FREE;
       continue;
     }
-    claimed[r - 1] = r;
-    for (uint32_t c = hd->cnext; c;
-         c = ((struct kvshm_cont *)kvshm__slot(kv, s, c))->cnext)
-      claimed[c - 1] = r;
+    kvshm__walk_start(&w, kv, s, r, total);
+    do
+      claimed[w.ref - 1] = r;
+    while (kvshm__walk_next(&w) == KVSHM__WALK_NEXT);
     hd->hnext = buckets[kvshm__bucket_of(kv, h)];
     buckets[kvshm__bucket_of(kv, h)] = r;
   }

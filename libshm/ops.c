@@ -320,6 +320,24 @@ static int read_out_row(const struct op *op, void *buf, size_t bufsize,
   return KVSHM_OK;
 }
 
+/*
+ * Promotion from SQLite: a get found the key only in SQLite (op->row, lock
+ * held); write the row back into memory as a clean entry, marked stored:
+ * SQLite holds exactly this.  If room would need a write-back, the get is
+ * served without promoting.  KVSHM_ECORRUPT if the stripe was found
+ * broken (and rebuilt), else KVSHM_OK whether or not it was promoted.
+ */
+static int promote_locked(kvshm *kv, struct op *op) {
+  struct kvshm__write_req req = {
+      op->key,         op->klen,
+      op->row.val,     op->row.vlen,
+      op->row.flags,   op->row.expires_ms,
+      KVSHM_ST_STORED, kvshm__lfu_new(kv, op_now(kv, op))};
+  int rc = kvshm__write_locked(kv, op->s, op->h, KVSHM_NIL, op->link, &req,
+                               op_now(kv, op));
+  return rc == KVSHM_ECORRUPT ? rc : KVSHM_OK;
+}
+
 int kvshm_get(kvshm *kv, const void *key, size_t klen, void *buf,
               size_t bufsize, size_t *vlen, uint32_t *flags) {
   return kvshm_get_ex(kv, key, klen, buf, bufsize, vlen, flags, NULL, 0);
@@ -371,17 +389,8 @@ int kvshm_get_ex(kvshm *kv, const void *key, size_t klen, void *buf,
     if (!rdonly) {
       st->misses++;
       st->store_hits++;
-      /* Promote it as a clean entry: SQLite holds exactly this.  If room
-       * would need a write-back, serve it without promoting. */
-      struct kvshm__write_req req = {
-          key ? key : "",  klen,
-          op.row.val,      op.row.vlen,
-          op.row.flags,    op.row.expires_ms,
-          KVSHM_ST_STORED, kvshm__lfu_new(kv, op_now(kv, &op))};
-      int prc = kvshm__write_locked(kv, op.s, op.h, KVSHM_NIL, op.link, &req,
-                                    op_now(kv, &op));
-      if (prc == KVSHM_ECORRUPT)
-        rc = prc;
+      if (promote_locked(kv, &op) == KVSHM_ECORRUPT)
+        rc = KVSHM_ECORRUPT;
     }
   } else {
     st->misses += !rdonly;

@@ -89,11 +89,12 @@ static void verify_stripe_locked(kvshm *kv, uint32_t s, struct vctx *v) {
       if (kvshm__stripe_of(kv, h) != s || kvshm__bucket_of(kv, h) != b)
         problem(v, "stripe %u slot %u: key is in the wrong bucket", s, r);
       mark[r] = OWNED;
-      for (uint32_t c = hd->cnext; c;
-           c = ((struct kvshm_cont *)kvshm__slot(kv, s, c))->cnext) {
-        if (mark[c])
-          problem(v, "stripe %u slot %u: claimed by two entries", s, c);
-        mark[c] = OWNED;
+      struct kvshm__walk w; /* it passed its check: this runs to its end */
+      kvshm__walk_start(&w, kv, s, r, (uint64_t)hd->klen + hd->vlen);
+      while (kvshm__walk_next(&w) == KVSHM__WALK_NEXT) {
+        if (mark[w.ref])
+          problem(v, "stripe %u slot %u: claimed by two entries", s, w.ref);
+        mark[w.ref] = OWNED;
       }
       entries++;
       bytes += (uint64_t)hd->klen + hd->vlen;

@@ -1,8 +1,9 @@
 /*
- * check_table.c - tests for table.c, iter.c and stats.c: get/set/del/has/
- * incr/clear with their exact status codes, size queries, flags, NX/XX/
- * KEEPTTL, entry sizes around slot and limit boundaries, binary data, TTL on
- * a clock the test moves, counters, iteration, and kvshm_verify afterwards.
+ * check_table.c - tests for the table (ops.c, index.c, chain.c, slots.c,
+ * write.c), iter.c and stats.c: get/set/del/has/incr/clear with their exact
+ * status codes, size queries, flags, NX/XX/KEEPTTL, entry sizes around slot
+ * and limit boundaries, binary data, TTL on a clock the test moves,
+ * counters, iteration, and kvshm_verify afterwards.
  */
 #include "testutil.h"
 

@@ -1456,7 +1456,7 @@ static bool frame_parse(const char *line, char *fn, size_t fnn, char *loc,
   size_t m = strcspn(l, "\n");
   const char *slash = memrchr(l, '/', m);
   if (slash) {
-    /* keep "libshm/table.c:123" */
+    /* keep "libshm/chain.c:123" */
     const char *dir = slash;
     while (dir > l && dir[-1] != '/')
       dir--;
