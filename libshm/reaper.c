@@ -38,7 +38,7 @@
  * and no wait for SQLite's lock outlasts it):
  *   - write-behind of dirty entries and tombstones (writeback.c);
  *   - expiry: scans SWEEP_PER_TICK slots from a cursor and removes expired
- *     entries (a dirty one becomes a tombstone, see table.c);
+ *     entries (a dirty one becomes a tombstone, see index.c);
  *   - eviction: evicts clean entries, coldest first, until the stripe has
  *     low_water free slots, so writers rarely have to make room;
  * then deletes up to SQLITE_EXPIRE rows whose TTL passed from SQLite, and
