@@ -358,8 +358,14 @@ for i in $(seq 1 50); do "$K" set "$C" "k$i" "v$i"; done
 expect 0 "verify of the source: status 0" "$K" verify "$C"
 ROFF=$(hdr "$C" region_off) BUCK=$(hdr "$C" buckets) SLOT=$(hdr "$C" slot_size)
 check "header gives region_off, buckets and slot_size" test -n "$ROFF" -a -n "$BUCK" -a -n "$SLOT"
-SLOT1=$((ROFF + BUCK * 4))            # slot ref 1 of stripe 0: "first"
-SLOT2=$((SLOT1 + SLOT))               # slot ref 2: head of "multi"
+# Where the heads of "first" and "multi" are: an entry takes its home slot
+# (picked by its bucket) when free, so found by their key bytes, which
+# follow the 40-byte head.
+head_of() { echo $(( $(grep -obUaF "$2" "/dev/shm/kvshm.$1" | head -1 | cut -d: -f1) - 40 )); }
+SLOT1=$(head_of "$C" first)
+SLOT2=$(head_of "$C" multi)
+check "the heads of first and multi are slots of stripe 0" \
+  test $(( (SLOT1 - ROFF - BUCK * 4) % SLOT )) = 0 -a $(( (SLOT2 - ROFF - BUCK * 4) % SLOT )) = 0
 copy() { cp "/dev/shm/kvshm.$C" "/dev/shm/kvshm.$C-$1"; }
 copy good
 expect 0 "verify of an untouched copy: status 0" "$K" verify "$C-good"
