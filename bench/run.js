@@ -160,7 +160,7 @@ function summaryLines(run) {
         continue;
       }
       const { figure, wanted } = targetText(t);
-      rows.push([p.name, t.name, figure, wanted, (t.pass ? 'PASS' : 'MISS') + (t.note ? `  !! ${t.note}` : '')]);
+      rows.push([p.name, t.name, figure, wanted, (t.pass ? 'PASS' : 'MISS') + (t.note ? `  (${t.note})` : '')]);
     }
   }
   const head = ['program', 'target', 'figure', 'wanted', ''];
