@@ -32,6 +32,22 @@ static inline uint64_t finish(uint64_t h) {
   return h;
 }
 
+/* Mix in len bytes eight at a time, the last few with their count, and
+ * finish. */
+static inline uint64_t words(uint64_t h, const unsigned char *p, size_t len) {
+  while (len >= 8) {
+    h = mix(h, load64(p));
+    p += 8;
+    len -= 8;
+  }
+  if (len) {
+    uint64_t v = 0;
+    memcpy(&v, p, len);
+    h = mix(h, v ^ ((uint64_t)len << 56));
+  }
+  return finish(h);
+}
+
 static inline uint64_t rotl(uint64_t x, int r) {
   return (x << r) | (x >> (64 - r));
 }
@@ -55,32 +71,9 @@ uint64_t kvshm__sum(const void *data, size_t len, uint64_t seed) {
     p += 32;
     len -= 32;
   }
-  uint64_t h = a ^ rotl(b, 17) ^ rotl(c, 34) ^ rotl(d, 51);
-  while (len >= 8) {
-    h = mix(h, load64(p));
-    p += 8;
-    len -= 8;
-  }
-  if (len) {
-    uint64_t v = 0;
-    memcpy(&v, p, len);
-    h = mix(h, v ^ ((uint64_t)len << 56));
-  }
-  return finish(h);
+  return words(a ^ rotl(b, 17) ^ rotl(c, 34) ^ rotl(d, 51), p, len);
 }
 
 uint64_t kvshm__hash(const void *data, size_t len, uint64_t seed) {
-  const unsigned char *p = data;
-  uint64_t h = seed ^ (len * K3);
-  while (len >= 8) {
-    h = mix(h, load64(p));
-    p += 8;
-    len -= 8;
-  }
-  if (len) {
-    uint64_t v = 0;
-    memcpy(&v, p, len);
-    h = mix(h, v ^ ((uint64_t)len << 56));
-  }
-  return finish(h);
+  return words(seed ^ (len * K3), data, len);
 }

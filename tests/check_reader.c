@@ -171,23 +171,6 @@ START_TEST(test_reader_reads) {
 }
 END_TEST
 
-static void die_now(kvshm *kv, kvshm_test_point p, void *ctx) {
-  (void)kv;
-  (void)ctx;
-  if (p == KVSHM_TP_SET_HALF_WRITTEN)
-    raise(SIGKILL);
-}
-
-/* Another key of the same stripe as "k". */
-static void neighbour(kvshm *kv, char out[32]) {
-  uint32_t s = kvshm_test_stripe_of(kv, "k", 1);
-  for (int i = 0;; i++) {
-    snprintf(out, 32, "n%d", i);
-    if (kvshm_test_stripe_of(kv, out, strlen(out)) == s)
-      return;
-  }
-}
-
 START_TEST(test_reader_dead_holder) {
   uid_t ou;
   gid_t og;
@@ -204,8 +187,8 @@ START_TEST(test_reader_dead_holder) {
     mode_config(&c, _i);
     kvshm *kv = NULL;
     TU_CHILD_RC(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
-    neighbour(kv, other);
-    kvshm_test_set_hook(kv, die_now, NULL);
+    tu_stripe_neighbour(kv, "k", other);
+    kvshm_test_set_hook(kv, tu_die_half_written, NULL);
     kvshm_set(kv, other, strlen(other), "dead", 4, 0, 0, 0);
     _exit(TU_CHILD_FAILED); /* the hook kills it first */
   }

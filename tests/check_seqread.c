@@ -52,16 +52,6 @@ static kvshm *open_mode(const char *name, int mode) {
   return kv;
 }
 
-/* Another key of the same stripe as `key`. */
-static void neighbour(kvshm *kv, const char *key, char out[32]) {
-  uint32_t s = kvshm_test_stripe_of(kv, key, strlen(key));
-  for (int i = 0;; i++) {
-    snprintf(out, 32, "n%d", i);
-    if (strcmp(out, key) && kvshm_test_stripe_of(kv, out, strlen(out)) == s)
-      return;
-  }
-}
-
 static uint32_t stripe_seq(const char *name, kvshm *kv, const char *key) {
   uint32_t s = kvshm_test_stripe_of(kv, key, strlen(key));
   return tu_peek32(name, KVSHM_HDR_SIZE + (uint64_t)s * KVSHM_STRIPE_SIZE +
@@ -111,7 +101,7 @@ START_TEST(test_change_while_looking) {
     tu_assert_rc(kvshm_set(a, "k", 1, "v1", 2, 0, 0, 0), KVSHM_OK);
     tu_assert_value(a, "k", 1, "v1", 2); /* LFU settled: lock-free next */
     race = (struct race){b, what, 0, ""};
-    neighbour(a, "k", race.key);
+    tu_stripe_neighbour(a, "k", race.key);
     kvshm_test_set_hook(a, on_look, NULL);
     size_t len = 0;
     int rc = tu_get(a, "k", 1, buf, sizeof buf, &len);
@@ -147,13 +137,6 @@ START_TEST(test_change_while_looking) {
 }
 END_TEST
 
-static void die_now(kvshm *kv, kvshm_test_point p, void *ctx) {
-  (void)kv;
-  (void)ctx;
-  if (p == KVSHM_TP_SET_HALF_WRITTEN)
-    raise(SIGKILL);
-}
-
 static void count_looks(kvshm *kv, kvshm_test_point p, void *ctx) {
   (void)kv;
   if (p == KVSHM_TP_SEQ_LOOKED)
@@ -169,14 +152,14 @@ START_TEST(test_dead_holder) {
   if (pid == 0) {
     tu_gate_wait(&gate);
     kvshm *c = open_mode(name, _i);
-    neighbour(c, "k", other);
-    kvshm_test_set_hook(c, die_now, NULL);
+    tu_stripe_neighbour(c, "k", other);
+    kvshm_test_set_hook(c, tu_die_half_written, NULL);
     kvshm_set(c, other, strlen(other), "dead", 4, 0, 0, 0);
     _exit(TU_CHILD_FAILED); /* the hook kills it first */
   }
   kvshm *kv = open_mode(name, _i);
   tu_assert_rc(kvshm_set(kv, "k", 1, "v1", 2, 0, 0, 0), KVSHM_OK);
-  neighbour(kv, "k", other);
+  tu_stripe_neighbour(kv, "k", other);
   ck_assert_int_eq(stripe_seq(name, kv, "k") & 1, 0);
   uint64_t repairs = tu_stats(kv).repairs; /* (stats locks every stripe) */
   tu_gate_open(&gate, 1);

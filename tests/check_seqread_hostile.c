@@ -133,6 +133,20 @@ START_TEST(test_random_ops_verify) {
 }
 END_TEST
 
+/* Remove the cache from a child (this process must not open a SQLite
+ * cache: it forks). */
+static void unlink_in_child(const char *name, const kvshm_config *c) {
+  pid_t u = tu_fork();
+  if (u == 0) {
+    kvshm *kv = NULL;
+    TU_CHILD_RC(kvshm_open(name, c, KVSHM_NOREAPER, &kv), KVSHM_OK);
+    kvshm_close(kv);
+    kvshm_unlink(name);
+    _exit(0);
+  }
+  tu_wait_ok(u, 30000, "unlinker");
+}
+
 /* ---- no_stale_after_op -------------------------------------------------- */
 
 #define ROUNDS 3000
@@ -226,15 +240,7 @@ START_TEST(test_no_stale_after_op) {
   tu_gate_open(&gate, 2);
   tu_wait_ok(wp, 90000, "writer");
   tu_wait_ok(pid, 90000, "reader");
-  pid_t u = tu_fork();
-  if (u == 0) {
-    kvshm *kv = NULL;
-    TU_CHILD_RC(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
-    kvshm_close(kv);
-    kvshm_unlink(name);
-    _exit(0);
-  }
-  tu_wait_ok(u, 30000, "unlinker");
+  unlink_in_child(name, &c);
   munmap((void *)pub, 4096);
   tu_dir_remove(dir);
 }
@@ -324,15 +330,7 @@ START_TEST(test_kill_then_verify) {
       verify_child(name, &c, round);
     tu_wait_ok(v, 30000, "verifier");
   }
-  pid_t u = tu_fork();
-  if (u == 0) {
-    kvshm *kv = NULL;
-    TU_CHILD_RC(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
-    kvshm_close(kv);
-    kvshm_unlink(name);
-    _exit(0);
-  }
-  tu_wait_ok(u, 30000, "unlinker");
+  unlink_in_child(name, &c);
   tu_dir_remove(dir);
 }
 END_TEST

@@ -573,3 +573,19 @@ bool tu_other_user(uid_t *uid, gid_t *gid, const char *prog, const char *test) {
   *gid = pw->pw_gid;
   return true;
 }
+
+void tu_die_half_written(kvshm *kv, kvshm_test_point p, void *ctx) {
+  (void)kv;
+  (void)ctx;
+  if (p == KVSHM_TP_SET_HALF_WRITTEN)
+    raise(SIGKILL);
+}
+
+void tu_stripe_neighbour(kvshm *kv, const char *key, char out[32]) {
+  uint32_t s = kvshm_test_stripe_of(kv, key, strlen(key));
+  for (int i = 0;; i++) {
+    snprintf(out, 32, "n%d", i);
+    if (strcmp(out, key) && kvshm_test_stripe_of(kv, out, strlen(out)) == s)
+      return;
+  }
+}

@@ -159,6 +159,11 @@ void tu_reaper_resume(void);
  */
 #define TU_OTHER_USER "kvshm-test-other"
 bool tu_other_user(uid_t *uid, gid_t *gid, const char *prog, const char *test);
+/* A test hook that SIGKILLs its process half-way through a set's write
+ * (KVSHM_TP_SET_HALF_WRITTEN): the stripe's lock holder dies mid-write. */
+void tu_die_half_written(kvshm *kv, kvshm_test_point p, void *ctx);
+/* A key "n<i>" of the same stripe as key, into out (32 bytes). */
+void tu_stripe_neighbour(kvshm *kv, const char *key, char out[32]);
 /* Sleep ms milliseconds. */
 void tu_sleep_ms(unsigned ms);
 /* Monotonic milliseconds. */
