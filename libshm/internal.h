@@ -68,6 +68,9 @@ struct kvshm {
   /* The header's counter shard this handle's lock-free gets count in
    * (seqread.c); NULL for a read-only handle, which counts nothing. */
   struct kvshm_shard *shard;
+  /* This handle's thread holds the header's near.lock: it is a near
+   * cache's listener (near.c). */
+  bool near_held;
   /* Index of this mapping in the SIGBUS guard (guard.c), -1 if none. */
   int guard_slot;
 };
@@ -260,10 +263,12 @@ int kvshm__mutex_check(const pthread_mutex_t *m, char *why, size_t whysz);
 uint32_t kvshm__mutex_holder(const pthread_mutex_t *m);
 /* Lock stripe s without the clear catch-up. */
 int kvshm__lock_raw(kvshm *kv, uint32_t s);
-/* Check the header's reaper_lock words before glibc sees them; make the
- * lock again (under the file lock) if they are damaged.  0 when it may be
- * used; *remade (may be NULL) says it was made again. */
-int kvshm__reaper_lock_sane(kvshm *kv, bool *remade);
+/* Check the words of a header lock (reaper_lock, near.lock; `what` names
+ * it) before glibc sees them; make the lock again (under the file lock) if
+ * they are damaged.  0 when it may be used; *remade (may be NULL) says it
+ * was made again. */
+int kvshm__hdr_lock_sane(kvshm *kv, pthread_mutex_t *m, const char *what,
+                         bool *remade);
 /* kvshm_repair's lock: makes a damaged or stuck lock again (see kvshm.h
  * for when), saying what it did in `did` ("" if nothing). */
 int kvshm__lock_for_repair(kvshm *kv, uint32_t s, bool force, char *did,
@@ -452,6 +457,12 @@ struct kvshm__write_req {
 int kvshm__write_locked(kvshm *kv, uint32_t s, uint64_t h, uint32_t old,
                         uint32_t *link, const struct kvshm__write_req *req,
                         uint64_t now);
+
+/* ---- near.c ---- */
+/* The near-cache epoch of keys of hash h (kvshm_epoch), and the word of
+ * near.epochs it moves with. */
+uint64_t kvshm__near_epoch(kvshm *kv, uint64_t h);
+uint64_t *kvshm__near_epoch_word(kvshm *kv, uint64_t h);
 
 /* ---- reaper.c ---- */
 /* Every so many operations, check that a reaper runs; start one if not.

@@ -61,7 +61,8 @@ typedef struct kvshm_iter kvshm_iter;
   X(REAPER, -30818, "could not start the kvshm-reaper process")                \
   X(DESTROYED, -30819, "cache was destroyed while open; open it again")        \
   X(OWNER, -30820, "file belongs to another user (see kvshm_config.trust)")    \
-  X(MISMATCH, -30821, "key holds another value than the one expected")
+  X(MISMATCH, -30821, "key holds another value than the one expected")         \
+  X(STALE, -30822, "key was invalidated since its epoch was read")
 
 typedef enum {
   KVSHM_OK = 0,
@@ -321,6 +322,96 @@ KVSHM_API int kvshm_clear(kvshm *kv);
  * by the next SQLite write).
  */
 KVSHM_API int kvshm_clear_prefix(kvshm *kv, const void *prefix, size_t plen);
+
+/* ---- Near cache in front of Redis ------------------------------------- */
+/*
+ * The segment's half of a near cache (addon/lib/redis.js): one process per
+ * host, the listener, holds Redis's invalidation subscription and applies
+ * it here; every process serves gets from memory only while the listener
+ * is in sync, and fills memory from Redis only if no invalidation of the
+ * key came meanwhile.  See near.c for the protocol and why it is safe.
+ */
+
+/* CLOCK_MONOTONIC in ms: the clock of synced times, one for every process
+ * of the host (not across time namespaces). */
+KVSHM_API uint64_t kvshm_clock_ms(void);
+
+/*
+ * The key's invalidation epoch, read without a lock: a value read from
+ * Redis after this call may be stored with kvshm_set_if_epoch.  It moves
+ * on with every kvshm_invalidate of a key of the key's stripe and every
+ * clear or prefix clear.
+ */
+KVSHM_API int kvshm_epoch(kvshm *kv, const void *key, size_t klen,
+                          uint64_t *epoch);
+
+/*
+ * kvshm_set (no options), only if the key's epoch is still `epoch`, in one
+ * hold of its stripe lock.  Errors: KVSHM_ESTALE (it moved: the value may
+ * be older than an invalidation already applied; nothing is stored), and
+ * kvshm_set's.
+ */
+KVSHM_API int kvshm_set_if_epoch(kvshm *kv, const void *key, size_t klen,
+                                 const void *val, size_t vlen, uint32_t flags,
+                                 int64_t ttl_ms, uint64_t epoch);
+
+/*
+ * Remove key from both tiers and move its epoch on, in one hold of its
+ * stripe lock: a fill that read the key before this call stores nothing
+ * after it.  KVSHM_OK whether or not the key was there.
+ */
+KVSHM_API int kvshm_invalidate(kvshm *kv, const void *key, size_t klen);
+
+/*
+ * Become the listener: 1 if this thread now holds the role (it was free,
+ * or its holder died), 0 if a live process holds it.  The new listener
+ * starts out of sync (kvshm_near_synced 0).  Errors: KVSHM_ERDONLY,
+ * KVSHM_ECORRUPT (the role's lock is damaged and could not be made again).
+ */
+KVSHM_API int kvshm_near_claim(kvshm *kv);
+/* Give the role up (out of sync first).  No-op if this handle lacks it;
+ * kvshm_close does it too. */
+KVSHM_API int kvshm_near_release(kvshm *kv);
+/*
+ * The listener says: every invalidation for a write Redis finished before
+ * at_ms (kvshm_clock_ms) has been applied; 0: not in sync.  Refused
+ * (KVSHM_EINVAL) unless this handle holds the role.
+ */
+KVSHM_API int kvshm_near_synced(kvshm *kv, uint64_t at_ms);
+/*
+ * kvshm_get, if the listener was in sync at most max_lag_ms ago; else
+ * KVSHM_ESTALE (read Redis instead).  A hit counts as a near hit.
+ */
+KVSHM_API int kvshm_near_get(kvshm *kv, const void *key, size_t klen, void *buf,
+                             size_t bufsize, size_t *vlen, uint32_t *flags,
+                             uint32_t max_lag_ms);
+
+/* Counters for kvshm_near_count. */
+#define KVSHM_NEAR_READS 0u   /* gets that read Redis */
+#define KVSHM_NEAR_INVALID 1u /* keys invalidated */
+#define KVSHM_NEAR_FLUSHES 2u /* whole-cache flushes */
+#define KVSHM_NEAR_REFUSED 3u /* fills refused (KVSHM_ESTALE) */
+KVSHM_API int kvshm_near_count(kvshm *kv, unsigned counter, uint64_t n);
+/* Record one write-to-invalidation delay, in microseconds. */
+KVSHM_API int kvshm_near_delay(kvshm *kv, uint64_t us);
+
+typedef struct kvshm_near_stats {
+  uint64_t near_hits;       /* kvshm_near_get calls served from memory */
+  uint64_t redis_reads;     /* gets that read Redis */
+  uint64_t invalidations;   /* keys invalidated */
+  uint64_t flushes;         /* whole-cache flushes */
+  uint64_t refused;         /* fills refused: invalidated meanwhile */
+  uint64_t listener_starts; /* listeners elected so far (0: never a near
+                               cache) */
+  uint32_t listener_pid;    /* its pid (in its namespace), 0 if none */
+  uint32_t listener_alive;  /* 1 if a live thread holds the role */
+  int64_t lag_ms;           /* now - synced time; -1 if not in sync */
+  uint64_t delays;          /* delay samples */
+  uint64_t delay_p50_us;    /* their median, microseconds (bucket's top) */
+  uint64_t delay_p99_us;    /* their 99th percentile */
+  uint64_t delay_max_us;    /* the highest bucket's top */
+} kvshm_near_stats;
+KVSHM_API int kvshm_near_stats_get(kvshm *kv, kvshm_near_stats *st);
 
 /* ---- The reaper ------------------------------------------------------- */
 

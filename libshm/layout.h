@@ -53,7 +53,7 @@
  * to the meaning of a field, or to the hash function (it places keys).
  * Attaching to a segment with another format is KVSHM_EVERSION.
  */
-#define KVSHM_FORMAT 5u
+#define KVSHM_FORMAT 6u
 
 /*
  * Which C library's pthread_mutex_t the segment's locks are.  glibc and musl
@@ -79,12 +79,14 @@
 #define KVSHM_ABI                                                              \
   (KVSHM_LIBC << 16 | KVSHM_ARCH << 8 | (uint32_t)sizeof(pthread_mutex_t))
 
-#define KVSHM_HDR_SIZE 8192u
+#define KVSHM_HDR_SIZE 16384u
 #define KVSHM_STRIPE_SIZE 256u
 #define KVSHM_PATH_MAX 4096u
-#define KVSHM_NIL 0u        /* "no slot" ref */
-#define KVSHM_CLEAR_RECS 8u /* prefix clears in flight at once */
-#define KVSHM_SHARDS 16u    /* counter shards (struct kvshm_shard) */
+#define KVSHM_NIL 0u            /* "no slot" ref */
+#define KVSHM_CLEAR_RECS 8u     /* prefix clears in flight at once */
+#define KVSHM_SHARDS 16u        /* counter shards (struct kvshm_shard) */
+#define KVSHM_NEAR_BUCKETS 128u /* delay histogram (struct kvshm_near) */
+#define KVSHM_NEAR_EPOCHS 1024u /* invalidation epochs (struct kvshm_near) */
 
 /*
  * Counters that lock-free gets (seqread.c) bump: one cache line per shard,
@@ -93,9 +95,10 @@
  * atomic adds only.  They add to the stripes' hits and misses in stats.
  */
 struct kvshm_shard {
-  uint64_t hits;   /* lock-free gets that found a live entry */
-  uint64_t misses; /* lock-free gets that found the key absent */
-  uint64_t pad[6]; /* zero: the rest of the cache line */
+  uint64_t hits;      /* lock-free gets that found a live entry */
+  uint64_t misses;    /* lock-free gets that found the key absent */
+  uint64_t near_hits; /* kvshm_near_get calls served from memory */
+  uint64_t pad[5];    /* zero: the rest of the cache line */
 };
 
 /*
@@ -118,6 +121,43 @@ struct kvshm_clear_rec {
 };
 #define KVSHM_REC_PENDING 1u
 #define KVSHM_REC_DONE 2u
+
+/*
+ * A near cache in front of Redis (addon/lib/redis.js, near.c): the state
+ * its listener shares with every process of the host.  Lock rule: `lock`
+ * is a robust process-shared mutex held by the listener (the one process
+ * holding the Redis invalidation subscription) for as long as it listens,
+ * by nothing else: a trylock that succeeds or gets EOWNERDEAD elects a new
+ * listener (kvshm_near_claim), as reaper_lock elects the reaper.  Every
+ * other field: atomic access only.
+ */
+struct kvshm_near {
+  pthread_mutex_t lock;     /* held by the listener, see above */
+  uint32_t listener_pid;    /* its pid in its PID namespace; display only */
+  uint32_t pad;             /* zero */
+  uint64_t synced_ms;       /* kvshm_clock_ms time: every invalidation Redis
+                               sent for a write it finished before then has
+                               been applied here; 0: not in sync (no
+                               listener, or it is resubscribing).  Only
+                               the listener stores it */
+  uint64_t listener_starts; /* listeners elected so far */
+  uint64_t redis_reads;     /* near gets that read Redis */
+  uint64_t invalidations;   /* keys invalidated for Redis */
+  uint64_t flushes;         /* whole-cache flushes: (re)subscriptions, and
+                               Redis's FLUSHALL / FLUSHDB */
+  uint64_t refused;         /* fills refused: invalidated during the read */
+  uint64_t delays;          /* delay samples in delay_hist */
+  uint32_t delay_hist[KVSHM_NEAR_BUCKETS]; /* write-to-invalidation delays
+                                of other hosts' probe writes, by
+                                bucket_of (near.c) of the microseconds */
+  /* Invalidation epochs: a key's is epochs[hash % KVSHM_NEAR_EPOCHS].
+   * kvshm_invalidate adds one (atomic add) while it holds the key's stripe
+   * lock, in the hold that removes the key; kvshm_epoch reads it without
+   * a lock; kvshm_set_if_epoch compares it under the key's stripe lock.
+   * Keys of other stripes may share one: their fills are refused for
+   * nothing now and then, never wrongly stored. */
+  uint64_t epochs[KVSHM_NEAR_EPOCHS] __attribute__((aligned(64)));
+};
 
 /* ---- Header ------------------------------------------------------------
  * Written once by the creator while it holds the segment's flock (see
@@ -188,6 +228,8 @@ struct kvshm_hdr {
   uint32_t pad_shards; /* zero */
   /* Counters of lock-free gets, one cache line each (see above). */
   struct kvshm_shard shards[KVSHM_SHARDS] __attribute__((aligned(64)));
+  /* A near cache's listener state (see above). */
+  struct kvshm_near near __attribute__((aligned(64)));
 };
 
 _Static_assert(offsetof(struct kvshm_hdr, magic) == 0, "magic first");

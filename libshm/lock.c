@@ -299,8 +299,8 @@ int kvshm__lock_raw(kvshm *kv, uint32_t s) {
   }
   return lock_failed(kv, s, rc);
 }
-int kvshm__reaper_lock_sane(kvshm *kv, bool *remade) {
-  pthread_mutex_t *m = &kv->hdr->reaper_lock;
+int kvshm__hdr_lock_sane(kvshm *kv, pthread_mutex_t *m, const char *what,
+                         bool *remade) {
   char why[120];
   if (remade)
     *remade = false;
@@ -309,11 +309,12 @@ int kvshm__reaper_lock_sane(kvshm *kv, bool *remade) {
   /* Its holder, if any, is a reaper whose words were overwritten: a
    * second reaper may run beside it until it exits, which costs work,
    * not correctness (all reaper work is under stripe locks and SQLite
-   * transactions). */
+   * transactions).  For a near cache's listener, the same: two listeners
+   * both apply every invalidation. */
   int rc = kvshm__seg_lock(kv, true);
   if (rc)
     return kvshm__fail(KVSHM_ECORRUPT,
-                       "the reaper lock of cache '%s' is damaged (%s)",
+                       "the %s lock of cache '%s' is damaged (%s)", what,
                        kv->name, why);
   if (kvshm__mutex_check(m, why, sizeof why)) {
     memset(m, 0, sizeof *m);
@@ -323,9 +324,9 @@ int kvshm__reaper_lock_sane(kvshm *kv, bool *remade) {
   }
   kvshm__seg_lock(kv, false);
   return rc ? kvshm__fail(KVSHM_ECORRUPT,
-                          "the reaper lock of cache '%s' could not be made "
+                          "the %s lock of cache '%s' could not be made "
                           "again",
-                          kv->name)
+                          what, kv->name)
             : KVSHM_OK;
 }
 

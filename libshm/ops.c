@@ -462,12 +462,16 @@ struct write {
   unsigned opts;
   int64_t delta;
   int64_t *result;
-  const void *expect; /* delete: only if the value is this (del_if) */
+  const void *expect;    /* delete: only if the value is this (del_if) */
+  const uint64_t *epoch; /* set: only if the key's epoch is this
+                            (kvshm_set_if_epoch) */
+  bool invalidate;       /* delete: move the key's epoch on, and succeed
+                            whether or not it is there (kvshm_invalidate) */
 };
 
 static int set_once(kvshm *kv, const void *key, size_t klen, const void *val,
                     size_t vlen, uint32_t flags, int64_t ttl_ms, unsigned opts,
-                    uint32_t *stripe);
+                    const uint64_t *epoch, uint32_t *stripe);
 static int del_once(kvshm *kv, const void *key, size_t klen,
                     const struct write *w, uint32_t *stripe);
 static int incr_once(kvshm *kv, const void *key, size_t klen, int64_t delta,
@@ -479,11 +483,12 @@ static int write_op(kvshm *kv, const struct write *w) {
   kvshm__reaper_poll(kv);
   for (int attempt = 0;; attempt++) {
     uint32_t s = 0;
-    int rc = w->kind == W_SET   ? set_once(kv, w->key, w->klen, w->val, w->vlen,
-                                           w->flags, w->ttl_ms, w->opts, &s)
-             : w->kind == W_DEL ? del_once(kv, w->key, w->klen, w, &s)
-                                : incr_once(kv, w->key, w->klen, w->delta,
-                                            w->flags, w->result, &s);
+    int rc =
+        w->kind == W_SET ? set_once(kv, w->key, w->klen, w->val, w->vlen,
+                                    w->flags, w->ttl_ms, w->opts, w->epoch, &s)
+        : w->kind == W_DEL
+            ? del_once(kv, w->key, w->klen, w, &s)
+            : incr_once(kv, w->key, w->klen, w->delta, w->flags, w->result, &s);
     if (rc != KVSHM__EDIRTY)
       return kvshm__cut_short(kv) ? kvshm__cut_short_error(kv) : rc;
     if ((rc = make_room(kv, s, attempt)) != KVSHM_OK)
@@ -493,7 +498,7 @@ static int write_op(kvshm *kv, const struct write *w) {
 
 static int set_once(kvshm *kv, const void *key, size_t klen, const void *val,
                     size_t vlen, uint32_t flags, int64_t ttl_ms, unsigned opts,
-                    uint32_t *stripe) {
+                    const uint64_t *epoch, uint32_t *stripe) {
   struct op op;
   int rc = opts ? op_resolve(kv, key, klen, &op) : op_begin(kv, key, klen, &op);
   if (rc)
@@ -501,7 +506,9 @@ static int set_once(kvshm *kv, const void *key, size_t klen, const void *val,
   *stripe = op.s;
   bool in_mem = opts ? op.live : live_locked(kv, &op);
   bool present = in_mem || op.in_store;
-  if ((opts & KVSHM_NX) && present)
+  if (epoch && kvshm__near_epoch(kv, op.h) != *epoch)
+    rc = KVSHM_ESTALE;
+  else if ((opts & KVSHM_NX) && present)
     rc = KVSHM_EEXIST;
   else if ((opts & KVSHM_XX) && !present)
     rc = KVSHM_ENOTFOUND;
@@ -531,8 +538,9 @@ static int set_once(kvshm *kv, const void *key, size_t klen, const void *val,
   return rc;
 }
 
-int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
-              size_t vlen, uint32_t flags, int64_t ttl_ms, unsigned opts) {
+static int set_checked(kvshm *kv, const void *key, size_t klen, const void *val,
+                       size_t vlen, uint32_t flags, int64_t ttl_ms,
+                       unsigned opts, const uint64_t *epoch) {
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
@@ -551,9 +559,27 @@ int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
   int rc = check_key(key, klen);
   if (rc)
     return rc;
-  struct write w = {W_SET,  key,  klen, val ? val : "", vlen, flags,
-                    ttl_ms, opts, 0,    NULL,           NULL};
+  struct write w = {.kind = W_SET,
+                    .key = key,
+                    .klen = klen,
+                    .val = val ? val : "",
+                    .vlen = vlen,
+                    .flags = flags,
+                    .ttl_ms = ttl_ms,
+                    .opts = opts,
+                    .epoch = epoch};
   return write_op(kv, &w);
+}
+
+int kvshm_set(kvshm *kv, const void *key, size_t klen, const void *val,
+              size_t vlen, uint32_t flags, int64_t ttl_ms, unsigned opts) {
+  return set_checked(kv, key, klen, val, vlen, flags, ttl_ms, opts, NULL);
+}
+
+int kvshm_set_if_epoch(kvshm *kv, const void *key, size_t klen, const void *val,
+                       size_t vlen, uint32_t flags, int64_t ttl_ms,
+                       uint64_t epoch) {
+  return set_checked(kv, key, klen, val, vlen, flags, ttl_ms, 0, &epoch);
 }
 
 /* del_if: does op's key hold exactly w's expected value?  Lock held. */
@@ -588,6 +614,10 @@ static int del_once(kvshm *kv, const void *key, size_t klen,
     return rc;
   *stripe = op.s;
   struct kvshm_stripe *st = kvshm__stripe(kv, op.s);
+  if (w->invalidate) /* in this hold: a fill checks it in a later one */
+    atomic_fetch_add_explicit(
+        (_Atomic uint64_t *)kvshm__near_epoch_word(kv, op.h), 1,
+        memory_order_acq_rel);
   if (w->expect && (op.live || op.in_store) &&
       (rc = holds_locked(kv, &op, w)) != KVSHM_OK) {
     op_end_write(kv, &op, false);
@@ -616,7 +646,7 @@ static int del_once(kvshm *kv, const void *key, size_t klen,
     rc = kvshm__write_locked(kv, op.s, op.h, KVSHM_NIL, op.link, &req, now);
     st->deletes += rc == KVSHM_OK;
   } else {
-    rc = KVSHM_ENOTFOUND;
+    rc = w->invalidate ? KVSHM_OK : KVSHM_ENOTFOUND;
   }
   op_end_write(kv, &op, rc == KVSHM_OK);
   return rc;
@@ -626,7 +656,7 @@ int kvshm_del(kvshm *kv, const void *key, size_t klen) {
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
-  struct write w = {W_DEL, key, klen, NULL, 0, 0, 0, 0, 0, NULL, NULL};
+  struct write w = {.kind = W_DEL, .key = key, .klen = klen};
   return write_op(kv, &w);
 }
 
@@ -637,8 +667,20 @@ int kvshm_del_if(kvshm *kv, const void *key, size_t klen, const void *val,
     return KVSHM_ERDONLY;
   if (!val && vlen)
     return kvshm__fail(KVSHM_EINVAL, "value is NULL");
-  struct write w = {W_DEL, key, klen, NULL, vlen,          0,
-                    0,     0,   0,    NULL, val ? val : ""};
+  struct write w = {.kind = W_DEL,
+                    .key = key,
+                    .klen = klen,
+                    .vlen = vlen,
+                    .expect = val ? val : ""};
+  return write_op(kv, &w);
+}
+
+int kvshm_invalidate(kvshm *kv, const void *key, size_t klen) {
+  kvshm__clear_detail();
+  if (kv->flags & KVSHM_RDONLY)
+    return KVSHM_ERDONLY;
+  struct write w = {
+      .kind = W_DEL, .key = key, .klen = klen, .invalidate = true};
   return write_op(kv, &w);
 }
 
@@ -741,7 +783,11 @@ int kvshm_incr(kvshm *kv, const void *key, size_t klen, int64_t delta,
   kvshm__clear_detail();
   if (kv->flags & KVSHM_RDONLY)
     return KVSHM_ERDONLY;
-  struct write w = {W_INCR, key, klen,  NULL,   0,   new_flags,
-                    0,      0,   delta, result, NULL};
+  struct write w = {.kind = W_INCR,
+                    .key = key,
+                    .klen = klen,
+                    .flags = new_flags,
+                    .delta = delta,
+                    .result = result};
   return write_op(kv, &w);
 }

@@ -108,7 +108,8 @@ bool kvshm__reaper_alive(kvshm *kv) {
   pthread_mutex_t *m = &kv->hdr->reaper_lock;
   if (kv->flags & KVSHM__READER) /* may not try it: is it held at all? */
     return kvshm__mutex_holder(m) != 0;
-  if (kvshm__cut_short(kv) || kvshm__reaper_lock_sane(kv, NULL))
+  if (kvshm__cut_short(kv) ||
+      kvshm__hdr_lock_sane(kv, &kv->hdr->reaper_lock, "reaper", NULL))
     return true; /* unusable: starting reapers would not help */
   int rc = pthread_mutex_trylock(m);
   if (rc == EBUSY)
@@ -321,7 +322,7 @@ __attribute__((format(printf, 2, 3))) static void logf_(int fd, const char *fmt,
 /* Take reaper_lock: KVSHM_OK, KVSHM_EEXIST if another reaper holds it,
  * KVSHM_ECORRUPT if it is damaged and could not be made again. */
 static int claim(kvshm *kv) {
-  int bad = kvshm__reaper_lock_sane(kv, NULL);
+  int bad = kvshm__hdr_lock_sane(kv, &kv->hdr->reaper_lock, "reaper", NULL);
   if (bad)
     return bad;
   struct timespec ts = kvshm__deadline(CLAIM_WAIT_MS);

@@ -367,6 +367,12 @@ static int segment_init(int fd, const kvshm_config *c, const char *name,
     return kvshm__fail(rc, "cannot initialise the reaper lock: %s",
                        strerror(-rc));
   }
+  rc = kvshm__mutex_init_shared(&h->near.lock);
+  if (rc) {
+    munmap(base, c->memory_size);
+    return kvshm__fail(rc, "cannot initialise the near-cache lock: %s",
+                       strerror(-rc));
+  }
   /* Buckets and slots are zero from ftruncate: empty, free. */
   atomic_store_explicit((_Atomic uint64_t *)&h->magic, KVSHM_MAGIC,
                         memory_order_release);
@@ -918,6 +924,8 @@ int kvshm_close(kvshm *kv) {
   if (!kv)
     return KVSHM_OK;
   kvshm__watch_stop(kv);
+  if (kv->near_held)
+    (void)kvshm_near_release(kv);
   /* Persistent mode: this process may be the last one with a watchdog, and
    * the reaper may die before it writes what this handle acknowledged. */
   if (kv->base && kv->hdr->persistent && kvshm__has_store(kv) &&

@@ -138,6 +138,14 @@ int kvshm_header_dump(kvshm *kv, kvshm_report_fn line, void *ctx) {
   U(reaper_spawn_ms, "%llu")
   U(clear_gen, "%llu")
   U(destroyed, "%llu")
+  U(near.listener_pid, "%llu")
+  U(near.synced_ms, "%llu")
+  U(near.listener_starts, "%llu")
+  U(near.redis_reads, "%llu")
+  U(near.invalidations, "%llu")
+  U(near.flushes, "%llu")
+  U(near.refused, "%llu")
+  U(near.delays, "%llu")
 #undef U
   snprintf(buf, sizeof buf, "%6u  %-20s %u x %u bytes", KVSHM_HDR_SIZE,
            "stripe_headers", kv->nstripes, KVSHM_STRIPE_SIZE);

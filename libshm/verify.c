@@ -178,6 +178,8 @@ int kvshm_verify(kvshm *kv, kvshm_report_fn report, void *ctx) {
   char why[120];
   if (kvshm__mutex_check(&kv->hdr->reaper_lock, why, sizeof why))
     problem(&v, "header: the reaper lock is damaged (%s)", why);
+  if (kvshm__mutex_check(&kv->hdr->near.lock, why, sizeof why))
+    problem(&v, "header: the near-cache listener lock is damaged (%s)", why);
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     /* A stripe's generation can never pass the header's. */
     uint64_t sg =
@@ -231,8 +233,15 @@ int kvshm_repair(kvshm *kv, unsigned flags, kvshm_report_fn report, void *ctx) {
   }
   int first_err = 0;
   bool remade = false;
-  if (kvshm__reaper_lock_sane(kv, &remade) == KVSHM_OK && remade)
+  if (kvshm__hdr_lock_sane(kv, &kv->hdr->reaper_lock, "reaper", &remade) ==
+          KVSHM_OK &&
+      remade)
     problem(&done, "header: the reaper lock was damaged: made again");
+  if (kvshm__hdr_lock_sane(kv, &kv->hdr->near.lock, "near-cache listener",
+                           &remade) == KVSHM_OK &&
+      remade)
+    problem(&done, "header: the near-cache listener lock was damaged: made "
+                   "again");
   for (uint32_t s = 0; s < kv->nstripes; s++) {
     char did[200];
     int rc = kvshm__lock_for_repair(kv, s, flags & KVSHM_REPAIR_FORCE, did,

@@ -22,8 +22,9 @@
 struct snap {
   kvshm_stats st;
   kvshm_store_stats ss;
-  int ss_rc;        /* kvshm_store_stats_get's status */
-  char ss_err[256]; /* its message when it failed */
+  kvshm_near_stats near; /* a near cache's figures (listener_starts 0: none) */
+  int ss_rc;             /* kvshm_store_stats_get's status */
+  char ss_err[256];      /* its message when it failed */
   bool memory_only;
   char sqlite[4096];
   double fill;                         /* slots used, percent of all slots */
@@ -49,6 +50,9 @@ static int snap_take(kvshm *kv, struct snap *s) {
   int rc = kvshm_stats_get(kv, &s->st);
   if (rc)
     return cli_fail(rc, "cannot read the statistics of '%s'", kvshm_name(kv));
+  if ((rc = kvshm_near_stats_get(kv, &s->near)))
+    return cli_fail(rc, "cannot read the near-cache figures of '%s'",
+                    kvshm_name(kv));
   snprintf(s->sqlite, sizeof s->sqlite, "%s", kvshm_sqlite_path(kv));
   s->memory_only = s->sqlite[0] == 0;
   s->ss_rc = kvshm_store_stats_get(kv, &s->ss);
@@ -125,6 +129,45 @@ static void reaper_text(const struct snap *s, char *buf, size_t n) {
     snprintf(a, sizeof a, "in the future");
   snprintf(buf, n, "pid %" PRIu32 " %s, heartbeat %s, %" PRIu64 " starts",
            s->st.reaper_pid, alive ? "alive" : "DEAD", a, s->st.reaper_starts);
+}
+
+#define NPREV(field) (prev ? &prev->near.field : NULL)
+
+/* A near cache in front of Redis (kvshm/redis): its section, if it is one. */
+static void near_text(FILE *f, const struct snap *s, const struct snap *prev,
+                      double secs) {
+  const kvshm_near_stats *n = &s->near;
+  if (!n->listener_starts)
+    return;
+  fputc('\n', f);
+  counter_row(f, "near hits", n->near_hits, NPREV(near_hits), secs);
+  counter_row(f, "redis reads", n->redis_reads, NPREV(redis_reads), secs);
+  counter_row(f, "invalidations", n->invalidations, NPREV(invalidations), secs);
+  counter_row(f, "fills refused", n->refused, NPREV(refused), secs);
+  ROW("flushes", "%" PRIu64, n->flushes);
+  if (!n->listener_alive)
+    ROW("listener",
+        "none (gets read Redis until one is elected), %" PRIu64
+        " started so far",
+        n->listener_starts);
+  else if (n->lag_ms < 0)
+    ROW("listener",
+        "pid %" PRIu32 ", subscribing (gets read Redis), %" PRIu64
+        " started so far",
+        n->listener_pid, n->listener_starts);
+  else
+    ROW("listener",
+        "pid %" PRIu32 ", in sync %" PRId64 " ms ago, %" PRIu64
+        " started so far",
+        n->listener_pid, n->lag_ms, n->listener_starts);
+  if (n->delays)
+    ROW("write to inval.",
+        "p50 %.3f ms, p99 %.3f ms, max %.3f ms (%" PRIu64
+        " probes from other hosts)",
+        (double)n->delay_p50_us / 1000.0, (double)n->delay_p99_us / 1000.0,
+        (double)n->delay_max_us / 1000.0, n->delays);
+  else
+    ROW("write to inval.", "- (no probe from another host yet)");
 }
 
 static void stats_text(FILE *f, const char *name, const struct snap *s,
@@ -214,6 +257,7 @@ static void stats_text(FILE *f, const char *name, const struct snap *s,
   }
   reaper_text(s, c, sizeof c);
   ROW("reaper", "%s", c);
+  near_text(f, s, prev, secs);
 }
 
 /* ---- JSON ----------------------------------------------------------- */
@@ -310,6 +354,39 @@ static void stats_json(struct cli_json *j, const char *name,
     cli_json_u64(j, "dirty", st->dirty);
     cli_json_u64(j, "dirty_age_ms", st->dirty_age_ms);
     cli_json_u64(j, "tombstones", st->tombstones);
+    cli_json_end(j, '}');
+  }
+
+  const kvshm_near_stats *n = &s->near;
+  if (!n->listener_starts) {
+    cli_json_null(j, "near");
+  } else {
+    cli_json_obj(j, "near");
+    cli_json_u64(j, "near_hits", n->near_hits);
+    cli_json_u64(j, "redis_reads", n->redis_reads);
+    cli_json_u64(j, "invalidations", n->invalidations);
+    cli_json_u64(j, "fills_refused", n->refused);
+    cli_json_u64(j, "flushes", n->flushes);
+    cli_json_u64(j, "listener_starts", n->listener_starts);
+    cli_json_bool(j, "listener_alive", n->listener_alive != 0);
+    if (n->listener_alive)
+      cli_json_u64(j, "listener_pid", n->listener_pid);
+    else
+      cli_json_null(j, "listener_pid");
+    if (n->lag_ms >= 0)
+      cli_json_i64(j, "lag_ms", n->lag_ms);
+    else
+      cli_json_null(j, "lag_ms");
+    cli_json_u64(j, "delay_samples", n->delays);
+    if (n->delays) {
+      cli_json_dbl(j, "delay_p50_ms", (double)n->delay_p50_us / 1000.0, 3);
+      cli_json_dbl(j, "delay_p99_ms", (double)n->delay_p99_us / 1000.0, 3);
+      cli_json_dbl(j, "delay_max_ms", (double)n->delay_max_us / 1000.0, 3);
+    } else {
+      cli_json_null(j, "delay_p50_ms");
+      cli_json_null(j, "delay_p99_ms");
+      cli_json_null(j, "delay_max_ms");
+    }
     cli_json_end(j, '}');
   }
 

@@ -12,7 +12,7 @@ const { spawnSync } = require('child_process');
 const { kvshm, freshCache, uniqueName } = require('./helpers');
 const { KvshmError } = kvshm;
 
-const HDR = 8192;
+const HDR = 16384; // KVSHM_HDR_SIZE (libshm/layout.h)
 const STRIPE = 256;
 
 function pokeU32(name, offset, value) {

@@ -145,6 +145,10 @@ check "stats --json: slot_size 128, stripes 4" \
 check "stats --json: memory only (sqlite, write_behind, reaper null)" \
   test "$(json 'd["sqlite"], d["write_behind"], d["reaper"], d["config"]["sqlite_path"]')" = \
   "null null null null"
+check "stats --json: no near-cache listener ever (near null)" \
+  test "$(json 'd["near"]')" = "null"
+check "stats: no near-cache lines without a near cache" \
+  sh -c "! '$K' stats '$A' | grep -q 'near hits'"
 expect 0 "set --create on an existing cache with the same config" \
   "$K" set --create --memory 8mb "$A" k2 v2
 expect 3 "set --create with another --memory: status 3" "$K" set --create --memory 16mb "$A" k v
@@ -268,7 +272,7 @@ check "ls --json: $S has 9 entries, size 4 MiB, at least 1 attached (top)" \
   "[[9,4194304,true,null]]"
 kill "$toppid"
 printf 'not a kvshm segment, just text that is long enough..........' >/dev/shm/kvshm.$P-junk
-head -c 9000 /dev/urandom >>/dev/shm/kvshm.$P-junk
+head -c 20000 /dev/urandom >>/dev/shm/kvshm.$P-junk
 expect 0 "ls with a foreign file in /dev/shm: still status 0" "$K" ls
 check "ls shows why the foreign file cannot be attached" \
   grep -Eq "^$P-junk .*error: .*not a kvshm segment" "$T/out"
@@ -304,7 +308,7 @@ expect 0 "header: status 0" "$K" header "$A"
 check "header shows the magic at offset 0" grep -Eq '^ +0  magic +0x314d48535653564b$' "$T/out"
 check "header shows slot_size 128 at offset 24" grep -Eq '^ +24  slot_size +128$' "$T/out"
 check "header shows stripes 4 at offset 28" grep -Eq '^ +28  stripes +4$' "$T/out"
-check "header shows the 4 stripe headers at 8192" grep -Eq '^ +8192  stripe_headers +4 x [0-9]+ bytes$' "$T/out"
+check "header shows the 4 stripe headers at 16384" grep -Eq '^ +16384  stripe_headers +4 x [0-9]+ bytes$' "$T/out"
 
 # ---- verify: healthy, and under concurrent writers --------------------------
 expect 0 "verify of a healthy cache: status 0" "$K" verify "$A"
@@ -382,7 +386,7 @@ check "verify reports the broken entry" has "chain or checksum" "$OUT"
 copy data; poke "/dev/shm/kvshm.$C-data" $((SLOT1 + 40)) 58585858
 expect 1 "verify of an entry whose bytes changed (checksum): status 1" "$K" verify "$C-data"
 
-copy count; poke "/dev/shm/kvshm.$C-count" $((8192 + 76)) e7030000
+copy count; poke "/dev/shm/kvshm.$C-count" $((16384 + 76)) e7030000
 expect 1 "verify of a wrong entry count (999): status 1" "$K" verify "$C-count"
 check "verify shows the count it found" has "counts say 999 entries" "$OUT"
 
@@ -613,8 +617,8 @@ damage_locks() {
   local f=/dev/shm/kvshm.$DL s ns
   ns=$(hdr "$DL" stripes)
   for ((s = 0; s < ns; s++)); do
-    poke "$f" $((8192 + s * 256 + 16)) 40000000
-    poke "$f" $((8192 + s * 256 + 8)) 78563412
+    poke "$f" $((16384 + s * 256 + 16)) 40000000
+    poke "$f" $((16384 + s * 256 + 8)) 78563412
   done
 }
 "$K" set --create --memory 4mb --stripes 4 "$DL" a 1 >/dev/null
