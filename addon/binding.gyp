@@ -59,6 +59,7 @@
         'src/cache.c',
         'src/iter.c',
         'src/many.c',
+        'src/near.c',
         'src/utf.c',
         'src/value.c',
       ],

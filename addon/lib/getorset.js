@@ -31,6 +31,8 @@ const pollDelay = (waited) => Math.min(MAX_POLL_MS, Math.max(1, Math.floor(waite
 
 let seq = 0;
 const tokenBase = `${process.pid}:${threadId}:${crypto.randomBytes(6).toString('hex')}:`;
+// A lease's token: names its holder, never reused.
+const newToken = () => tokenBase + (seq++);
 
 function parse(options) {
   if (options === undefined) return { ttl: undefined, swr: 0, lockTimeout: DEFAULT_LOCK_TIMEOUT };
@@ -89,7 +91,7 @@ async function underLease(cache, h, key, loader, o, lease, token) {
 
 async function load(cache, h, key, loader, o) {
   const lease = LEASE_PREFIX + key;
-  const token = tokenBase + (seq++);
+  const token = newToken();
   const seen = { stale: false };
   const since = Date.now();
   for (;;) {
@@ -117,7 +119,7 @@ async function load(cache, h, key, loader, o) {
 // A stale hit: refresh in the background if nobody else is.
 function refresh(cache, h, key, loader, o) {
   const lease = LEASE_PREFIX + key;
-  const token = tokenBase + (seq++);
+  const token = newToken();
   if (!h.set(lease, token, C.T_STRING, o.lockTimeout, C.NX)) return;
   underLease(cache, h, key, async (k) => store(cache, k, await loader(k), o), o, lease, token)
     .catch(() => { /* the stale value stays until it expires; the next stale read tries again */ });
@@ -151,4 +153,4 @@ function getOrSet(cache, h, inflight, key, loader, options) {
   }
 }
 
-module.exports = { getOrSet, LEASE_PREFIX };
+module.exports = { getOrSet, LEASE_PREFIX, pollDelay, newToken };

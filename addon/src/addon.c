@@ -226,6 +226,10 @@ static napi_value make_constants(napi_env env) {
   set_num(env, c, "T_BOOLEAN", KVA_T_BOOLEAN);
   set_num(env, c, "T_JSON", KVA_T_JSON);
   set_num(env, c, "T_BIGINT", KVA_T_BIGINT);
+  set_num(env, c, "NEAR_READS", KVSHM_NEAR_READS);
+  set_num(env, c, "NEAR_INVALID", KVSHM_NEAR_INVALID);
+  set_num(env, c, "NEAR_FLUSHES", KVSHM_NEAR_FLUSHES);
+  set_num(env, c, "NEAR_REFUSED", KVSHM_NEAR_REFUSED);
   napi_value tp;
   if (napi_create_object(env, &tp) == napi_ok) {
     set_num(env, tp, "SET_ALLOCATED", KVSHM_TP_SET_ALLOCATED);
@@ -310,6 +314,7 @@ NAPI_MODULE_INIT() {
       {"unlink", NULL, kva_unlink, NULL, NULL, NULL, napi_default, ad},
       {"errName", NULL, addon_err_name, NULL, NULL, NULL, napi_default, ad},
       {"strerror", NULL, addon_strerror, NULL, NULL, NULL, napi_default, ad},
+      {"clockMs", NULL, kva_clock_ms, NULL, NULL, NULL, napi_default, ad},
   };
   KVA_CHECK(env, napi_define_properties(env, exports,
                                         sizeof props / sizeof props[0], props));

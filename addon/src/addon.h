@@ -190,6 +190,8 @@ napi_value kva_value_decode(napi_env env, struct kvshm_addon *ad,
     return kva_throw_closed(env, c->ad);                                       \
   struct kvshm_addon *ad = c->ad
 napi_value kva_boolean(napi_env env, bool b);
+/* o[name] = v, a number. */
+void kva_put(napi_env env, napi_value o, const char *name, double v);
 napi_value kva_undefined(napi_env env);
 /* The largest value with a key of klen bytes in c's cache. */
 size_t kva_value_limit(struct kva_cache *c, size_t klen);
@@ -207,6 +209,20 @@ napi_value kva_delete_many(napi_env env, napi_callback_info info);
 napi_value kva_delete_if(napi_env env, napi_callback_info info);
 napi_value kva_get_ex(napi_env env, napi_callback_info info);
 napi_value kva_last_expiry(napi_env env, napi_callback_info info);
+
+/* ---- near.c: a near cache's calls (lib/redis.js) ---- */
+napi_value kva_near_get(napi_env env, napi_callback_info info);
+napi_value kva_epoch(napi_env env, napi_callback_info info);
+napi_value kva_set_if_epoch(napi_env env, napi_callback_info info);
+napi_value kva_invalidate(napi_env env, napi_callback_info info);
+napi_value kva_near_claim(napi_env env, napi_callback_info info);
+napi_value kva_near_release(napi_env env, napi_callback_info info);
+napi_value kva_near_synced(napi_env env, napi_callback_info info);
+napi_value kva_near_count(napi_env env, napi_callback_info info);
+napi_value kva_near_delay(napi_env env, napi_callback_info info);
+napi_value kva_near_stats(napi_env env, napi_callback_info info);
+/* clockMs(): kvshm_clock_ms, on the binding itself (addon.c). */
+napi_value kva_clock_ms(napi_env env, napi_callback_info info);
 
 /* ---- iter.c ---- */
 /* cache.iter(prefix, values): a new iterator handle. */

@@ -80,6 +80,7 @@ napi_value kva_undefined(napi_env env) {
 }
 #define boolean kva_boolean
 #define undefined kva_undefined
+#define put kva_put
 
 /* ---- entries ---------------------------------------------------------- */
 
@@ -216,7 +217,7 @@ static napi_value cache_size(napi_env env, napi_callback_info info) {
   return v;
 }
 
-static void put(napi_env env, napi_value o, const char *name, double v) {
+void kva_put(napi_env env, napi_value o, const char *name, double v) {
   napi_value n;
   if (napi_create_double(env, v, &n) == napi_ok)
     napi_set_named_property(env, o, name, n);
@@ -650,6 +651,16 @@ napi_value kva_open(napi_env env, napi_callback_info info) {
       {"iter", cache_iter, false},
       {"close", cache_close_js, false},
       {"destroy", cache_destroy, false},
+      {"nearGet", kva_near_get, false},
+      {"epoch", kva_epoch, false},
+      {"setIfEpoch", kva_set_if_epoch, false},
+      {"invalidate", kva_invalidate, false},
+      {"nearClaim", kva_near_claim, false},
+      {"nearRelease", kva_near_release, false},
+      {"nearSynced", kva_near_synced, false},
+      {"nearCount", kva_near_count, false},
+      {"nearDelay", kva_near_delay, false},
+      {"nearStats", kva_near_stats, false},
       {"_inMemory", cache_in_memory, false},
       {"_verify", cache_verify, false},
       {"_setClock", cache_set_clock, true},

@@ -24,17 +24,18 @@ function accepts(port) {
 }
 
 /**
- * Start redis-server in dir; resolve { port, url, stop() } once it accepts
- * connections, or null when redis-server is not installed.
+ * Start redis-server in dir (on `port`, else a free one); resolve
+ * { port, url, pid, stop() } once it accepts connections, or null when
+ * redis-server is not installed.
  */
-async function startRedisServer(dir) {
+async function startRedisServer(dir, port) {
   let bin;
   try {
     bin = execFileSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).trim();
   } catch {
     return null;
   }
-  const port = await freePort();
+  port = port || await freePort();
   const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
     '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], { stdio: 'ignore' });
   const exited = new Promise((r) => proc.once('exit', r));
@@ -43,7 +44,7 @@ async function startRedisServer(dir) {
     await exited;
   };
   for (let i = 0; i < 100; i++) {
-    if (await accepts(port)) return { port, url: `redis://127.0.0.1:${port}`, stop };
+    if (await accepts(port)) return { port, url: `redis://127.0.0.1:${port}`, pid: proc.pid, stop };
     await new Promise((r) => setTimeout(r, 50));
   }
   proc.kill('SIGKILL');

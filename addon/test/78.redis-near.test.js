@@ -1,0 +1,375 @@
+// 78.redis-near: kvshm/redis, the host-wide near cache in front of Redis,
+// against a real redis-server started here on 127.0.0.1 and stopped by
+// pid.  Two "hosts" are two caches (two segment names) with their own
+// processes, against one Redis; each test runs in the three modes:
+//   - a write through host A is seen by host B's next get once B applied
+//     its invalidation, and the delay from write to visible is bounded;
+//   - the stale-install race (B reads v1, A writes v2, B applies v2's
+//     invalidation, B stores v1) forced with a test hook: v1 is not stored;
+//   - the listener SIGKILLed: another process of the host takes over, and
+//     no get that began more than maxLag after a write returns older data;
+//   - Redis restarted mid-run: no value from before is served after;
+//   - a write made by redis-cli invalidates every host (SET, DEL, FLUSHALL);
+//   - getOrSet runs its loader once on a host of several processes;
+// and without Redis's help: untracked keys are never cached, bad options
+// are clear errors, close hands the listener role over.
+'use strict';
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('path');
+const { fork, execFileSync } = require('child_process');
+const { kvshm, uniqueName, tmpDir, onCleanup, sleep, fixture } = require('./helpers');
+const { createNearCache, testHooks } = require('../lib/redis');
+const { handleOf } = require('../lib/cache');
+const { startRedisServer } = require('../../bench/node/redis-server');
+
+const MODES = ['memory-only', 'SQLite-backed', 'persistent'];
+const MAX_LAG = 200; // ms: the staleness bound the tests hold the cache to
+const BOUND = 2000; // ms: how long a write may take to show on another host
+const now = () => performance.timeOrigin + performance.now();
+
+async function redisFor(t) {
+  const srv = await startRedisServer(tmpDir(t));
+  assert.ok(srv, 'redis-server is installed (scripts/deps.sh installs it)');
+  onCleanup(t, () => { try { process.kill(srv.pid, 'SIGKILL'); } catch { /* stopped */ } });
+  return srv;
+}
+
+function hostOptions(t, mode, srv, name, extra = {}) {
+  const o = {
+    name,
+    memory: '8mb',
+    redis: { host: '127.0.0.1', port: srv.port, maxRetriesPerRequest: 1 },
+    prefixes: ['u:'],
+    maxLag: MAX_LAG,
+    probeInterval: 50,
+    ...extra,
+  };
+  if (mode !== 'memory-only') o.sqlite = path.join(tmpDir(t), `${name}.db`);
+  if (mode === 'persistent') o.persistent = true;
+  return o;
+}
+
+// A near cache of this process, closed and its segment removed at the end.
+function host(t, options) {
+  const near = createNearCache(options);
+  onCleanup(t, () => {
+    near.close().catch(() => {});
+    try { kvshm.destroy(options.name); } catch { /* gone */ }
+  });
+  return near;
+}
+
+// A worker process of a host (fixtures/near-proc.js).
+async function worker(t, options) {
+  const child = fork(fixture('near-proc.js'), [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  onCleanup(t, () => child.kill('SIGKILL'));
+  const pending = new Map();
+  let seq = 0;
+  child.on('message', (m) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.ok) p.resolve(m.v);
+    else p.reject(new Error(m.err));
+  });
+  const exited = new Promise((r) => child.once('exit', (code, signal) => {
+    for (const p of pending.values()) p.reject(new Error(`worker ${child.pid} exited (${signal || code})`));
+    pending.clear();
+    r({ code, signal });
+  }));
+  await new Promise((resolve, reject) => {
+    child.once('message', (m) => (m.ready ? resolve() : reject(new Error('not ready'))));
+    child.once('exit', () => reject(new Error('worker exited before it was ready')));
+  });
+  return {
+    pid: child.pid,
+    exited,
+    call(op, args = {}) {
+      const id = seq++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        child.send({ id, op, ...args });
+      });
+    },
+  };
+}
+
+// Poll fn until it returns true, at most ms.
+async function until(fn, ms, what) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await sleep(5);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+const inSync = (near) => until(() => near.stats().lag >= 0 && near.isListener, BOUND, `${near.name} in sync`);
+
+// The near figures of cache `name`, read through a plain handle.
+function nearStatsOf(t, name) {
+  const c = kvshm.open(name, { create: false });
+  try {
+    return handleOf(c).nearStats();
+  } finally {
+    c.close();
+  }
+}
+
+for (const mode of MODES) {
+  test(`${mode}: a write on host A is seen on host B once B applied it, within a bound`, { timeout: 60000 }, async (t) => {
+    const srv = await redisFor(t);
+    const A = host(t, hostOptions(t, mode, srv, uniqueName('nearA')));
+    const B = host(t, hostOptions(t, mode, srv, uniqueName('nearB')));
+    await inSync(A);
+    await inSync(B);
+    await A.set('u:1', 'v0');
+    assert.equal(await B.get('u:1'), 'v0');
+    const hits = B.stats().nearHits;
+    assert.equal(await B.get('u:1'), 'v0');
+    assert.equal(B.stats().nearHits, hits + 1, 'the second get was served from memory');
+    const delays = [];
+    for (let i = 1; i <= 40; i++) {
+      const before = B.stats().invalidations;
+      const t0 = now();
+      await A.set('u:1', `v${i}`);
+      // Once B's listener applied the invalidation, B's next get has it.
+      await until(() => B.stats().invalidations > before, BOUND, 'the invalidation on B');
+      delays.push(now() - t0);
+      assert.equal(await B.get('u:1'), `v${i}`, 'the get after the invalidation returns the write');
+      assert.equal(await B.get('u:1'), `v${i}`);
+    }
+    delays.sort((a, b) => a - b);
+    const p50 = delays[delays.length >> 1], p99 = delays[delays.length - 1];
+    t.diagnostic(`write on A to invalidation applied on B: p50 ${p50.toFixed(2)} ms, max ${p99.toFixed(2)} ms`);
+    assert.ok(p99 < BOUND);
+    assert.ok(B.stats().nearHits >= hits + 40, 'gets between writes were near hits');
+    // Probes: every host measures the other's write-to-invalidation delay.
+    await until(() => B.stats().delaySamples > 0 && A.stats().delaySamples > 0, BOUND, 'probe samples');
+    const s = B.stats();
+    assert.ok(s.delayP50 > 0 && s.delayP50 <= s.delayP99 && s.delayP99 < BOUND, JSON.stringify(s));
+    const cli = execFileSync(path.join(__dirname, '../../build/kvshm-cli'), ['stats', B.name], { encoding: 'utf8' });
+    assert.match(cli, /near hits\s+\d+/);
+    assert.match(cli, /invalidations\s+\d+/);
+    assert.match(cli, /write to inval\.\s+p50 [\d.]+ ms, p99 [\d.]+ ms/);
+    assert.match(cli, new RegExp(`listener\\s+pid ${process.pid}, in sync \\d+ ms ago`));
+    const json = JSON.parse(execFileSync(path.join(__dirname, '../../build/kvshm-cli'), ['stats', '--json', B.name], { encoding: 'utf8' }));
+    assert.equal(json.near.listener_pid, process.pid);
+    assert.ok(json.near.near_hits >= 40 && json.near.redis_reads >= 1 && json.near.delay_p99_ms > 0);
+  });
+
+  test(`${mode}: a value read before an invalidation is not stored after it`, { timeout: 60000 }, async (t) => {
+    const srv = await redisFor(t);
+    const A = host(t, hostOptions(t, mode, srv, uniqueName('nearA')));
+    const B = host(t, hostOptions(t, mode, srv, uniqueName('nearB')));
+    await inSync(A);
+    await inSync(B);
+    await A.set('u:race', 'v1');
+    let staged = false;
+    B[testHooks].afterRead = async (key, v) => {
+      if (key !== 'u:race' || v !== 'v1' || staged) return;
+      // B has read v1 from Redis and not stored it yet: A writes v2, and B's
+      // listener applies v2's invalidation before B goes on.
+      const before = B.stats().invalidations;
+      await A.set('u:race', 'v2');
+      await until(() => B.stats().invalidations > before, BOUND, 'the invalidation on B');
+      staged = true;
+    };
+    const refused = B.stats().fillsRefused;
+    assert.equal(await B.get('u:race'), 'v1', 'the get returns what it read (it began before the write)');
+    assert.ok(staged, 'the race was staged');
+    assert.equal(B.stats().fillsRefused, refused + 1, 'the fill was refused');
+    assert.equal(B.cache.peek('u:race'), undefined, 'v1 was not stored');
+    assert.equal(await B.get('u:race'), 'v2');
+    assert.equal(B.cache.peek('u:race'), 'v2', 'the next fill is stored');
+  });
+
+  test(`${mode}: the listener SIGKILLed: another process takes over, no stale read past maxLag`, { timeout: 60000 }, async (t) => {
+    const srv = await redisFor(t);
+    const A = host(t, hostOptions(t, mode, srv, uniqueName('nearA')));
+    const bName = uniqueName('nearB');
+    const bOpts = hostOptions(t, mode, srv, bName);
+    const w1 = await worker(t, bOpts);
+    const w2 = await worker(t, bOpts);
+    await inSync(A);
+    await until(async () => (await w1.call('stats')).lag >= 0, BOUND, 'host B in sync');
+    const listener = (await w1.call('isListener')) ? w1 : w2;
+    const other = listener === w1 ? w2 : w1;
+    assert.equal(await other.call('isListener'), false, 'one listener per host');
+    const s0 = await other.call('stats');
+    assert.equal(s0.listenerPid, listener.pid);
+
+    const inv0 = s0.invalidations;
+    await A.set('u:k', 'v1');
+    // (a fill that raced the write's own invalidation is refused: wait it out)
+    await until(async () => (await other.call('stats')).invalidations > inv0, BOUND, 'v1 reaching B');
+    assert.equal(await other.call('get', { key: 'u:k' }), 'v1');
+    assert.equal(await other.call('get', { key: 'u:k' }), 'v1');
+    assert.ok((await other.call('stats')).nearHits >= 1, 'v1 is served from memory');
+
+    const loop = other.call('getLoop', { key: 'u:k', ms: 1500 });
+    await sleep(100);
+    process.kill(listener.pid, 'SIGKILL');
+    assert.equal((await listener.exited).signal, 'SIGKILL');
+    await A.set('u:k', 'v2');
+    const wrote = now();
+    const reads = await loop;
+    const late = reads.filter(([at]) => at > wrote + MAX_LAG + 20);
+    assert.ok(late.length > 10, 'gets ran after the bound');
+    for (const [at, v] of late) {
+      assert.equal(v, 'v2', `a get ${(at - wrote).toFixed(1)} ms after the write returned ${v}`);
+    }
+    const stale = reads.filter(([at, v]) => at > wrote && v === 'v1');
+    const window = stale.length ? stale[stale.length - 1][0] - wrote : 0;
+    t.diagnostic(`after the write, v1 was served for ${window.toFixed(1)} ms (bound: maxLag ${MAX_LAG} ms)`);
+    const s1 = await other.call('stats');
+    assert.equal(s1.listenerPid, other.pid, 'the survivor took over');
+    assert.equal(s1.listenerStarts, s0.listenerStarts + 1);
+    assert.ok(s1.listenerAlive);
+    assert.ok(await other.call('isListener'));
+    await until(async () => (await other.call('stats')).lag >= 0, BOUND, 'the new listener in sync');
+    const hits = (await other.call('stats')).nearHits;
+    assert.equal(await other.call('get', { key: 'u:k' }), 'v2');
+    assert.equal(await other.call('get', { key: 'u:k' }), 'v2');
+    assert.ok((await other.call('stats')).nearHits > hits, 'served from memory again');
+    // And it listens: a write on A reaches B through it.
+    const inv = (await other.call('stats')).invalidations;
+    await A.set('u:k', 'v3');
+    await until(async () => (await other.call('stats')).invalidations > inv, BOUND, 'the new listener applying');
+    assert.equal(await other.call('get', { key: 'u:k' }), 'v3');
+    await other.call('close');
+    await other.exited;
+    assert.equal(nearStatsOf(t, bName).listenerAlive, false, 'close gave the role up');
+    kvshm.destroy(bName);
+  });
+
+  test(`${mode}: Redis restarted mid-run: nothing from before is served after`, { timeout: 60000 }, async (t) => {
+    let srv = await redisFor(t);
+    const A = host(t, hostOptions(t, mode, srv, uniqueName('nearA')));
+    const B = host(t, hostOptions(t, mode, srv, uniqueName('nearB')));
+    await inSync(A);
+    await inSync(B);
+    await A.set('u:r', 'before');
+    assert.equal(await B.get('u:r'), 'before');
+    assert.equal(await B.get('u:r'), 'before');
+    const flushes = B.stats().flushes;
+    await srv.stop();
+    const stopped = now();
+    const during = [];
+    const poll = (async () => {
+      while (now() < stopped + 600) {
+        const at = now();
+        try {
+          during.push([at, await B.get('u:r')]);
+        } catch (err) {
+          during.push([at, `ERR: ${err.message}`]);
+          await sleep(5);
+        }
+      }
+    })();
+    await sleep(300);
+    srv = await startRedisServer(tmpDir(t), srv.port); // empty: no persistence
+    onCleanup(t, () => { try { process.kill(srv.pid, 'SIGKILL'); } catch { /* stopped */ } });
+    await poll;
+    for (const [at, v] of during) {
+      if (at > stopped + MAX_LAG + 20) assert.notEqual(v, 'before', `a get ${(at - stopped).toFixed(1)} ms after the stop`);
+    }
+    await until(() => B.stats().flushes > flushes && B.stats().lag >= 0, 10000, 'B resubscribed');
+    execFileSync('redis-cli', ['-p', String(srv.port), 'SET', 'u:r', 'after']);
+    assert.equal(await B.get('u:r'), 'after');
+    assert.equal(await A.get('u:r'), 'after');
+    const inv = B.stats().invalidations;
+    await A.set('u:r', 'after2');
+    await until(() => B.stats().invalidations > inv, BOUND, 'B listening again');
+    assert.equal(await B.get('u:r'), 'after2');
+  });
+
+  test(`${mode}: a write by redis-cli invalidates every host`, { timeout: 60000 }, async (t) => {
+    const srv = await redisFor(t);
+    const hosts = [host(t, hostOptions(t, mode, srv, uniqueName('nearA'))),
+      host(t, hostOptions(t, mode, srv, uniqueName('nearB')))];
+    for (const h of hosts) await inSync(h);
+    const cli = (...args) => execFileSync('redis-cli', ['-p', String(srv.port), ...args], { encoding: 'utf8' }).trim();
+    // Run a redis-cli command; resolve once every host applied it.
+    const applied = async (args) => {
+      const before = hosts.map((h) => h.stats());
+      cli(...args);
+      for (const [i, h] of hosts.entries()) {
+        await until(() => h.stats().invalidations > before[i].invalidations || h.stats().flushes > before[i].flushes,
+          BOUND, `${args[0]} reaching ${h.name}`);
+      }
+    };
+    await applied(['SET', 'u:c', 'one']);
+    for (const h of hosts) {
+      assert.equal(await h.get('u:c'), 'one');
+      assert.equal(h.cache.peek('u:c'), 'one', 'cached');
+    }
+    const step = async (args, want) => {
+      await applied(args);
+      for (const h of hosts) {
+        assert.equal(h.cache.peek('u:c'), undefined, `${args[0]} dropped the copy on ${h.name}`);
+        assert.equal(await h.get('u:c'), want);
+      }
+    };
+    await step(['SET', 'u:c', 'two'], 'two');
+    await step(['DEL', 'u:c'], undefined);
+    await applied(['SET', 'u:c', 'three']);
+    for (const h of hosts) {
+      assert.equal(await h.get('u:c'), 'three');
+      assert.equal(h.cache.peek('u:c'), 'three');
+    }
+    await step(['FLUSHALL'], undefined);
+    // Keys of other prefixes are not cached and their writes cost nothing.
+    cli('SET', 'other:1', 'x');
+    assert.equal(await hosts[0].get('other:1'), 'x');
+    assert.equal(hosts[0].cache.peek('other:1'), undefined, 'untracked keys are never cached');
+  });
+
+  test(`${mode}: getOrSet loads once on a host of three processes`, { timeout: 60000 }, async (t) => {
+    const srv = await redisFor(t);
+    const name = uniqueName('nearG');
+    const opts = hostOptions(t, mode, srv, name);
+    const ws = [];
+    for (let i = 0; i < 3; i++) ws.push(await worker(t, opts));
+    await until(async () => (await ws[0].call('stats')).lag >= 0, BOUND, 'host in sync');
+    const results = await Promise.all(ws.map((w) => w.call('getOrSetMany', { key: 'u:g', n: 20, delay: 200 })));
+    const all = results.flat();
+    assert.equal(new Set(all).size, 1, `every caller got one value: ${[...new Set(all)]}`);
+    const cli = (...args) => execFileSync('redis-cli', ['-p', String(srv.port), ...args], { encoding: 'utf8' }).trim();
+    assert.equal(cli('GET', 'loads:u:g'), '1', 'the loader ran once on the host');
+    assert.equal(cli('GET', 'u:g'), all[0], 'its value is in Redis');
+    for (const w of ws) await w.call('close');
+    kvshm.destroy(name);
+  });
+}
+
+test('a near cache refuses bad options with a clear error', () => {
+  assert.throws(() => createNearCache(), /options object/);
+  assert.throws(() => createNearCache({ redis: {} }), /name must be/);
+  assert.throws(() => createNearCache({ name: 'x', prefixes: ['a:', 'a:b'] }), /overlap/);
+  assert.throws(() => createNearCache({ name: 'x', prefixes: [''] }), /non-empty strings/);
+  assert.throws(() => createNearCache({ name: 'x', redis: 'http://h' }), /redis:\/\//);
+  assert.throws(() => createNearCache({ name: 'x', maxLag: 5 }), /maxLag must be a whole number from 10/);
+  assert.throws(() => createNearCache({ name: 'x', maxLag: 100, syncInterval: 100 }), /syncInterval/);
+  assert.throws(() => createNearCache({ name: 'x', memory: 'lots' }), /memory/);
+});
+
+test('closing the listener hands the role to another near cache of the host', { timeout: 30000 }, async (t) => {
+  const srv = await redisFor(t);
+  const name = uniqueName('nearH');
+  const o = hostOptions(t, 'memory-only', srv, name);
+  const w = await worker(t, o);
+  await until(async () => (await w.call('stats')).lag >= 0, BOUND, 'in sync');
+  const first = host(t, o); // this process: not the listener yet
+  assert.equal(first.isListener, false);
+  assert.equal(await w.call('isListener'), true);
+  const starts = first.stats().listenerStarts;
+  await w.call('close');
+  await w.exited;
+  await until(() => first.isListener && first.stats().lag >= 0, BOUND, 'the handover');
+  assert.equal(first.stats().listenerStarts, starts + 1);
+  await first.set('u:h', 'x');
+  assert.equal(await first.get('u:h'), 'x');
+  await assert.rejects(first.close().then(() => first.get('u:h')), /closed/);
+});
