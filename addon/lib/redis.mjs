@@ -1,0 +1,5 @@
+// redis.mjs - ESM entry of kvshm/redis.
+import near from './redis.js';
+
+export const { createNearCache, NearCache } = near;
+export default near;
