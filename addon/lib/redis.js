@@ -345,11 +345,15 @@ class NearCache {
       this.#listener = null;
       this.#h.nearRelease();
     }
-    try {
-      await this.#redis.quit();
-    } catch {
-      this.#redis.disconnect();
+    // QUIT lets replies in flight arrive; with Redis away it would wait for
+    // a reconnection, so then (or after 1 s) the connection just goes.
+    const r = this.#redis;
+    if (r.status === 'ready') {
+      let timer;
+      await Promise.race([r.quit().catch(() => {}), new Promise((resolve) => { timer = setTimeout(resolve, 1000); })]);
+      clearTimeout(timer);
     }
+    r.disconnect();
     this.#cache.close();
   }
 }
