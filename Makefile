@@ -127,7 +127,8 @@ test-san: $(SAN_TESTS)
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 KVSHM_SAN=1 \
 	  KVSHM_REAPER=off $$t || fail=1; done; exit $$fail
 
-# bench/run.js runs bench_shm, bench_store and the Node bench, each with
+# bench/run.js runs bench_shm, bench_store, the Node bench and the near
+# cache's (bench/node/near.js), each with
 # --json, prints one summary table of every target they list, and saves
 # the run in $(BUILD)/bench/ (run.json, summary.txt, each program's .json
 # and .txt); bench/report.js rewrites README.md's performance table from it.

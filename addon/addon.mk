@@ -4,6 +4,7 @@
 #   make test-node   the addon's tests (node's test runner, KVSHM_TESTING=1)
 #   make test-keyv   @keyv/test-suite against kvshm/keyv (vitest)
 #   make bench-node  kvshm against Map, lmdb, Redis and a pipe (bench/node)
+#   make bench-near  kvshm/redis's near cache against ioredis and a Map per process
 #   make bench-keyv  what Keyv costs over kvshm, and Keyv's other stores
 #   make demo-node   HTTP cluster: a slow loader behind kvshm's getOrSet vs a Map per worker
 #
@@ -19,7 +20,7 @@ ADDON_SRC   := addon/binding.gyp $(wildcard addon/src/*.c addon/src/*.h) \
 NODE_TESTS  := $(sort $(wildcard addon/test/*.test.js))
 NPM_STAMP   := node_modules/.kvshm-lock-stamp
 
-.PHONY: addon test-node test-keyv bench-node bench-getorset bench-keyv demo-node clean-addon
+.PHONY: addon test-node test-keyv bench-node bench-near bench-getorset bench-keyv demo-node clean-addon
 
 ALL_TARGETS  += addon
 TEST_TARGETS += test-node
@@ -51,6 +52,11 @@ TEST_TARGETS += test-keyv
 
 bench-node: deps $(ADDON)
 	$(NODE) bench/node/bench.js
+
+# The near cache on 2 simulated hosts x 2 workers against plain ioredis and
+# a client-side cache per process, over one private redis-server.
+bench-near: deps $(ADDON)
+	$(NODE) bench/node/near.js
 
 # getOrSet's hit path against get, getMany/setMany against single calls.
 bench-getorset: deps $(ADDON)

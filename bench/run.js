@@ -57,6 +57,7 @@ function programs(o) {
     { name: 'bench_shm', argv: [path.join(o.build, 'bench', 'bench_shm'), ...q, '--json'] },
     { name: 'bench_store', argv: [path.join(o.build, 'bench', 'bench_store'), ...q, '--json'] },
     { name: 'bench-node', argv: [process.execPath, 'bench/node/bench.js', ...q, '--json'] },
+    { name: 'bench-near', argv: [process.execPath, 'bench/node/near.js', ...q, '--json'] },
   ].filter((p) => !o.only || o.only.includes(p.name));
 }
 
