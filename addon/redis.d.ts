@@ -27,9 +27,10 @@ export interface NearCacheOptions extends OpenOptions {
   ttl?: number;
   /**
    * The staleness bound, ms (default 500): memory is served only while the
-   * host's listener proved, at most this long ago, that it had applied
+   * host's listener proved, less than this long ago, that it had applied
    * every invalidation Redis sent.  If it dies, stalls or loses Redis, the
-   * host reads Redis after at most maxLag.
+   * host reads Redis from maxLag on.  Every process of a host must use the
+   * same prefixes and redis.db (others read Redis and cache nothing).
    */
   maxLag?: number;
   /** How often the listener proves it (PING) and processes try to become

@@ -375,16 +375,27 @@ KVSHM_API int kvshm_near_release(kvshm *kv);
 /*
  * The listener says: every invalidation for a write Redis finished before
  * at_ms (kvshm_clock_ms) has been applied; 0: not in sync.  Refused
- * (KVSHM_EINVAL) unless this handle holds the role.
+ * (KVSHM_EINVAL) unless this thread holds the role through this handle.
  */
 KVSHM_API int kvshm_near_synced(kvshm *kv, uint64_t at_ms);
 /*
- * kvshm_get, if the listener was in sync at most max_lag_ms ago; else
- * KVSHM_ESTALE (read Redis instead).  A hit counts as a near hit.
+ * The listener says which configuration it applies invalidations for
+ * (a hash of its tracked prefixes and database, never 0).  Processes of
+ * another configuration must neither serve nor fill: the listener does
+ * not track what they would cache.  Refused (KVSHM_EINVAL) unless this
+ * thread holds the role.
+ */
+KVSHM_API int kvshm_near_configure(kvshm *kv, uint32_t config);
+/* The configuration of the listener (0: none published yet). */
+KVSHM_API uint32_t kvshm_near_config(kvshm *kv);
+/*
+ * kvshm_get, if the listener applies invalidations for `config` and was
+ * in sync less than max_lag_ms ago; else KVSHM_ESTALE (read Redis
+ * instead).  A hit counts as a near hit.
  */
 KVSHM_API int kvshm_near_get(kvshm *kv, const void *key, size_t klen, void *buf,
                              size_t bufsize, size_t *vlen, uint32_t *flags,
-                             uint32_t max_lag_ms);
+                             uint32_t max_lag_ms, uint32_t config);
 
 /* Counters for kvshm_near_count. */
 #define KVSHM_NEAR_READS 0u   /* gets that read Redis */

@@ -134,7 +134,9 @@ struct kvshm_clear_rec {
 struct kvshm_near {
   pthread_mutex_t lock;     /* held by the listener, see above */
   uint32_t listener_pid;    /* its pid in its PID namespace; display only */
-  uint32_t pad;             /* zero */
+  uint32_t config;          /* the listener's configuration (a hash of
+                               what it tracks, kvshm_near_configure): a
+                               process of another one serves nothing */
   uint64_t synced_ms;       /* kvshm_clock_ms time: every invalidation Redis
                                sent for a write it finished before then has
                                been applied here; 0: not in sync (no

@@ -25,11 +25,13 @@
  *     back every invalidation Redis pushed before that PING has arrived
  *     before it (one connection, in order) and was applied; it then stores
  *     the time it sent the PING in synced_ms.  A get is served from memory
- *     only if synced_ms is at most max_lag_ms old (kvshm_near_get), so no
- *     get returns a value overwritten by a write Redis finished more than
- *     max_lag_ms before the get began, whatever happens to the listener.
- *     A new subscription (a new listener, a reconnection) flushes the
- *     cache first: clear_gen moves, which moves every key's epoch too.
+ *     only if synced_ms is less than max_lag_ms old (kvshm_near_get) and
+ *     the listener's configuration (what it tracks: near.config) is the
+ *     caller's, so no get returns a value overwritten by a write Redis
+ *     finished max_lag_ms or more before the get began, whatever happens
+ *     to the listener.  A new subscription (a new listener, a
+ *     reconnection) flushes the cache first: clear_gen moves, which moves
+ *     every key's epoch too.
  *
  * A key's epoch is its word of near.epochs + clear_gen + pclear_gen:
  * each only grows, so the sum is unchanged only if all three are.
@@ -95,7 +97,7 @@ int kvshm_near_claim(kvshm *kv) {
                        "be taken (%s): run kvshm-cli repair",
                        kv->name, strerror(rc));
   kv->near_held = true;
-  atomic_store((_Atomic uint64_t *)&n->synced_ms, 0);
+  atomic_store((_Atomic uint64_t *)&n->synced_ms, 0); /* before config */
   atomic_store((_Atomic uint32_t *)&n->listener_pid, (uint32_t)getpid());
   add64(&n->listener_starts, 1);
   return 1;
@@ -105,37 +107,71 @@ int kvshm_near_release(kvshm *kv) {
   if (!kv->near_held)
     return KVSHM_OK;
   struct kvshm_near *n = &kv->hdr->near;
-  atomic_store((_Atomic uint64_t *)&n->synced_ms, 0);
+  atomic_store((_Atomic uint64_t *)&n->synced_ms, 0); /* before config */
   atomic_store((_Atomic uint32_t *)&n->listener_pid, 0);
   kv->near_held = false;
   pthread_mutex_unlock(&n->lock);
   return KVSHM_OK;
 }
 
+/* Does this thread hold the role through kv?  (A forked child inherits
+ * the handle's flag, not the lock.) */
+static int holder_only(kvshm *kv, const char *what) {
+  if (kv->near_held &&
+      kvshm__mutex_holder(&kv->hdr->near.lock) == (uint32_t)gettid())
+    return KVSHM_OK;
+  return kvshm__fail(KVSHM_EINVAL,
+                     "only the near-cache listener says %s "
+                     "(kvshm_near_claim, in the thread that claimed)",
+                     what);
+}
+
 int kvshm_near_synced(kvshm *kv, uint64_t at_ms) {
   kvshm__clear_detail();
-  if (!kv->near_held)
-    return kvshm__fail(KVSHM_EINVAL, "only the near-cache listener says when "
-                                     "it was in sync (kvshm_near_claim)");
+  int rc = holder_only(kv, "when it was in sync");
+  if (rc)
+    return rc;
   atomic_store_explicit((_Atomic uint64_t *)&kv->hdr->near.synced_ms, at_ms,
                         memory_order_release);
   return KVSHM_OK;
 }
 
-/* Was the listener in sync at most max_lag_ms ago?  A synced time in the
- * future is no proof of anything (a damaged or foreign clock): no. */
-static bool in_sync(kvshm *kv, uint32_t max_lag_ms) {
+int kvshm_near_configure(kvshm *kv, uint32_t config) {
+  kvshm__clear_detail();
+  int rc = holder_only(kv, "what it tracks");
+  if (rc)
+    return rc;
+  if (!config)
+    return kvshm__fail(KVSHM_EINVAL, "a near-cache configuration is not 0");
+  atomic_store_explicit((_Atomic uint32_t *)&kv->hdr->near.config, config,
+                        memory_order_release);
+  return KVSHM_OK;
+}
+
+uint32_t kvshm_near_config(kvshm *kv) {
+  return atomic_load_explicit((_Atomic uint32_t *)&kv->hdr->near.config,
+                              memory_order_acquire);
+}
+
+/*
+ * Was the listener of `config` in sync less than max_lag_ms ago?  Synced
+ * first (acquire), then the configuration: a listener publishes its
+ * configuration before it is ever in sync.  Times are whole ms, so "less
+ * than" keeps the true lag under max_lag_ms.  A synced time in the future
+ * is no proof of anything (a damaged or foreign clock): no.
+ */
+static bool in_sync(kvshm *kv, uint32_t max_lag_ms, uint32_t config) {
   uint64_t at = load64(&kv->hdr->near.synced_ms);
-  if (!at)
+  if (!at || kvshm_near_config(kv) != config)
     return false;
   uint64_t now = kvshm_clock_ms();
-  return at <= now && now - at <= max_lag_ms;
+  return at <= now && now - at < max_lag_ms;
 }
 
 int kvshm_near_get(kvshm *kv, const void *key, size_t klen, void *buf,
                    size_t bufsize, size_t *vlen, uint32_t *flags,
-                   uint32_t max_lag_ms) {
-  if (!in_sync(kv, max_lag_ms))
+                   uint32_t max_lag_ms, uint32_t config) {
+  if (!in_sync(kv, max_lag_ms, config))
     return KVSHM_ESTALE;
   int rc = kvshm_get(kv, key, klen, buf, bufsize, vlen, flags);
   if (rc == KVSHM_OK && kv->shard)

@@ -17,7 +17,8 @@
  *   election              one listener at a time; the role passes on
  *                         release and when its holder is SIGKILLed
  *   synced_gates_gets     near gets are served only while the listener's
- *                         sync time is at most max_lag old
+ *                         sync time is less than max_lag old, and only
+ *                         to processes of the listener's configuration
  *   delay_quantiles       p50 / p99 of recorded delays
  *   damaged_lock          scribbled listener-lock words are reported by
  *                         verify and made again by the next claim
@@ -322,26 +323,32 @@ START_TEST(test_synced_gates_gets) {
   kvshm *kv = open_mode(name, _i);
   size_t n;
   tu_set_str(kv, "k", "v");
-  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500),
+  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500, 7),
                KVSHM_ESTALE); /* no listener ever */
   tu_assert_rc(kvshm_near_synced(kv, kvshm_clock_ms()), KVSHM_EINVAL);
+  tu_assert_rc(kvshm_near_configure(kv, 7), KVSHM_EINVAL); /* no role */
   ck_assert_int_eq(kvshm_near_claim(kv), 1);
-  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500),
+  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500, 7),
                KVSHM_ESTALE); /* claimed, not yet in sync */
+  tu_assert_rc(kvshm_near_configure(kv, 0), KVSHM_EINVAL);
+  tu_assert_rc(kvshm_near_configure(kv, 7), KVSHM_OK);
+  ck_assert_uint_eq(kvshm_near_config(kv), 7);
   tu_assert_rc(kvshm_near_synced(kv, kvshm_clock_ms()), KVSHM_OK);
-  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500),
+  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500, 8),
+               KVSHM_ESTALE); /* another configuration: not ours to serve */
+  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500, 7),
                KVSHM_OK);
   ck_assert(n == 1 && buf[0] == 'v');
-  tu_assert_rc(kvshm_near_get(kv, "x", 1, buf, sizeof buf, &n, NULL, 500),
+  tu_assert_rc(kvshm_near_get(kv, "x", 1, buf, sizeof buf, &n, NULL, 500, 7),
                KVSHM_ENOTFOUND);
   uint64_t now = kvshm_clock_ms();
   tu_assert_rc(kvshm_near_synced(kv, now - 1000), KVSHM_OK);
-  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500),
+  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500, 7),
                KVSHM_ESTALE); /* too old */
-  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 5000),
+  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 5000, 7),
                KVSHM_OK);
   tu_assert_rc(kvshm_near_synced(kv, now + 60000), KVSHM_OK);
-  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500),
+  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500, 7),
                KVSHM_ESTALE); /* in the future: proves nothing */
   tu_assert_rc(kvshm_near_synced(kv, kvshm_clock_ms()), KVSHM_OK);
   kvshm_near_stats st;
@@ -350,7 +357,7 @@ START_TEST(test_synced_gates_gets) {
   ck_assert_int_ge(st.lag_ms, 0);
   ck_assert_int_lt(st.lag_ms, 1000);
   tu_assert_rc(kvshm_near_release(kv), KVSHM_OK);
-  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500),
+  tu_assert_rc(kvshm_near_get(kv, "k", 1, buf, sizeof buf, &n, NULL, 500, 7),
                KVSHM_ESTALE); /* released: out of sync */
   tu_assert_rc(kvshm_near_stats_get(kv, &st), KVSHM_OK);
   ck_assert_int_eq(st.lag_ms, -1);

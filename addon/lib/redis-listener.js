@@ -2,6 +2,10 @@
 // Redis's invalidation subscription and applies it to the shared memory
 // (libshm/near.c says the protocol; redis.js elects it).
 //
+// A listener that cannot stay subscribed resubscribes after a growing
+// pause (#fail); when ioredis gives up reconnecting ('end'), it gives the
+// role up (redis.js) so that another process of the host may try.
+//
 // One connection does everything, over RESP2: CLIENT TRACKING ON BCAST
 // PREFIX ... REDIRECT <its own id>, then SUBSCRIBE __redis__:invalidate.
 // Redis then pushes, on that connection, the name of every key of the
@@ -12,7 +16,7 @@
 // on that connection: its reply comes after every invalidation Redis
 // pushed before it, so when it arrives the time it was sent is a time up
 // to which the cache is in sync (nearSynced).  Gets serve memory only while
-// that time is at most maxLag old.
+// that time is less than maxLag old.
 //
 // Probes measure the delay from a write on one host to its invalidation on
 // another: every probeInterval the listener writes PROBE_PREFIX + its id =
@@ -39,6 +43,8 @@ class Listener {
   #syncTimer = null;
   #probeTimer = null;
   #closed = false;
+  #failures = 0; // setups failed in a row
+  #retryTimer = null;
 
   constructor(near) {
     this.#near = near;
@@ -66,6 +72,7 @@ class Listener {
     this.#conn = conn;
     conn.on('ready', () => this.#setup());
     conn.on('close', () => this.#lost());
+    conn.on('end', () => { if (!this.#closed) n.onEnd(); }); // no more reconnections
     conn.on('error', () => { /* 'close' follows; ioredis reconnects */ });
     conn.on('messageBuffer', (channel, msg) => this.#message(channel, msg));
     this.#syncTimer = setInterval(() => this.#sync(), n.syncInterval);
@@ -83,6 +90,7 @@ class Listener {
     this.#subscribed = 0;
     this.#pingSince = 0;
     n.h.nearSynced(0);
+    n.h.nearConfigure(n.config); // before it is ever in sync (near.c)
     try {
       const conn = this.#conn;
       const id = await conn.client('ID');
@@ -92,12 +100,30 @@ class Listener {
       n.h.clear(); // see the top of this file
       n.h.nearCount(C.NEAR_FLUSHES, 1);
       this.#subscribed = gen;
+      this.#failures = 0;
       this.#sync();
     } catch (err) {
       if (gen !== this.#gen || this.#closed) return;
-      n.onError(err);
-      this.#conn.disconnect(true); // and try again
+      this.#fail(err);
     }
+  }
+
+  // Something went wrong that invalidations may have been lost to (a
+  // refused command, an exception applying one): out of sync at once, and
+  // subscribe again on a new connection (which flushes), after a pause
+  // that doubles with each failure in a row, up to 5 s.
+  #fail(err) {
+    const n = this.#near;
+    n.onError(err);
+    this.#gen++;
+    this.#subscribed = 0;
+    if (!this.#closed) n.h.nearSynced(0);
+    const pause = Math.min(5000, 50 * 2 ** Math.min(this.#failures++, 7));
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => {
+      if (!this.#closed) this.#conn.disconnect(true);
+    }, pause);
+    this.#retryTimer.unref();
   }
 
   #lost() {
@@ -125,6 +151,14 @@ class Listener {
 
   #message(channel, msg) {
     if (this.#closed || channel.toString() !== CHANNEL) return;
+    try {
+      this.#apply(msg);
+    } catch (err) { // not applied: in sync no more
+      this.#fail(err);
+    }
+  }
+
+  #apply(msg) {
     const { h } = this.#near;
     if (msg === null) { // FLUSHALL, FLUSHDB
       h.clear();
@@ -140,6 +174,7 @@ class Listener {
         if (key !== this.#probeKey()) this.#probeSeen(key, at);
         continue;
       }
+      if (k.length > C.KEY_MAX) continue; // too long to be cached (redis.js)
       h.invalidate(key);
       n++;
     }
@@ -165,6 +200,7 @@ class Listener {
   /** Stop listening (the caller then gives the role up). */
   close() {
     this.#closed = true;
+    clearTimeout(this.#retryTimer);
     clearInterval(this.#syncTimer);
     clearInterval(this.#probeTimer);
     this.#near.h.nearSynced(0);

@@ -28,6 +28,7 @@ const NEAR_OPTIONS = ['name', 'redis', 'prefixes', 'ttl', 'maxLag', 'syncInterva
 const DEFAULT_MAX_LAG = 500;
 const DEFAULT_PROBE_INTERVAL = 1000;
 const DEFAULT_LOCK_TIMEOUT = 10_000;
+const RESIGN_PAUSE = 1000;
 const testHooks = Symbol('kvshm near-cache test hooks');
 
 function loadIoredis() {
@@ -51,6 +52,15 @@ function parseOptions(options) {
   if (!Array.isArray(prefixes) || prefixes.some((p) => typeof p !== 'string' || p === '')) {
     throw typeError(`prefixes must be an array of non-empty strings (the keys to cache), got ${describe(prefixes)}`);
   }
+  if (new Set(prefixes).size !== prefixes.length) {
+    throw rangeError(`prefixes lists one prefix twice: ${JSON.stringify(prefixes)}`);
+  }
+  for (const p of prefixes) {
+    if (p.startsWith(PROBE_PREFIX)) {
+      throw rangeError(`prefix ${JSON.stringify(p)} is inside ${JSON.stringify(PROBE_PREFIX)}, ` +
+        'the near cache\'s own probe keys: choose another');
+    }
+  }
   for (const a of prefixes) {
     for (const b of prefixes) {
       if (a !== b && b.startsWith(a)) {
@@ -67,8 +77,23 @@ function parseOptions(options) {
     : integer(options.probeInterval, 'probeInterval', 0, 3_600_000, 'ms (0 = no probes)');
   const open = {};
   for (const k of Object.keys(options)) if (!NEAR_OPTIONS.includes(k)) open[k] = options[k];
+  if (open.readonly) throw rangeError('a near cache writes its host\'s cache (fills, invalidations): it cannot be readonly');
   const redisOptions = typeof redis === 'string' ? { ...parseUrl(redis) } : { ...redis };
-  return { name: options.name, redisOptions, prefixes: [...prefixes], ttl, maxLag, syncInterval, probeInterval, open };
+  if (redisOptions.keyPrefix) {
+    throw rangeError('ioredis\'s keyPrefix is not supported by the near cache (Redis would track other ' +
+      'names than the ones it caches): put the prefix in the keys and in prefixes');
+  }
+  // What the host's listener must agree on with every process that serves
+  // or fills: the keys tracked, in which database.
+  const config = configHash(JSON.stringify([[...prefixes].sort(), redisOptions.db || 0]));
+  return { name: options.name, redisOptions, prefixes: [...prefixes], ttl, maxLag, syncInterval, probeInterval, open, config };
+}
+
+// FNV-1a, 32 bits, never 0 (0 is "no listener configuration yet").
+function configHash(text) {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(text)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h || 1;
 }
 
 // ioredis takes a URL as its first argument; the listener needs options it
@@ -124,6 +149,8 @@ class NearCache {
   #inflight = new Map(); // key -> { p, epoch }: this process's read of it
   #loads = new Map(); // getOrSet: key -> this process's load
   #closed = false;
+  #closing = null;
+  #holdOff = 0;
   #errors = 0;
   [testHooks] = {};
 
@@ -154,8 +181,18 @@ class NearCache {
   get isListener() { return this.#listener !== null; }
   get closed() { return this.#closed; }
 
+  // The listener's connection gave up (ioredis will not reconnect): let
+  // another process of the host try, and this one only after a pause.
+  #resign() {
+    if (!this.#listener) return;
+    this.#listener.close();
+    this.#listener = null;
+    this.#h.nearRelease();
+    this.#holdOff = Date.now() + RESIGN_PAUSE;
+  }
+
   #elect() {
-    if (this.#closed || this.#listener) return;
+    if (this.#closed || this.#listener || Date.now() < this.#holdOff) return;
     let won;
     try {
       won = this.#h.nearClaim();
@@ -173,7 +210,9 @@ class NearCache {
       probeInterval: this.#o.probeInterval,
       data: this.#redis,
       id: `${os.hostname()}:${this.#o.name}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`,
+      config: this.#o.config,
       onError: (err) => this.#report(err),
+      onEnd: () => this.#resign(),
     });
     this.#listener.start();
   }
@@ -194,9 +233,11 @@ class NearCache {
     if (typeof key !== 'string') throw keyTypeError(key);
   }
 
-  // Is key cached here?  Keys of the prefixes, except the listeners' probes.
+  // Is key cached here?  Keys of the prefixes, except the listeners' probes
+  // and keys longer than the cache takes.
   #tracked(key) {
     if (key.startsWith(PROBE_PREFIX)) return false;
+    if (key.length > C.KEY_MAX / 3 && Buffer.byteLength(key) > C.KEY_MAX) return false;
     const p = this.#o.prefixes;
     if (p.length === 0) return true;
     for (let i = 0; i < p.length; i++) if (key.startsWith(p[i])) return true;
@@ -211,15 +252,17 @@ class NearCache {
       const v = await this.#redis.get(key);
       return v === null ? undefined : v;
     }
-    const v = this.#h.nearGet(key, this.#o.maxLag);
+    const v = this.#h.nearGet(key, this.#o.maxLag, this.#o.config);
     if (v !== undefined && v !== null) return v;
     // Join this process's read of the key only if nothing invalidated it
-    // since that read began: else it may return what a write replaced
-    // before this get began.
+    // since that read began, and it began less than maxLag ago: else it may
+    // return what a write replaced before this get began (an invalidation
+    // not applied because the listener is dead or stalled moves no epoch).
     const epoch = this.#h.epoch(key);
+    const started = binding.clockMs();
     const f = this.#inflight.get(key);
-    if (f && f.epoch === epoch) return f.p;
-    const fill = { p: null, epoch };
+    if (f && f.epoch === epoch && started - f.started < this.#o.maxLag) return f.p;
+    const fill = { p: null, epoch, started };
     fill.p = this.#fill(key, epoch).finally(() => {
       if (this.#inflight.get(key) === fill) this.#inflight.delete(key);
     });
@@ -242,6 +285,10 @@ class NearCache {
     if (pttl === -2) return v; // expired between the two reads
     let ttl = this.#o.ttl;
     if (pttl > 0) ttl = ttl ? Math.min(ttl, pttl) : pttl;
+    // Only the listener's configuration fills: another one (a process with
+    // other prefixes or database, in a rolling deploy) may cache keys that
+    // nobody invalidates.
+    if (this.#h.nearConfig() !== this.#o.config) return v;
     try {
       if (!this.#h.setIfEpoch(key, v, C.T_STRING, ttl, epoch)) this.#h.nearCount(C.NEAR_REFUSED, 1);
     } catch (err) {
@@ -336,8 +383,12 @@ class NearCache {
 
   /** Stop: give the listener role up (another process takes it), close the
    * connection and the cache handle. */
-  async close() {
-    if (this.#closed) return;
+  close() {
+    if (!this.#closing) this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  async #close() {
     this.#closed = true;
     clearInterval(this.#electTimer);
     if (this.#listener) {

@@ -218,6 +218,8 @@ napi_value kva_invalidate(napi_env env, napi_callback_info info);
 napi_value kva_near_claim(napi_env env, napi_callback_info info);
 napi_value kva_near_release(napi_env env, napi_callback_info info);
 napi_value kva_near_synced(napi_env env, napi_callback_info info);
+napi_value kva_near_configure(napi_env env, napi_callback_info info);
+napi_value kva_near_config(napi_env env, napi_callback_info info);
 napi_value kva_near_count(napi_env env, napi_callback_info info);
 napi_value kva_near_delay(napi_env env, napi_callback_info info);
 napi_value kva_near_stats(napi_env env, napi_callback_info info);

@@ -658,6 +658,8 @@ napi_value kva_open(napi_env env, napi_callback_info info) {
       {"nearClaim", kva_near_claim, false},
       {"nearRelease", kva_near_release, false},
       {"nearSynced", kva_near_synced, false},
+      {"nearConfigure", kva_near_configure, false},
+      {"nearConfig", kva_near_config, false},
       {"nearCount", kva_near_count, false},
       {"nearDelay", kva_near_delay, false},
       {"nearStats", kva_near_stats, false},

@@ -9,20 +9,21 @@
 #include <stdlib.h>
 
 /*
- * nearGet(key, maxLagMs): the value; undefined when absent; null when the
- * listener was not in sync within maxLagMs (ask Redis).
+ * nearGet(key, maxLagMs, config): the value; undefined when absent; null
+ * when the listener of config was not in sync within maxLagMs (ask Redis).
  */
 napi_value kva_near_get(napi_env env, napi_callback_info info) {
-  CACHE_ARGS(2);
+  CACHE_ARGS(3);
   size_t klen, vlen;
-  uint32_t flags, lag;
+  uint32_t flags, lag, config;
   if (!kva_key(env, ad, argv[0], &klen))
     return NULL;
   KVA_CHECK(env, napi_get_value_uint32(env, argv[1], &lag));
+  KVA_CHECK(env, napi_get_value_uint32(env, argv[2], &config));
   int rc;
   for (;;) {
     rc = kvshm_near_get(c->kv, ad->key, klen, ad->val, ad->valcap, &vlen,
-                        &flags, lag);
+                        &flags, lag, config);
     if (rc != KVSHM_EBUFSIZE)
       break;
     if (!kva_valbuf(env, ad, vlen))
@@ -120,6 +121,24 @@ napi_value kva_near_synced(napi_env env, napi_callback_info info) {
   KVA_CHECK(env, napi_get_value_double(env, argv[0], &at));
   int rc = kvshm_near_synced(c->kv, at > 0 ? (uint64_t)at : 0);
   return rc ? kva_throw(env, ad, rc) : kva_undefined(env);
+}
+
+/* nearConfigure(config): the listener publishes its configuration. */
+napi_value kva_near_configure(napi_env env, napi_callback_info info) {
+  CACHE_ARGS(1);
+  uint32_t config;
+  KVA_CHECK(env, napi_get_value_uint32(env, argv[0], &config));
+  int rc = kvshm_near_configure(c->kv, config);
+  return rc ? kva_throw(env, ad, rc) : kva_undefined(env);
+}
+
+/* nearConfig(): the listener's configuration, 0 if none yet. */
+napi_value kva_near_config(napi_env env, napi_callback_info info) {
+  CACHE_ARGS(0);
+  (void)ad;
+  napi_value v;
+  KVA_CHECK(env, napi_create_uint32(env, kvshm_near_config(c->kv), &v));
+  return v;
 }
 
 /* nearCount(counter, n): add n to a near-cache counter (KVSHM_NEAR_*). */

@@ -35,6 +35,13 @@ async function redisFor(t) {
   return srv;
 }
 
+// One directory per test for its SQLite files.
+const dirs = new WeakMap();
+function dirOf(t) {
+  if (!dirs.has(t)) dirs.set(t, tmpDir(t));
+  return dirs.get(t);
+}
+
 function hostOptions(t, mode, srv, name, extra = {}) {
   const o = {
     name,
@@ -45,7 +52,7 @@ function hostOptions(t, mode, srv, name, extra = {}) {
     probeInterval: 50,
     ...extra,
   };
-  if (mode !== 'memory-only') o.sqlite = path.join(tmpDir(t), `${name}.db`);
+  if (mode !== 'memory-only') o.sqlite = path.join(dirOf(t), `${name}.db`);
   if (mode === 'persistent') o.persistent = true;
   return o;
 }
@@ -400,6 +407,63 @@ for (const mode of MODES) {
     assert.equal(hosts[0].cache.peek('other:1'), undefined, 'untracked keys are never cached');
   });
 
+  test(`${mode}: a process of other prefixes or database neither serves nor fills; hostile invalidations crash nobody`, { timeout: 60000 }, async (t) => {
+    const srv = await redisFor(t);
+    const name = uniqueName('nearC');
+    const A = host(t, hostOptions(t, mode, srv, name));
+    await inSync(A);
+    // Same host, another configuration: the listener (A) does not track s:.
+    const B = host(t, hostOptions(t, mode, srv, name, { prefixes: ['u:', 's:'] }));
+    const cli = (...args) => execFileSync('redis-cli', ['-p', String(srv.port), ...args], { encoding: 'utf8' }).trim();
+    cli('SET', 's:1', 'v1');
+    assert.equal(await B.get('s:1'), 'v1');
+    assert.equal(B.cache.peek('s:1'), undefined, 'not filled: nobody would invalidate it');
+    cli('SET', 's:1', 'v2');
+    assert.equal(await B.get('s:1'), 'v2');
+    const inv = A.stats().invalidations;
+    cli('SET', 'u:1', 'x');
+    await until(() => A.stats().invalidations > inv, BOUND, 'the SET reaching the listener');
+    assert.equal(await A.get('u:1'), 'x');
+    assert.equal(A.cache.peek('u:1'), 'x');
+    const reads = B.stats().redisReads;
+    assert.equal(await B.get('u:1'), 'x');
+    assert.equal(B.stats().redisReads, reads + 1, 'B reads Redis even for a key the host has');
+    assert.equal(B.isListener, false);
+    const D = host(t, hostOptions(t, mode, srv, name, { redis: { host: '127.0.0.1', port: srv.port, db: 1 } }));
+    assert.equal(await D.get('u:1'), undefined, 'another database: its own answer, not the host\u2019s copy');
+
+    // Keys too long to cache, and junk published on the channel.
+    const long = `u:${'x'.repeat(5000)}`;
+    await A.set(long, 'big');
+    assert.equal(await A.get(long), 'big');
+    cli('PUBLISH', '__redis__:invalidate', 'y'.repeat(5000));
+    cli('PUBLISH', '__redis__:invalidate', 'u:1');
+    await sleep(100);
+    assert.ok(A.isListener, 'the listener survived');
+    assert.ok(A.stats().lag >= 0, 'and is in sync');
+    assert.equal(await A.get('u:1'), 'x');
+  });
+
+  test(`${mode}: a get does not join a read that began maxLag or more ago`, { timeout: 60000 }, async (t) => {
+    const srv = await redisFor(t);
+    const A = host(t, hostOptions(t, mode, srv, uniqueName('nearJ')));
+    await inSync(A);
+    await A.set('u:j', 'v1');
+    let release;
+    const held = new Promise((r) => { release = r; });
+    A[testHooks].afterRead = async (key) => { if (key === 'u:j') await held; };
+    const first = A.get('u:j');
+    await sleep(20);
+    const reads = A.stats().redisReads;
+    const joined = A.get('u:j'); // within maxLag: shares the read
+    await sleep(MAX_LAG + 20);
+    const late = A.get('u:j'); // too late to share it: a read of its own
+    await sleep(50);
+    assert.equal(A.stats().redisReads, reads + 1, 'the late get read Redis itself');
+    release();
+    assert.deepEqual(await Promise.all([first, joined, late]), ['v1', 'v1', 'v1']);
+  });
+
   test(`${mode}: getOrSet loads once on a host of three processes`, { timeout: 60000 }, async (t) => {
     const srv = await redisFor(t);
     const name = uniqueName('nearG');
@@ -427,6 +491,10 @@ test('a near cache refuses bad options with a clear error', () => {
   assert.throws(() => createNearCache({ name: 'x', maxLag: 5 }), /maxLag must be a whole number from 10/);
   assert.throws(() => createNearCache({ name: 'x', maxLag: 100, syncInterval: 100 }), /syncInterval/);
   assert.throws(() => createNearCache({ name: 'x', memory: 'lots' }), /memory/);
+  assert.throws(() => createNearCache({ name: 'x', prefixes: ['a:', 'a:'] }), /twice/);
+  assert.throws(() => createNearCache({ name: 'x', prefixes: ['__kvshm:near:probe:x'] }), /probe/);
+  assert.throws(() => createNearCache({ name: 'x', readonly: true }), /readonly/);
+  assert.throws(() => createNearCache({ name: 'x', redis: { keyPrefix: 'app:' } }), /keyPrefix/);
 });
 
 test('closing the listener hands the role to another near cache of the host', { timeout: 30000 }, async (t) => {
