@@ -370,7 +370,8 @@ KVSHM_API int kvshm_invalidate(kvshm *kv, const void *key, size_t klen);
  */
 KVSHM_API int kvshm_near_claim(kvshm *kv);
 /* Give the role up (out of sync first).  No-op if this handle lacks it;
- * kvshm_close does it too. */
+ * kvshm_close does it too.  Both from the thread that claimed: the lock
+ * is that thread's (a robust mutex). */
 KVSHM_API int kvshm_near_release(kvshm *kv);
 /*
  * The listener says: every invalidation for a write Redis finished before
