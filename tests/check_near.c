@@ -46,16 +46,35 @@ static void teardown(void) {
   tu_dir_remove(dir);
 }
 
-enum { MEMORY_ONLY, SQLITE_BACKED, PERSISTENT };
+enum { MEMORY_ONLY = TU_MEMORY_ONLY, PERSISTENT = TU_PERSISTENT };
+
+static void mode_config(kvshm_config *c, int mode) {
+  tu_mode_config(c, mode, dir, "n.db");
+}
 
 static kvshm *open_mode(const char *name, int mode) {
-  kvshm_config c;
-  tu_config(&c, 1u << 20, 0, 4);
-  c.sqlite_path = mode == MEMORY_ONLY ? NULL : tu_dir_file(dir, "n.db");
-  c.persistent = mode == PERSISTENT;
-  kvshm *kv = NULL;
-  tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
-  return kv;
+  return tu_open_mode(name, mode, dir, "n.db");
+}
+
+/* A test's end: the segment checks, and goes. */
+static void finish(kvshm *kv, const char *name) {
+  ck_assert_int_eq(tu_verify(kv), 0);
+  kvshm_close(kv);
+  kvshm_unlink(name);
+}
+
+/* Write other keys (written back as they go) until key has left memory:
+ * it is then only in SQLite. */
+static void push_out(kvshm *kv, const char *key, const char *tag) {
+  char other[32];
+  tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
+  for (int i = 0; kvshm_in_memory(kv, key, strlen(key)) == KVSHM_OK; i++) {
+    ck_assert_int_lt(i, 200000);
+    snprintf(other, sizeof other, "%s%d", tag, i);
+    tu_set_str(kv, other, "0123456789012345678901234567890123456789");
+    if (i % 256 == 255)
+      tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
+  }
 }
 
 static uint64_t epoch_of(kvshm *kv, const char *key) {
@@ -106,14 +125,12 @@ START_TEST(test_epoch_fences_fill) {
   tu_assert_rc(kvshm_clear(kv), KVSHM_OK);
   tu_assert_rc(fill(kv, "k", "x", e), KVSHM_ESTALE);
   tu_assert_rc(kvshm_has(kv, "k", 1), KVSHM_ENOTFOUND);
-  ck_assert_int_eq(tu_verify(kv), 0);
-  kvshm_close(kv);
-  kvshm_unlink(name);
+  finish(kv, name);
 }
 END_TEST
 
 START_TEST(test_invalidate_tiers) {
-  char name[TU_NAME_SIZE], key[32];
+  char name[TU_NAME_SIZE];
   tu_name(name);
   kvshm *kv = open_mode(name, _i);
   uint64_t e = epoch_of(kv, "absent");
@@ -122,32 +139,15 @@ START_TEST(test_invalidate_tiers) {
 
   tu_set_str(kv, "k", "v");
   if (_i != MEMORY_ONLY) {
-    /* Push k out of memory: it is then only in SQLite. */
-    tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
-    for (int i = 0; kvshm_in_memory(kv, "k", 1) == KVSHM_OK; i++) {
-      ck_assert_int_lt(i, 200000);
-      snprintf(key, sizeof key, "fill%d", i);
-      tu_set_str(kv, key, "0123456789012345678901234567890123456789");
-      if (i % 256 == 255)
-        tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
-    }
-    tu_assert_value(kv, "k", 1, "v", 1); /* from SQLite */
-    tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
-    for (int i = 0; kvshm_in_memory(kv, "k", 1) == KVSHM_OK; i++) {
-      ck_assert_int_lt(i, 200000);
-      snprintf(key, sizeof key, "more%d", i);
-      tu_set_str(kv, key, "0123456789012345678901234567890123456789");
-      if (i % 256 == 255)
-        tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
-    }
+    push_out(kv, "k", "fill");
+    tu_assert_value(kv, "k", 1, "v", 1); /* from SQLite, back in memory */
+    push_out(kv, "k", "more");
   }
   tu_assert_rc(kvshm_invalidate(kv, "k", 1), KVSHM_OK);
   tu_assert_rc(kvshm_has(kv, "k", 1), KVSHM_ENOTFOUND);
   tu_assert_rc(kvshm_flush(kv), KVSHM_OK);
   tu_assert_rc(kvshm_has(kv, "k", 1), KVSHM_ENOTFOUND);
-  ck_assert_int_eq(tu_verify(kv), 0);
-  kvshm_close(kv);
-  kvshm_unlink(name);
+  finish(kv, name);
 }
 END_TEST
 
@@ -161,9 +161,7 @@ END_TEST
 static void filler(const char *name, int mode, tu_gate *g) {
   kvshm *kv = NULL;
   kvshm_config c;
-  tu_config(&c, 1u << 20, 0, 4);
-  c.sqlite_path = mode == MEMORY_ONLY ? NULL : tu_dir_file(dir, "n.db");
-  c.persistent = mode == PERSISTENT;
+  mode_config(&c, mode);
   TU_CHILD_RC(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
   tu_gate_wait(g);
   char buf[32];
@@ -223,9 +221,7 @@ START_TEST(test_fill_race) {
     tu_assert_rc(rc, KVSHM_ENOTFOUND);
   }
   ck_assert_uint_gt(checked, 0); /* fills did land between writes */
-  ck_assert_int_eq(tu_verify(kv), 0);
-  kvshm_close(kv);
-  kvshm_unlink(name);
+  finish(kv, name);
 }
 END_TEST
 
@@ -234,9 +230,7 @@ END_TEST
 static void claimer(const char *name, int mode, int ready, int go) {
   kvshm *kv = NULL;
   kvshm_config c;
-  tu_config(&c, 1u << 20, 0, 4);
-  c.sqlite_path = mode == MEMORY_ONLY ? NULL : tu_dir_file(dir, "n.db");
-  c.persistent = mode == PERSISTENT;
+  mode_config(&c, mode);
   TU_CHILD_RC(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
   int got = kvshm_near_claim(kv);
   TU_CHILD_CHECK(write(ready, &got, sizeof got) == sizeof got);
@@ -311,9 +305,7 @@ START_TEST(test_election) {
   tu_wait_ok(b, 10000, "third claimer");
   close(go_b);
   kv = open_mode(name, _i);
-  ck_assert_int_eq(tu_verify(kv), 0);
-  kvshm_close(kv);
-  kvshm_unlink(name);
+  finish(kv, name);
 }
 END_TEST
 
@@ -367,8 +359,7 @@ START_TEST(test_synced_gates_gets) {
   tu_assert_rc(kvshm_near_stats_get(kv, &st), KVSHM_OK);
   ck_assert_uint_eq(st.redis_reads, 3);
   ck_assert_uint_eq(st.refused, 1);
-  kvshm_close(kv);
-  kvshm_unlink(name);
+  finish(kv, name);
 }
 END_TEST
 
@@ -396,8 +387,7 @@ START_TEST(test_delay_quantiles) {
   tu_assert_rc(kvshm_near_stats_get(kv, &st), KVSHM_OK);
   ck_assert_uint_eq(st.delays, 102);
   ck_assert_uint_eq(st.delay_max_us, (1ull << 33) - 1);
-  kvshm_close(kv);
-  kvshm_unlink(name);
+  finish(kv, name);
 }
 END_TEST
 
@@ -412,9 +402,7 @@ START_TEST(test_damaged_lock) {
   ck_assert_msg(strstr(report, "near-cache listener lock"), "%s", report);
   ck_assert_int_eq(kvshm_near_claim(kv), 1);
   tu_assert_rc(kvshm_near_release(kv), KVSHM_OK);
-  ck_assert_int_eq(tu_verify(kv), 0);
-  kvshm_close(kv);
-  kvshm_unlink(name);
+  finish(kv, name);
 }
 END_TEST
 

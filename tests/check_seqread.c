@@ -36,20 +36,10 @@ static void teardown(void) {
   tu_dir_remove(dir);
 }
 
-enum { MEMORY_ONLY, SQLITE_BACKED, PERSISTENT };
-
-static void mode_config(kvshm_config *c, int mode) {
-  tu_config(c, 1u << 20, 0, 4);
-  c->sqlite_path = mode == MEMORY_ONLY ? NULL : tu_dir_file(dir, "s.db");
-  c->persistent = mode == PERSISTENT;
-}
+enum { MEMORY_ONLY = TU_MEMORY_ONLY, PERSISTENT = TU_PERSISTENT };
 
 static kvshm *open_mode(const char *name, int mode) {
-  kvshm_config c;
-  mode_config(&c, mode);
-  kvshm *kv = NULL;
-  tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
-  return kv;
+  return tu_open_mode(name, mode, dir, "s.db");
 }
 
 static uint32_t stripe_seq(const char *name, kvshm *kv, const char *key) {

@@ -589,3 +589,19 @@ void tu_stripe_neighbour(kvshm *kv, const char *key, char out[32]) {
       return;
   }
 }
+
+void tu_mode_config(kvshm_config *c, int mode, const char *dir,
+                    const char *file) {
+  tu_config(c, 1u << 20, 0, 4);
+  c->sqlite_path = mode == TU_MEMORY_ONLY ? NULL : tu_dir_file(dir, file);
+  c->persistent = mode == TU_PERSISTENT;
+}
+
+kvshm *tu_open_mode(const char *name, int mode, const char *dir,
+                    const char *file) {
+  kvshm_config c;
+  tu_mode_config(&c, mode, dir, file);
+  kvshm *kv = NULL;
+  tu_assert_rc(kvshm_open(name, &c, KVSHM_NOREAPER, &kv), KVSHM_OK);
+  return kv;
+}

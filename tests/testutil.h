@@ -144,6 +144,16 @@ int tu_sql_value(const char *db, const char *key, char *out, size_t cap);
 int tu_sql_count(const char *db, const char *prefix);
 /* "<dir>/<file>", in a static buffer (valid until the next call). */
 const char *tu_dir_file(const char *dir, const char *file);
+
+/* The three modes every guarantee is tested in (tcase_add_loop_test's
+ * range: TU_MEMORY_ONLY to TU_MODES). */
+enum { TU_MEMORY_ONLY, TU_SQLITE_BACKED, TU_PERSISTENT, TU_MODES };
+/* A 1 MiB cache of 4 stripes in `mode`; SQLite modes use `file` in dir. */
+void tu_mode_config(kvshm_config *c, int mode, const char *dir,
+                    const char *file);
+/* Open (or create) name as tu_mode_config says, without a reaper. */
+kvshm *tu_open_mode(const char *name, int mode, const char *dir,
+                    const char *file);
 /*
  * Hold the reaper idle between two ticks, where it holds no lock (SIGSTOP
  * could freeze it holding one), and wait until it is; resume lets it go.
