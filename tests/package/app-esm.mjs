@@ -1,11 +1,13 @@
 // app-esm.mjs NAME - the ESM entries of the installed package: the named
-// exports, the default export, the Promise facade, and kvshm/keyv in a
-// project without keyv (the application's to install, not a dependency).
+// exports, the default export, the Promise facade, kvshm/keyv in a project
+// without keyv, and kvshm/redis without ioredis (the application's to
+// install, not dependencies).
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import kvshm, { open, KvshmError, parseSize } from 'kvshm';
 import * as facade from 'kvshm/promise';
 import KeyvKvshm, { createKeyv } from 'kvshm/keyv';
+import { createNearCache } from 'kvshm/redis';
 
 const [name] = process.argv.slice(2);
 assert.equal(kvshm.open, open);
@@ -31,4 +33,7 @@ assert.throws(() => createKeyv(`${name}-keyv`), /npm install keyv/);
 assert.equal(createRequire(import.meta.url)('kvshm/keyv'), KeyvKvshm, 'one class for require and import');
 await store.disconnect();
 kvshm.destroy(`${name}-keyv`);
+// kvshm/redis loads without ioredis; createNearCache() says what to install.
+assert.throws(() => createNearCache({ name: `${name}-near` }), /npm install ioredis/);
+assert.equal(createRequire(import.meta.url)('kvshm/redis').createNearCache, createNearCache);
 console.log('app-esm: ok');

@@ -75,7 +75,7 @@ if [ "$hidden" = 1 ]; then
   n=kvshm-pkg-$$
   expect "CJS: sync API, SQLite tier, the packaged reaper" \
     sh -c "cd '$app' && node app-cjs.js $n-cjs '$work/cjs.db' '$pre'"
-  expect "ESM: named and default exports, the Promise facade, kvshm/keyv without keyv" \
+  expect "ESM: named and default exports, the Promise facade, kvshm/keyv without keyv, kvshm/redis without ioredis" \
     sh -c "cd '$app' && node app-esm.mjs $n-esm"
   expect "npx kvshm-cli --help" \
     bash -o pipefail -c "cd '$app' && npx --offline kvshm-cli --help | grep -q '^usage: kvshm-cli'"
@@ -142,7 +142,8 @@ missing=""
 for f in package.json LICENSE README.md addon/README.md addon/index.d.ts \
   addon/promise.d.ts addon/keyv.d.ts addon/keyv.d.mts addon/lib/index.js \
   addon/lib/index.mjs addon/lib/locate.js addon/lib/keyv.js addon/lib/keyv.mjs \
-  addon/lib/keyv-store.js addon/lib/shared.js \
+  addon/lib/keyv-store.js addon/lib/shared.js addon/lib/redis.js \
+  addon/lib/redis.mjs addon/lib/redis-listener.js addon/redis.d.ts \
   addon/bin/kvshm-cli.js addon/scripts/build.js addon/binding.gyp \
   addon/prebuilds/linux-x64-glibc/kvshm.node \
   addon/prebuilds/linux-x64-glibc/kvshm-reaper \
